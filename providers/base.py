@@ -1,0 +1,240 @@
+"""The provider contract: what a provider folder declares, and the seed's interfaces as protocols.
+
+A provider folder exports ``PROVIDER = Provider(...)`` from its ``__init__.py`` and registers it under the
+``vrtx.providers`` entry-point group. Nothing in ``providers/`` imports Dagster: providers know their API,
+the core knows orchestration.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+import httpx
+
+if TYPE_CHECKING:
+    from vrtx_pipelines.canonical import Account, Contact, Invoice, InvoicePayment, Product, TaxRate
+
+SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,48}$")
+
+
+class Category(StrEnum):
+    ACCOUNTING = "accounting"
+    PAYMENT = "payment"
+    EMAIL = "email"
+    COMMUNICATION = "communication"
+    MARKETING = "marketing"
+    CRM = "crm"
+    SCHEDULING = "scheduling"
+    DOCUMENTS = "documents"
+    ERP = "erp"
+    AUTOMATION = "automation"
+
+
+class AuthType(StrEnum):
+    OAUTH2 = "oauth2"
+    API_KEY = "api_key"
+    BASIC = "basic"
+
+
+@dataclass(frozen=True)
+class AuthField:
+    """One credential a tenant types in (API-key and basic-auth providers)."""
+
+    name: str
+    label: str
+    secret: bool = True
+    pattern: str | None = None  # a regular expression the value must match in full
+    description: str = ""
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class OAuth2Spec:
+    """The provider's real OAuth 2.0 endpoints and rules."""
+
+    authorize_url: str
+    token_url: str
+    scopes: tuple[str, ...]
+    revoke_url: str | None = None
+    pkce: bool = False
+    # True when every refresh returns a new refresh token and the old one stops working.
+    refresh_token_rotates: bool = False
+    access_token_lifetime_s: int | None = None
+    scope_separator: str = " "
+    extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
+    # How the provider-side tenant (organisation, realm, workspace ...) is found after the callback.
+    tenant_discovery: str = ""
+
+
+@dataclass(frozen=True)
+class AuthSpec:
+    type: AuthType
+    oauth2: OAuth2Spec | None = None
+    fields: tuple[AuthField, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.type is AuthType.OAUTH2 and self.oauth2 is None:
+            raise ValueError("an oauth2 auth spec needs its OAuth2Spec")
+        if self.type is not AuthType.OAUTH2 and not self.fields:
+            raise ValueError(f"a {self.type} auth spec needs at least one field")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A published provider limit; the governor paces calls under the tightest one."""
+
+    requests: int
+    per_seconds: int
+    scope: str  # what the budget is counted against: "tenant", "app", "user", "account" ...
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """What a successful connection test learned (safe to store and show: never a secret)."""
+
+    external_account_id: str | None = None
+    external_account_name: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class ConnectionTester(Protocol):
+    """Checks credentials against the provider with one cheap authenticated call.
+
+    Raises ``providers.errors.ProviderAuthError`` for rejected credentials and
+    ``providers.errors.ProviderUnavailable`` when the provider cannot be reached or fails.
+    """
+
+    def __call__(
+        self, credentials: Mapping[str, str], base_url: str, client: httpx.Client
+    ) -> ConnectionInfo: ...
+
+
+@dataclass(frozen=True)
+class Provider:
+    """Everything the platform knows about one service; one instance per provider folder."""
+
+    slug: str
+    name: str
+    category: Category
+    tier: int
+    description: str
+    icon: str  # an emoji shown in the catalog until a brand asset is licensed
+    docs_url: str
+    auth: AuthSpec
+    config_schema: Mapping[str, Any]
+    # The roadmap: what this integration is meant to do ("pull:contacts", "push:invoice", "webhooks", ...).
+    capabilities: tuple[str, ...]
+    display_order: int
+    api_base_url: str
+    rate_limits: tuple[RateLimit, ...] = ()
+    # What works today. A capability appears here only when it is built and tested end to end.
+    implemented: frozenset[str] = frozenset()
+    connection_tester: ConnectionTester | None = None
+    # Builds the provider's local stand-in (an ASGI app) for demos and tests.
+    sandbox_factory: Callable[[], Any] | None = None
+
+    def __post_init__(self) -> None:
+        if not SLUG_PATTERN.match(self.slug):
+            raise ValueError(f"invalid provider slug {self.slug!r}")
+        if not 1 <= self.tier <= 3:
+            raise ValueError(f"{self.slug}: tier must be 1, 2 or 3")
+        unknown = self.implemented - set(self.capabilities) - {"connect"}
+        if unknown:
+            raise ValueError(f"{self.slug}: implemented capabilities not on its roadmap: {sorted(unknown)}")
+        if "connect" in self.implemented and not self.can_connect_with_fields:
+            raise ValueError(f"{self.slug}: 'connect' needs a connection tester and credential fields")
+
+    @property
+    def can_connect_with_fields(self) -> bool:
+        return self.auth.type is not AuthType.OAUTH2 and self.connection_tester is not None
+
+    @property
+    def connectable(self) -> bool:
+        """True when a tenant can connect this integration today."""
+        return "connect" in self.implemented
+
+    @property
+    def auth_type(self) -> AuthType:
+        return self.auth.type
+
+
+# --- The seed's PHP interfaces, as protocols -------------------------------------------------------------
+# Provider implementations grow into these as their capabilities are built; the core checks them with
+# isinstance() (runtime_checkable) before offering a flow.
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    entity_type: str
+    direction: str  # "pull" | "push" | "both"
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    failed: int = 0
+    errors: Sequence[str] = ()
+
+
+@runtime_checkable
+class Integration(Protocol):
+    """IntegrationInterface: identity, connection lifecycle and OAuth."""
+
+    provider: Provider
+
+    def connect(self, credentials: Mapping[str, str]) -> ConnectionInfo: ...
+    def disconnect(self) -> None: ...
+    def is_connected(self) -> bool: ...
+    def test_connection(self) -> ConnectionInfo: ...
+    def auth_url(self, state: str, redirect_uri: str, code_challenge: str | None = None) -> str: ...
+    def handle_callback(self, params: Mapping[str, str]) -> Mapping[str, Any]: ...
+    def refresh_token(self) -> bool: ...
+
+
+@runtime_checkable
+class AccountingIntegration(Integration, Protocol):
+    """AccountingIntegrationInterface: contacts, invoices, payments, products, tax rates, accounts."""
+
+    def sync_contacts(self, direction: str = "both") -> SyncResult: ...
+    def push_contact(self, contact: Contact) -> str | None: ...
+    def pull_contact(self, external_id: str) -> Contact | None: ...
+    def sync_invoices(self, direction: str = "both") -> SyncResult: ...
+    def push_invoice(self, invoice: Invoice) -> str | None: ...
+    def pull_invoice(self, external_id: str) -> Invoice | None: ...
+    def push_payment(self, payment: InvoicePayment) -> str | None: ...
+    def pull_payments(self, invoice_external_id: str) -> list[InvoicePayment]: ...
+    def sync_products(self, direction: str = "both") -> SyncResult: ...
+    def pull_products(self) -> list[Product]: ...
+    def pull_tax_rates(self) -> list[TaxRate]: ...
+    def pull_accounts(self) -> list[Account]: ...
+
+
+@runtime_checkable
+class PaymentIntegration(Integration, Protocol):
+    """PaymentIntegrationInterface: payments and subscriptions."""
+
+    def pull_payments(self, invoice_external_id: str) -> list[InvoicePayment]: ...
+    def sync_subscriptions(self, direction: str = "pull") -> SyncResult: ...
+
+
+@runtime_checkable
+class EmailIntegration(Integration, Protocol):
+    """EmailIntegrationInterface: mailbox and calendar sync."""
+
+    def sync_messages(self, since: datetime | None = None) -> SyncResult: ...
+    def sync_calendar(self, since: datetime | None = None) -> SyncResult: ...
+    def send_message(self, to: Sequence[str], subject: str, body: str) -> str: ...
+
+
+@runtime_checkable
+class Syncable(Protocol):
+    """SyncableInterface: a VRTX record's link to its copy at a provider (kept in entity links)."""
+
+    def get_external_id(self, integration: str) -> str | None: ...
+    def set_external_id(self, integration: str, external_id: str) -> None: ...
+    def get_last_synced_at(self, integration: str) -> datetime | None: ...
+    def mark_synced(self, integration: str) -> None: ...

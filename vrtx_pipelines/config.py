@@ -1,0 +1,87 @@
+"""Settings, read once from ``VRTX_*`` environment variables (documented in docs/configuration.md)."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VRTX_", extra="ignore")
+
+    env: Environment = Environment.DEVELOPMENT
+    # Local state for the embedded default: SQLite database, development key file, Dagster storage.
+    home: Path = Field(default_factory=lambda: Path.cwd() / ".vrtx")
+    database_url: str | None = None
+    # "kid:base64key,kid:base64key" -- the first key encrypts, all of them decrypt.
+    vault_keys: str | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    dagster_port: int = 3000
+    # Where the API is reachable from outside (OAuth redirect URIs, webhook URLs).
+    public_url: str = "http://127.0.0.1:8000"
+    # JSON object: provider slug -> API base URL; points providers at their sandboxes.
+    provider_base_urls: dict[str, str] = Field(default_factory=dict)
+    http_timeout_s: float = 20.0
+    demo_tenant: str = "demo"
+    log_level: str = "INFO"
+
+    @field_validator("provider_base_urls", mode="before")
+    @classmethod
+    def _parse_base_urls(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = json.loads(value) if value.strip() else {}
+        return value
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The app database; SQLite under ``home`` unless VRTX_DATABASE_URL says otherwise."""
+        if self.database_url:
+            url = make_url(self.database_url)
+            # psycopg2 is what dagster-postgres installs; SQLAlchemy 2.1 would otherwise pick psycopg 3.
+            if url.drivername in ("postgres", "postgresql"):
+                url = url.set(drivername="postgresql+psycopg2")
+            return url.render_as_string(hide_password=False)
+        return f"sqlite:///{self.home / 'vrtx.db'}"
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.sqlalchemy_url.startswith("postgresql")
+
+    @property
+    def vault_key_file(self) -> Path:
+        return self.home / "vault.keys"
+
+    def provider_base_url(self, slug: str, default: str) -> str:
+        return self.provider_base_urls.get(slug, default).rstrip("/")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings_cache() -> None:
+    """Forget cached settings (tests and CLI commands that change the environment)."""
+    get_settings.cache_clear()

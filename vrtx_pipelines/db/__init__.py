@@ -1,0 +1,1 @@
+"""App database: models, engine and migrations."""

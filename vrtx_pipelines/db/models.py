@@ -1,0 +1,258 @@
+"""The app database: the seed's five tables plus what the flows need.
+
+Column names and constraints of ``integrations``, ``tenant_integrations``, ``integration_sync_logs``,
+``integration_field_mappings`` and ``integration_webhooks`` follow the seed design. JSON columns are JSONB on
+PostgreSQL and JSON elsewhere. Encrypted values are vault envelopes (see ``vrtx_pipelines.vault``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    true,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+# Integer ids on SQLite (its rowid alias); BIGSERIAL-sized on PostgreSQL for the high-volume tables.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Tenant(Timestamps, Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[str] = mapped_column(String(50), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # SHA-256 of the API token; the token itself is shown once and never stored.
+    api_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    api_token_prefix: Mapped[str] = mapped_column(String(16))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    branding: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+
+
+class Integration(Timestamps, Base):
+    __tablename__ = "integrations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(50), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str] = mapped_column(String(50))
+    icon_url: Mapped[str | None] = mapped_column(String(255))
+    auth_type: Mapped[str] = mapped_column(String(20))
+    config_schema: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    capabilities: Mapped[list[Any]] = mapped_column(JSONType)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    display_order: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    tier: Mapped[int] = mapped_column(Integer, default=3)
+    # Capabilities that work today (a subset of ``capabilities`` plus "connect").
+    implemented: Mapped[list[Any]] = mapped_column(JSONType, default=list)
+
+
+class TenantIntegration(Timestamps, Base):
+    __tablename__ = "tenant_integrations"
+    __table_args__ = (UniqueConstraint("tenant_id", "integration_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(
+        String(50), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"))
+    status: Mapped[str] = mapped_column(String(20), default="disconnected", server_default="disconnected")
+    credentials: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
+    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    connected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    connected_by: Mapped[int | None] = mapped_column(Integer)
+
+    integration: Mapped[Integration] = relationship(lazy="joined")
+
+
+class IntegrationSyncLog(Base):
+    __tablename__ = "integration_sync_logs"
+    __table_args__ = (Index("ix_sync_logs_connection_created", "tenant_integration_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_integration_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant_integrations.id", ondelete="CASCADE")
+    )
+    sync_type: Mapped[str] = mapped_column(String(50))
+    entity_type: Mapped[str | None] = mapped_column(String(50))
+    entity_id: Mapped[int | None] = mapped_column(Integer)
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    direction: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20))
+    request_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    response_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # The Dagster run this row mirrors; one row per (run, entity).
+    run_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class IntegrationFieldMapping(Timestamps, Base):
+    __tablename__ = "integration_field_mappings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_integration_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant_integrations.id", ondelete="CASCADE"), index=True
+    )
+    entity_type: Mapped[str] = mapped_column(String(50))
+    vrtx_field: Mapped[str] = mapped_column(String(100))
+    external_field: Mapped[str] = mapped_column(String(100))
+    transform_type: Mapped[str | None] = mapped_column(String(20))
+    transform_config: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+class IntegrationWebhook(Timestamps, Base):
+    __tablename__ = "integration_webhooks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_integration_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant_integrations.id", ondelete="CASCADE"), index=True
+    )
+    webhook_id: Mapped[str | None] = mapped_column(String(100))
+    endpoint_url: Mapped[str | None] = mapped_column(String(255))
+    # A vault envelope (serialised); wider than the seed's 255 because ciphertext outgrows the secret.
+    secret_key: Mapped[str | None] = mapped_column(String(1024))
+    events: Mapped[list[Any] | None] = mapped_column(JSONType)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    last_received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class EntityLink(Timestamps, Base):
+    """The seed's SyncableInterface: a VRTX record and its copy at one connection."""
+
+    __tablename__ = "entity_links"
+    __table_args__ = (
+        UniqueConstraint("tenant_integration_id", "entity_type", "vrtx_id"),
+        UniqueConstraint("tenant_integration_id", "entity_type", "external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_integration_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant_integrations.id", ondelete="CASCADE")
+    )
+    entity_type: Mapped[str] = mapped_column(String(50))
+    vrtx_id: Mapped[str] = mapped_column(String(100))
+    external_id: Mapped[str] = mapped_column(String(100))
+    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    remote_version: Mapped[str | None] = mapped_column(String(100))
+    remote_hash: Mapped[str | None] = mapped_column(String(64))
+
+
+class PushOutbox(Timestamps, Base):
+    __tablename__ = "push_outbox"
+    __table_args__ = (
+        UniqueConstraint("tenant_integration_id", "idempotency_key"),
+        Index("ix_push_outbox_pending", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_integration_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant_integrations.id", ondelete="CASCADE")
+    )
+    entity_type: Mapped[str] = mapped_column(String(50))
+    operation: Mapped[str] = mapped_column(String(20))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+
+
+class WebhookInbox(Base):
+    __tablename__ = "webhook_inbox"
+    __table_args__ = (
+        UniqueConstraint("tenant_integration_id", "provider_event_id"),
+        Index("ix_webhook_inbox_status", "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_integration_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant_integrations.id", ondelete="CASCADE")
+    )
+    provider_event_id: Mapped[str] = mapped_column(String(200))
+    event_type: Mapped[str | None] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(20), default="received")
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+
+class OAuthState(Base):
+    __tablename__ = "oauth_states"
+
+    # SHA-256 of the state's nonce: a leaked table row cannot be replayed as a state.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(50), ForeignKey("tenants.id", ondelete="CASCADE"))
+    integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"))
+    code_verifier: Mapped[str | None] = mapped_column(String(1024))  # vault envelope
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    return_to: Mapped[str | None] = mapped_column(String(500))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OutboundEvent(Base):
+    """Domain events for the CRM (IntegrationConnected, SyncCompleted, ...), delivered with retries."""
+
+    __tablename__ = "outbound_events"
+    __table_args__ = (Index("ix_outbound_events_tenant_created", "tenant_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(String(50), ForeignKey("tenants.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(100))
+    integration_slug: Mapped[str | None] = mapped_column(String(50))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

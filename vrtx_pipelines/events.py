@@ -1,0 +1,31 @@
+"""Domain events for the CRM (the seed's IntegrationConnected, IntegrationDisconnected, ...).
+
+Events are written in the same transaction as the change they describe, so none is lost or invented.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from vrtx_pipelines.db.models import OutboundEvent
+
+
+class EventType(StrEnum):
+    INTEGRATION_CONNECTED = "integration.connected"
+    INTEGRATION_DISCONNECTED = "integration.disconnected"
+    INTEGRATION_ERROR = "integration.error"
+    SYNC_COMPLETED = "sync.completed"
+    SYNC_FAILED = "sync.failed"
+
+
+def record_event(
+    session: Session, tenant_id: str, event_type: EventType, slug: str | None, payload: dict[str, Any]
+) -> OutboundEvent:
+    event = OutboundEvent(
+        tenant_id=tenant_id, event_type=event_type.value, integration_slug=slug, payload=payload
+    )
+    session.add(event)
+    return event

@@ -54,9 +54,10 @@ def generate_key(kid: str | None = None) -> VaultKey:
 def parse_keys(text: str) -> list[VaultKey]:
     """Parse ``kid:base64key`` entries separated by commas or newlines; the first is the primary."""
     keys: list[VaultKey] = []
-    for raw in text.replace("\n", ",").split(","):
+    lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
+    for raw in ",".join(lines).split(","):
         entry = raw.strip()
-        if not entry or entry.startswith("#"):
+        if not entry:
             continue
         kid, sep, encoded = entry.partition(":")
         if not sep or not kid:
@@ -135,10 +136,7 @@ def load_key_file(path: Path) -> list[VaultKey]:
 def write_key_file(path: Path, keys: list[VaultKey]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(
-        "# VRTX development vault keys: the first encrypts, all decrypt. Never commit this file.\n"
-        + "".join(f"{key.render()}\n" for key in keys)
-    )
+    tmp.write_text(_key_file_text(keys))
     tmp.chmod(0o600)
     tmp.replace(path)
 
@@ -156,10 +154,29 @@ def vault_from_settings(settings: Settings, *, create_dev_key: bool = True) -> V
     if not keys:
         if not create_dev_key:
             raise ConfigurationError(f"no vault key in {settings.vault_key_file}")
-        keys = [generate_key()]
-        write_key_file(settings.vault_key_file, keys)
-        log.warning(
-            "generated a development vault key at %s; set VRTX_VAULT_KEYS in production",
-            settings.vault_key_file,
-        )
+        keys = _create_key_file_once(settings.vault_key_file)
     return Vault(keys)
+
+
+def _create_key_file_once(path: Path) -> list[VaultKey]:
+    """Create the development key file unless another process just did; never overwrite a key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keys = [generate_key()]
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    tmp.write_text(_key_file_text(keys))
+    tmp.chmod(0o600)
+    try:
+        os.link(tmp, path)  # atomic and fails if the file exists: two processes cannot both win
+    except FileExistsError:
+        return load_key_file(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    log.warning("generated a development vault key at %s; set VRTX_VAULT_KEYS in production", path)
+    return keys
+
+
+def _key_file_text(keys: list[VaultKey]) -> str:
+    return (
+        "# VRTX development vault keys: the first encrypts, all decrypt. Never commit this file.\n"
+        + "".join(f"{key.render()}\n" for key in keys)
+    )

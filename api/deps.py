@@ -1,0 +1,84 @@
+"""Request dependencies as ``Annotated`` aliases: the database session, the caller's tenant, the vault."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+
+from providers.base import Provider
+from vrtx_pipelines.config import Settings
+from vrtx_pipelines.connections import ConnectionContext
+from vrtx_pipelines.db.models import Tenant
+from vrtx_pipelines.errors import IntegrationError
+from vrtx_pipelines.registry import get_provider
+from vrtx_pipelines.tenants import tenant_for_token
+from vrtx_pipelines.vault import Vault
+
+
+class Unauthorized(IntegrationError):
+    code = "unauthorized"
+    http_status = 401
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session per request. Routes that change data commit explicitly; anything else rolls back."""
+    session: Session = request.app.state.sessions()
+    try:
+        yield session
+    finally:
+        session.rollback()
+        session.close()
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_vault(request: Request) -> Vault:
+    vault: Vault = request.app.state.vault
+    return vault
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+VaultDep = Annotated[Vault, Depends(get_vault)]
+
+bearer = HTTPBearer(auto_error=False, description="The tenant's API token (`vrtx tenants create` prints it).")
+
+
+def current_tenant(
+    session: SessionDep, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Tenant:
+    # One message for every failure: a caller learns nothing about which tenants or tokens exist.
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("send the tenant's API token as 'Authorization: Bearer <token>'")
+    tenant = tenant_for_token(session, credentials.credentials)
+    if tenant is None:
+        raise Unauthorized("the API token is not valid")
+    return tenant
+
+
+TenantDep = Annotated[Tenant, Depends(current_tenant)]
+
+
+def provider_for(slug: str) -> Provider:
+    return get_provider(slug)
+
+
+ProviderDep = Annotated[Provider, Depends(provider_for)]
+
+
+def connection_context(
+    session: SessionDep, vault: VaultDep, settings: SettingsDep, request: Request
+) -> ConnectionContext:
+    return ConnectionContext(
+        session=session, vault=vault, settings=settings, client_factory=request.app.state.client_factory
+    )
+
+
+ContextDep = Annotated[ConnectionContext, Depends(connection_context)]

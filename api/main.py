@@ -1,0 +1,46 @@
+"""The FastAPI app: the CRM's door to connections, settings and (later) pushes, records and logs."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routes import connections, health, integrations
+from api.routes import settings as settings_routes
+from vrtx_pipelines import __version__
+from vrtx_pipelines.config import Settings, get_settings
+from vrtx_pipelines.connections import ClientFactory
+from vrtx_pipelines.db.session import engine_for, session_factory
+from vrtx_pipelines.http import provider_client
+from vrtx_pipelines.platform import prepare_database
+from vrtx_pipelines.vault import vault_from_settings
+
+log = logging.getLogger("vrtx.api")
+
+
+def create_app(
+    settings: Settings | None = None, *, client_factory: ClientFactory = provider_client, migrate: bool = True
+) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine_for(settings.sqlalchemy_url)
+    vault = vault_from_settings(settings)  # fails fast in production without a key
+    prepare_database(settings, migrate=migrate)
+
+    app = FastAPI(
+        title="VRTX Integrations API",
+        version=__version__,
+        description="Connections, OAuth, settings, pushes, records and sync logs for the VRTX CRM's tenants. "
+        "Authenticate with the tenant's API token as a bearer token.",
+    )
+    app.state.settings = settings
+    app.state.vault = vault
+    app.state.sessions = session_factory(engine)
+    app.state.client_factory = client_factory
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(integrations.router)
+    app.include_router(connections.router)
+    app.include_router(settings_routes.router)
+    return app

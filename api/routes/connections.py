@@ -1,0 +1,65 @@
+"""Connect, test, status and disconnect one integration for the calling tenant."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, status
+
+from api.deps import ContextDep, ProviderDep, SessionDep, TenantDep
+from api.schemas import ConnectionOut, ConnectRequest, TestResult, connection_out
+from vrtx_pipelines import connections
+from vrtx_pipelines.errors import NotConnected
+
+router = APIRouter(prefix="/api/v1/integrations/{slug}", tags=["connections"])
+
+
+@router.post(
+    "/connect",
+    response_model=ConnectionOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Connect with an API key or basic-auth credentials",
+    description="The credentials are checked against the integration's auth fields, then tested against the "
+    "provider; only then are they stored, encrypted. OAuth integrations start at `/oauth/url` instead.",
+)
+def connect(body: ConnectRequest, provider: ProviderDep, tenant: TenantDep, ctx: ContextDep) -> ConnectionOut:
+    connection = connections.connect_with_credentials(ctx, tenant.id, provider, body.credentials)
+    if body.connected_by is not None:
+        connection.connected_by = body.connected_by
+    ctx.session.commit()
+    return connection_out(provider.slug, connection)
+
+
+@router.delete("/disconnect", response_model=ConnectionOut, summary="Disconnect integration")
+def disconnect(
+    provider: ProviderDep,
+    tenant: TenantDep,
+    ctx: ContextDep,
+    purge: bool = Query(default=False, description="Also delete everything synced for this connection."),
+) -> ConnectionOut:
+    connection = connections.disconnect(ctx, tenant.id, provider, purge=purge)
+    ctx.session.commit()
+    return connection_out(provider.slug, connection)
+
+
+@router.post("/test", response_model=TestResult, summary="Test connection")
+def test(provider: ProviderDep, tenant: TenantDep, ctx: ContextDep) -> TestResult:
+    try:
+        info = connections.test_connection(ctx, tenant.id, provider)
+    finally:
+        # The outcome (working again, or rejected with the provider's reason) is recorded either way.
+        ctx.session.commit()
+    return TestResult(
+        ok=True,
+        account={
+            "external_account_id": info.external_account_id,
+            "external_account_name": info.external_account_name,
+            "details": dict(info.details),
+        },
+    )
+
+
+@router.get("/status", response_model=ConnectionOut, summary="Get connection status")
+def get_status(provider: ProviderDep, tenant: TenantDep, session: SessionDep) -> ConnectionOut:
+    connection = connections.get_connection(session, tenant.id, provider.slug)
+    if connection is None:
+        raise NotConnected(f"{provider.slug} has never been connected for this tenant")
+    return connection_out(provider.slug, connection)

@@ -1,0 +1,96 @@
+"""Shared fixtures: a fresh app database per test on SQLite and (when given) PostgreSQL, settings, API clients.
+
+PostgreSQL tests run against ``VRTX_TEST_POSTGRES_URL`` (an admin URL; each test gets its own database).
+Without it they are skipped, unless ``VRTX_REQUIRE_POSTGRES=1`` (CI), where a missing server is an error.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.engine import make_url
+
+from api.main import create_app
+from vrtx_pipelines.config import Settings
+from vrtx_pipelines.db.session import engine_for
+from vrtx_pipelines.vault import generate_key
+
+POSTGRES_URL = os.environ.get("VRTX_TEST_POSTGRES_URL", "")
+REQUIRE_POSTGRES = os.environ.get("VRTX_REQUIRE_POSTGRES") == "1"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if REQUIRE_POSTGRES and not POSTGRES_URL:
+        raise pytest.UsageError("VRTX_REQUIRE_POSTGRES=1 but VRTX_TEST_POSTGRES_URL is not set")
+
+
+def _admin_connection() -> psycopg2.extensions.connection:
+    url = make_url(POSTGRES_URL)
+    conn = psycopg2.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password, dbname=url.database
+    )
+    conn.autocommit = True
+    return conn
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A brand-new, empty PostgreSQL database for this test (dropped afterwards)."""
+    if not POSTGRES_URL:
+        pytest.skip("set VRTX_TEST_POSTGRES_URL to run PostgreSQL tests")
+    name = f"vrtx_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin_connection()
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg2", database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        engine_for.cache_clear()
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The app database URL, once per backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'app.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture
+def vault_keys() -> str:
+    return generate_key("k1").render()
+
+
+@pytest.fixture
+def base_urls() -> dict[str, str]:
+    """Provider slug -> sandbox base URL; fixtures that serve sandboxes add to it."""
+    return {}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, vault_keys: str, base_urls: dict[str, str]) -> Settings:
+    return Settings(
+        home=tmp_path / "home",
+        database_url=db_url,
+        vault_keys=vault_keys,
+        provider_base_urls=base_urls,
+        http_timeout_s=5,
+    )
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[TestClient]:
+    """The real API app (migrated database, synced catalog) behind an in-process HTTP client."""
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client

@@ -1,0 +1,106 @@
+"""The schema: the seed's tables with their columns and constraints, up and down on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.exc import IntegrityError
+
+from vrtx_pipelines.db import migrate
+
+SEED_COLUMNS = {
+    "integrations": {
+        "id", "slug", "name", "description", "category", "icon_url", "auth_type", "config_schema",
+        "capabilities", "is_active", "display_order", "created_at", "updated_at",
+    },
+    "tenant_integrations": {
+        "id", "tenant_id", "integration_id", "status", "credentials", "settings", "metadata", "last_sync_at",
+        "last_error", "connected_at", "connected_by", "created_at", "updated_at",
+    },
+    "integration_sync_logs": {
+        "id", "tenant_integration_id", "sync_type", "entity_type", "entity_id", "external_id", "direction",
+        "status", "request_data", "response_data", "error_message", "duration_ms", "created_at",
+    },
+    "integration_field_mappings": {
+        "id", "tenant_integration_id", "entity_type", "vrtx_field", "external_field", "transform_type",
+        "transform_config", "is_active", "created_at", "updated_at",
+    },
+    "integration_webhooks": {
+        "id", "tenant_integration_id", "webhook_id", "endpoint_url", "secret_key", "events", "is_active",
+        "last_received_at", "created_at", "updated_at",
+    },
+}  # fmt: skip
+FLOW_TABLES = {"tenants", "entity_links", "push_outbox", "webhook_inbox", "oauth_states", "outbound_events"}
+
+
+def test_upgrade_creates_every_seed_column_and_the_flow_tables(db_url: str) -> None:
+    migrate.upgrade(db_url)
+    inspector = inspect(create_engine(db_url))
+    tables = set(inspector.get_table_names())
+    assert set(SEED_COLUMNS) | FLOW_TABLES <= tables
+    for table, columns in SEED_COLUMNS.items():
+        assert columns <= {c["name"] for c in inspector.get_columns(table)}, table
+    unique_sets = [set(u["column_names"]) for u in inspector.get_unique_constraints("tenant_integrations")]
+    assert {"tenant_id", "integration_id"} in unique_sets
+
+
+def test_downgrade_removes_everything_and_upgrade_again_works(db_url: str) -> None:
+    migrate.upgrade(db_url)
+    migrate.downgrade(db_url, "base")
+    assert set(inspect(create_engine(db_url)).get_table_names()) <= {"alembic_version"}
+    assert migrate.current_revision(db_url) is None
+    migrate.upgrade(db_url)
+    assert migrate.current_revision(db_url) == "0001"
+
+
+def test_seed_defaults_apply_at_the_database_level(db_url: str) -> None:
+    migrate.upgrade(db_url)
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO integrations (slug, name, category, auth_type, config_schema, capabilities, tier, "
+                "implemented, created_at, updated_at) VALUES ('x', 'X', 'crm', 'api_key', '{}', '[]', 1, '[]', "
+                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        row = conn.execute(text("SELECT is_active, display_order FROM integrations WHERE slug = 'x'")).one()
+        assert bool(row.is_active) is True
+        assert row.display_order == 0
+
+
+def test_a_tenant_can_hold_only_one_connection_per_integration(db_url: str) -> None:
+    migrate.upgrade(db_url)
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tenants (id, name, api_token_hash, api_token_prefix, is_active, created_at, "
+                "updated_at) VALUES ('t1', 'T1', 'h', 'p', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO integrations (id, slug, name, category, auth_type, config_schema, capabilities, "
+                "tier, implemented, created_at, updated_at) VALUES (1, 'x', 'X', 'crm', 'api_key', '{}', '[]', "
+                "1, '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+    insert = text(
+        "INSERT INTO tenant_integrations (tenant_id, integration_id, created_at, updated_at) "
+        "VALUES ('t1', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+    )
+    with engine.begin() as conn:
+        conn.execute(insert)
+        status = conn.execute(text("SELECT status FROM tenant_integrations")).scalar_one()
+        assert status == "disconnected"
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert)
+
+
+@pytest.mark.postgres
+def test_json_columns_are_jsonb_on_postgres(postgres_url: str) -> None:
+    migrate.upgrade(postgres_url)
+    columns = {c["name"]: c for c in inspect(create_engine(postgres_url)).get_columns("tenant_integrations")}
+    for name in ("credentials", "settings", "metadata"):
+        assert type(columns[name]["type"]).__name__ == "JSONB"

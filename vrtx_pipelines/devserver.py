@@ -1,0 +1,167 @@
+"""``vrtx dev``: the platform on one machine, with zero configuration."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from vrtx_pipelines.config import Settings
+from vrtx_pipelines.platform import ensure_demo_tenant, prepare_database
+from vrtx_pipelines.vault import vault_from_settings
+
+
+def project_root() -> Path:
+    """The checkout holding workspace.yaml and dagster_home/ (the current directory or the package's)."""
+    for candidate in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        if (candidate / "workspace.yaml").exists() and (candidate / "dagster_home").is_dir():
+            return candidate
+    raise SystemExit("error: run vrtx dev from the project checkout (no workspace.yaml found)")
+
+
+def dagster_environment(settings: Settings, root: Path) -> dict[str, str]:
+    """DAGSTER_HOME and the storage URL for the instance matching the app database."""
+    env = {"DAGSTER_HOME": str(root / "dagster_home")}
+    if settings.uses_postgres:
+        env["DAGSTER_HOME"] = str(root / "dagster_home" / "postgres")
+        url = make_url(settings.sqlalchemy_url).set(drivername="postgresql+psycopg2")
+        env["VRTX_DAGSTER_POSTGRES_URL"] = url.render_as_string(hide_password=False)
+    return env
+
+
+def initialise_instance(env: dict[str, str]) -> None:
+    """Create Dagster's storage once, before the daemon and code server race to do it."""
+    from dagster import DagsterInstance
+
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        with DagsterInstance.get() as instance:
+            instance.get_runs(limit=1)
+            instance.get_dynamic_partitions("vrtx_init_probe")
+            instance.all_instigator_state()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def run_dev(settings: Settings, api_port: int | None = None, dagster_port: int | None = None) -> int:
+    root = project_root()
+    api_port = api_port or settings.api_port
+    dagster_port = dagster_port or settings.dagster_port
+    settings.home.mkdir(parents=True, exist_ok=True)
+    vault_from_settings(settings)  # creates the development key before any other process needs it
+    prepare_database(settings)
+    tenant_id, token = ensure_demo_tenant(settings)
+    dagster_env = dagster_environment(settings, root)
+    initialise_instance(dagster_env)
+
+    env = {**os.environ, **dagster_env, "VRTX_HOME": str(settings.home)}
+    if settings.database_url:
+        env["VRTX_DATABASE_URL"] = settings.database_url
+    # Own process groups: one Ctrl-C reaches us once, and we stop the children in order.
+    api = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
+        [
+            sys.executable,
+            "-m",
+            "vrtx_pipelines.cli",
+            "api",
+            "--host",
+            settings.api_host,
+            "--port",
+            str(api_port),
+        ],
+        cwd=root,
+        env=env,
+        start_new_session=True,
+    )
+    dagster = subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            str(root / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(dagster_port),
+        ],
+        cwd=root,
+        env=env,
+        start_new_session=True,
+    )
+    children = {"api": api, "dagster": dagster}
+    stopping = False
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+
+    api_url = f"http://{settings.api_host}:{api_port}"
+    dagster_url = f"http://127.0.0.1:{dagster_port}"
+    ready = wait_until_up(f"{api_url}/healthz", api, 60) and wait_until_up(
+        f"{dagster_url}/server_info", dagster, 180
+    )
+    if ready:
+        print(
+            "\nVRTX Integrations is running\n"
+            f"  API        {api_url}  (OpenAPI docs: {api_url}/docs)\n"
+            f"  Dagster UI {dagster_url}  (code location: vrtx)\n"
+            f"  Database   {make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)}\n"
+            f"  Demo tenant {tenant_id}: Authorization: Bearer {token}\n"
+            "Press Ctrl-C to stop.\n",
+            flush=True,
+        )
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"error: {name} exited with code {child.returncode}; stopping", file=sys.stderr)
+                exit_code = 1
+                stopping = True
+        time.sleep(0.3)
+    _shutdown(children)
+    return exit_code
+
+
+def _shutdown(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    for child in children.values():
+        if child.poll() is None:
+            # SIGINT is what `dagster dev` expects; uvicorn treats it as a graceful stop too.
+            os.killpg(child.pid, signal.SIGINT)
+    deadline = time.monotonic() + 30
+    for child in children.values():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()

@@ -48,9 +48,7 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = None
         if isinstance(exc, ProviderRateLimited) and exc.retry_after is not None:
             headers = {"Retry-After": str(max(1, round(exc.retry_after)))}
-        details = (
-            [{"provider_status": exc.status, "provider_code": exc.provider_code}] if exc.status else None
-        )
+        details = [{"provider_status": exc.status, "provider_code": exc.provider_code}] if exc.status else None
         return error_response(_provider_status(exc), exc.code, exc.message, details, headers)
 
     @app.exception_handler(RequestValidationError)

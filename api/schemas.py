@@ -62,9 +62,7 @@ class ConnectionOut(BaseModel):
     connected_by: int | None
     last_sync_at: datetime | None
     last_error: str | None
-    account: dict[str, Any] | None = Field(
-        description="What the provider told us about the account (no secrets)."
-    )
+    account: dict[str, Any] | None = Field(description="What the provider told us about the account (no secrets).")
     settings: dict[str, Any] | None
 
 

@@ -110,9 +110,7 @@ class ConnectionTester(Protocol):
     ``providers.errors.ProviderUnavailable`` when the provider cannot be reached or fails.
     """
 
-    def __call__(
-        self, credentials: Mapping[str, str], base_url: str, client: httpx.Client
-    ) -> ConnectionInfo: ...
+    def __call__(self, credentials: Mapping[str, str], base_url: str, client: httpx.Client) -> ConnectionInfo: ...
 
 
 @dataclass(frozen=True)
@@ -138,6 +136,8 @@ class Provider:
     connection_tester: ConnectionTester | None = None
     # Builds the provider's local stand-in (an ASGI app) for demos and tests.
     sandbox_factory: Callable[[], Any] | None = None
+    # Where ``api_base_url``'s path lives on the sandbox (e.g. "/3.0"): base URL = server root + this.
+    sandbox_api_path: str = ""
 
     def __post_init__(self) -> None:
         if not SLUG_PATTERN.match(self.slug):

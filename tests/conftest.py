@@ -19,6 +19,8 @@ from sqlalchemy.engine import make_url
 from api.main import create_app
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.session import engine_for
+from vrtx_pipelines.registry import get_provider
+from vrtx_pipelines.sandbox_server import ServedApp
 from vrtx_pipelines.vault import generate_key
 
 POSTGRES_URL = os.environ.get("VRTX_TEST_POSTGRES_URL", "")
@@ -72,10 +74,37 @@ def vault_keys() -> str:
     return generate_key("k1").render()
 
 
+SANDBOXED = ("stripe", "twilio", "mailchimp")
+
+
+@pytest.fixture(scope="session")
+def sandbox_servers() -> Iterator[dict[str, ServedApp]]:
+    """Every built provider sandbox, served over real HTTP on loopback for the whole session."""
+    served: dict[str, ServedApp] = {}
+    try:
+        for slug in SANDBOXED:
+            factory = get_provider(slug).sandbox_factory
+            assert factory is not None
+            served[slug] = ServedApp(factory()).start()
+        yield served
+    finally:
+        for server in served.values():
+            server.stop()
+
+
 @pytest.fixture
-def base_urls() -> dict[str, str]:
-    """Provider slug -> sandbox base URL; fixtures that serve sandboxes add to it."""
-    return {}
+def sandboxes(sandbox_servers: dict[str, ServedApp]) -> dict[str, ServedApp]:
+    """The sandboxes with their fault knobs reset for this test (``served.app.state.sandbox``)."""
+    for server in sandbox_servers.values():
+        state = server.app.state.sandbox
+        server.app.state.sandbox = type(state)()
+    return sandbox_servers
+
+
+@pytest.fixture
+def base_urls(sandboxes: dict[str, ServedApp]) -> dict[str, str]:
+    """Provider slug -> sandbox base URL, as VRTX_PROVIDER_BASE_URLS would say."""
+    return {slug: server.base_url + get_provider(slug).sandbox_api_path for slug, server in sandboxes.items()}
 
 
 @pytest.fixture

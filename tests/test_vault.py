@@ -10,7 +10,14 @@ import pytest
 
 from vrtx_pipelines.config import Environment, Settings
 from vrtx_pipelines.errors import ConfigurationError
-from vrtx_pipelines.vault import DecryptionError, Vault, generate_key, load_key_file, parse_keys, vault_from_settings
+from vrtx_pipelines.vault import (
+    DecryptionError,
+    Vault,
+    generate_key,
+    load_key_file,
+    parse_keys,
+    vault_from_settings,
+)
 
 CONTEXT = "tenant_integrations/acme/stripe/credentials"
 

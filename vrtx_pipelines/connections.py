@@ -79,9 +79,7 @@ def validate_credentials(provider: Provider, values: Mapping[str, Any]) -> dict[
     problems: list[dict[str, str]] = []
     for name in values:
         if name not in fields:
-            problems.append(
-                {"field": name, "message": f"{provider.name} takes no credential called {name!r}"}
-            )
+            problems.append({"field": name, "message": f"{provider.name} takes no credential called {name!r}"})
     clean: dict[str, str] = {}
     for name, field in fields.items():
         value = values.get(name)
@@ -102,9 +100,7 @@ def validate_credentials(provider: Provider, values: Mapping[str, Any]) -> dict[
     return clean
 
 
-def _run_connection_test(
-    ctx: ConnectionContext, provider: Provider, credentials: Mapping[str, str]
-) -> ConnectionInfo:
+def _run_connection_test(ctx: ConnectionContext, provider: Provider, credentials: Mapping[str, str]) -> ConnectionInfo:
     if provider.connection_tester is None:
         raise IntegrationNotAvailable(f"{provider.name} has no connection test yet")
     base_url = ctx.settings.provider_base_url(provider.slug, provider.api_base_url)
@@ -191,9 +187,7 @@ def test_connection(ctx: ConnectionContext, tenant_id: str, provider: Provider) 
     return info
 
 
-def disconnect(
-    ctx: ConnectionContext, tenant_id: str, provider: Provider, *, purge: bool
-) -> TenantIntegration:
+def disconnect(ctx: ConnectionContext, tenant_id: str, provider: Provider, *, purge: bool) -> TenantIntegration:
     """Forget the credentials and stop syncing; with ``purge``, also delete everything synced for it."""
     connection = require_connection(ctx.session, tenant_id, provider.slug)
     connection.status = Status.DISCONNECTED
@@ -256,9 +250,7 @@ def read_settings(session: Session, tenant_id: str, provider: Provider) -> dict[
     return {**defaults_from_schema(provider.config_schema), **(connection.settings or {})}
 
 
-def update_settings(
-    session: Session, tenant_id: str, provider: Provider, values: Mapping[str, Any]
-) -> dict[str, Any]:
+def update_settings(session: Session, tenant_id: str, provider: Provider, values: Mapping[str, Any]) -> dict[str, Any]:
     """Replace the tenant's settings after validating them against the provider's ``config_schema``."""
     connection = require_connection(session, tenant_id, provider.slug)
     problems = settings_errors(provider, values)

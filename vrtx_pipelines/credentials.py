@@ -26,9 +26,7 @@ def oauth_verifier_context(state_id: str) -> str:
     return f"oauth_states/{state_id}/code_verifier"
 
 
-def store_credentials(
-    vault: Vault, connection: TenantIntegration, slug: str, values: Mapping[str, Any]
-) -> None:
+def store_credentials(vault: Vault, connection: TenantIntegration, slug: str, values: Mapping[str, Any]) -> None:
     connection.credentials = vault.encrypt_json(dict(values), credentials_context(connection.tenant_id, slug))
 
 
@@ -67,9 +65,7 @@ def reencrypt_all(session: Session, vault: Vault) -> RotationReport:
         context = credentials_context(connection.tenant_id, connection.integration.slug)
         connection.credentials = vault.encrypt(vault.decrypt(connection.credentials, context), context)
         report.credentials += 1
-    for webhook in session.scalars(
-        select(IntegrationWebhook).where(IntegrationWebhook.secret_key.is_not(None))
-    ):
+    for webhook in session.scalars(select(IntegrationWebhook).where(IntegrationWebhook.secret_key.is_not(None))):
         assert webhook.secret_key is not None
         context = webhook_secret_context(webhook.tenant_integration_id)
         if not vault.needs_rotation(json.loads(webhook.secret_key)):

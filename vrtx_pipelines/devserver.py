@@ -128,9 +128,7 @@ def run_dev(settings: Settings, api_port: int | None = None, dagster_port: int |
 
     api_url = f"http://{settings.api_host}:{api_port}"
     dagster_url = f"http://127.0.0.1:{dagster_port}"
-    ready = wait_until_up(f"{api_url}/healthz", api, 60) and wait_until_up(
-        f"{dagster_url}/server_info", dagster, 180
-    )
+    ready = wait_until_up(f"{api_url}/healthz", api, 60) and wait_until_up(f"{dagster_url}/server_info", dagster, 180)
     if ready:
         print(
             "\nVRTX Integrations is running\n"

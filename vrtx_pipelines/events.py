@@ -24,8 +24,6 @@ class EventType(StrEnum):
 def record_event(
     session: Session, tenant_id: str, event_type: EventType, slug: str | None, payload: dict[str, Any]
 ) -> OutboundEvent:
-    event = OutboundEvent(
-        tenant_id=tenant_id, event_type=event_type.value, integration_slug=slug, payload=payload
-    )
+    event = OutboundEvent(tenant_id=tenant_id, event_type=event_type.value, integration_slug=slug, payload=payload)
     session.add(event)
     return event

@@ -31,8 +31,7 @@ def redact(value: Any, secrets: Iterable[str] = ()) -> Any:
     known = [s for s in secrets if s and len(s) >= 4]
     if isinstance(value, Mapping):
         return {
-            key: REDACTED if SENSITIVE_KEYS.search(str(key)) else redact(item, known)
-            for key, item in value.items()
+            key: REDACTED if SENSITIVE_KEYS.search(str(key)) else redact(item, known) for key, item in value.items()
         }
     if isinstance(value, list | tuple):
         return [redact(item, known) for item in value]

@@ -69,10 +69,7 @@ def build_partitions_sensor(providers: list[Provider]) -> SensorDefinition:
         "removes disconnected ones.",
     )
     def _sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
-        existing = {
-            p.slug: set(context.instance.get_dynamic_partitions(partition_set_name(p.slug)))
-            for p in providers
-        }
+        existing = {p.slug: set(context.instance.get_dynamic_partitions(partition_set_name(p.slug))) for p in providers}
         requests = partition_requests(providers, connected_tenants(), existing)
         if not requests:
             return SkipReason("partitions already match the connected tenants")

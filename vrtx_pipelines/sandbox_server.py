@@ -22,6 +22,7 @@ class ServedApp:
     """``with ServedApp(app) as served: httpx.get(served.base_url + "/...")`` -- a real HTTP server."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int | None = None) -> None:
+        self.app = app
         self.host = host
         self.port = port or free_port(host)
         config = uvicorn.Config(app, host=host, port=self.port, log_level="warning", lifespan="off")

@@ -176,7 +176,6 @@ def _create_key_file_once(path: Path) -> list[VaultKey]:
 
 
 def _key_file_text(keys: list[VaultKey]) -> str:
-    return (
-        "# VRTX development vault keys: the first encrypts, all decrypt. Never commit this file.\n"
-        + "".join(f"{key.render()}\n" for key in keys)
+    return "# VRTX development vault keys: the first encrypts, all decrypt. Never commit this file.\n" + "".join(
+        f"{key.render()}\n" for key in keys
     )

@@ -27,7 +27,7 @@ def _connections_by_slug(session: SessionDep, tenant_id: str) -> dict[str, Tenan
         .join(TenantIntegration, TenantIntegration.integration_id == Integration.id)
         .where(TenantIntegration.tenant_id == tenant_id)
     )
-    return {slug: connection for slug, connection in rows.tuples()}
+    return {slug: connection for slug, connection in rows}
 
 
 @router.get("", response_model=list[IntegrationOut], summary="List available integrations")

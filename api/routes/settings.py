@@ -15,9 +15,7 @@ router = APIRouter(prefix="/api/v1/integrations/{slug}/settings", tags=["setting
 
 @router.get("", response_model=SettingsOut, summary="Get integration settings")
 def get_settings(provider: ProviderDep, tenant: TenantDep, session: SessionDep) -> SettingsOut:
-    return SettingsOut(
-        integration=provider.slug, settings=connections.read_settings(session, tenant.id, provider)
-    )
+    return SettingsOut(integration=provider.slug, settings=connections.read_settings(session, tenant.id, provider))
 
 
 @router.put(

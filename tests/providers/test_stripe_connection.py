@@ -174,9 +174,7 @@ def test_stripe_sandbox_account_object_has_the_shape_of_stripes_fixture(sandbox:
         pytest.skip(f"{fixtures} is not available")
     expected = json.loads(fixtures.read_text())["resources"]["account"]
 
-    response = httpx.get(
-        f"{sandbox.base_url}/v1/account", headers={"Authorization": f"Bearer {DEMO_SECRET_KEY}"}
-    )
+    response = httpx.get(f"{sandbox.base_url}/v1/account", headers={"Authorization": f"Bearer {DEMO_SECRET_KEY}"})
 
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
@@ -202,9 +200,7 @@ def test_stripe_sandbox_answers_a_missing_key_as_stripe_does(sandbox: Sandbox) -
 
 
 def test_stripe_sandbox_answers_unknown_urls_with_stripes_404(sandbox: Sandbox) -> None:
-    response = httpx.get(
-        f"{sandbox.base_url}/v1/customers", headers={"Authorization": f"Bearer {DEMO_SECRET_KEY}"}
-    )
+    response = httpx.get(f"{sandbox.base_url}/v1/customers", headers={"Authorization": f"Bearer {DEMO_SECRET_KEY}"})
 
     assert response.status_code == 404
     error = response.json()["error"]

@@ -102,9 +102,7 @@ def test_twilio_connection_rejects_a_wrong_auth_token_with_twilios_own_message(s
     with pytest.raises(ProviderAuthError) as caught:
         connect(DEMO_ACCOUNT_SID, WRONG_TOKEN, sandbox.base_url)
 
-    assert caught.value.message == (
-        "Authenticate (Twilio error 20003, see https://www.twilio.com/docs/errors/20003)"
-    )
+    assert caught.value.message == ("Authenticate (Twilio error 20003, see https://www.twilio.com/docs/errors/20003)")
     assert caught.value.status == 401
     assert caught.value.provider_code == "20003"
     assert WRONG_TOKEN not in str(caught.value)
@@ -186,7 +184,7 @@ def _twilio_spec() -> dict[str, Any]:
 
 
 def _json_schema(node: Any) -> Any:
-    """OpenAPI 3.0 schema -> JSON Schema: ``nullable: true`` becomes a ``null`` type; vendor keys are dropped."""
+    """OpenAPI 3.0 -> JSON Schema: ``nullable: true`` becomes a ``null`` type; vendor keys are dropped."""
     if isinstance(node, list):
         return [_json_schema(item) for item in node]
     if not isinstance(node, dict):
@@ -208,7 +206,8 @@ def _account_validator() -> Draft202012Validator:
 
 def test_twilio_sandbox_account_validates_against_twilios_openapi_schema(sandbox: Sandbox) -> None:
     response = httpx.get(
-        f"{sandbox.base_url}/2010-04-01/Accounts/{DEMO_ACCOUNT_SID}.json", auth=(DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN)
+        f"{sandbox.base_url}/2010-04-01/Accounts/{DEMO_ACCOUNT_SID}.json",
+        auth=(DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN),
     )
 
     assert response.status_code == 200
@@ -260,15 +259,13 @@ def test_twilio_sandbox_lets_a_parent_read_its_subaccount_but_not_the_reverse(sa
 
 
 def test_twilio_sandbox_answers_unknown_resources_with_twilios_404(sandbox: Sandbox) -> None:
-    response = httpx.get(
-        f"{sandbox.base_url}/2010-04-01/Accounts/{DEMO_ACCOUNT_SID}/Messages.json",
-        auth=(DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN),
-    )
+    messages_path = f"/2010-04-01/Accounts/{DEMO_ACCOUNT_SID}/Messages.json"
+    response = httpx.get(f"{sandbox.base_url}{messages_path}", auth=(DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN))
 
     assert response.status_code == 404
     assert response.json() == {
         "code": 20404,
-        "message": f"The requested resource /2010-04-01/Accounts/{DEMO_ACCOUNT_SID}/Messages.json was not found",
+        "message": f"The requested resource {messages_path} was not found",
         "more_info": "https://www.twilio.com/docs/errors/20404",
         "status": 404,
     }

@@ -90,9 +90,7 @@ class TenantIntegration(Timestamps, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "integration_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    tenant_id: Mapped[str] = mapped_column(
-        String(50), ForeignKey("tenants.id", ondelete="CASCADE"), index=True
-    )
+    tenant_id: Mapped[str] = mapped_column(String(50), ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     integration_id: Mapped[int] = mapped_column(ForeignKey("integrations.id"))
     status: Mapped[str] = mapped_column(String(20), default="disconnected", server_default="disconnected")
     credentials: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
@@ -111,9 +109,7 @@ class IntegrationSyncLog(Base):
     __table_args__ = (Index("ix_sync_logs_connection_created", "tenant_integration_id", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    tenant_integration_id: Mapped[int] = mapped_column(
-        ForeignKey("tenant_integrations.id", ondelete="CASCADE")
-    )
+    tenant_integration_id: Mapped[int] = mapped_column(ForeignKey("tenant_integrations.id", ondelete="CASCADE"))
     sync_type: Mapped[str] = mapped_column(String(50))
     entity_type: Mapped[str | None] = mapped_column(String(50))
     entity_id: Mapped[int | None] = mapped_column(Integer)
@@ -170,9 +166,7 @@ class EntityLink(Timestamps, Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    tenant_integration_id: Mapped[int] = mapped_column(
-        ForeignKey("tenant_integrations.id", ondelete="CASCADE")
-    )
+    tenant_integration_id: Mapped[int] = mapped_column(ForeignKey("tenant_integrations.id", ondelete="CASCADE"))
     entity_type: Mapped[str] = mapped_column(String(50))
     vrtx_id: Mapped[str] = mapped_column(String(100))
     external_id: Mapped[str] = mapped_column(String(100))
@@ -189,9 +183,7 @@ class PushOutbox(Timestamps, Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    tenant_integration_id: Mapped[int] = mapped_column(
-        ForeignKey("tenant_integrations.id", ondelete="CASCADE")
-    )
+    tenant_integration_id: Mapped[int] = mapped_column(ForeignKey("tenant_integrations.id", ondelete="CASCADE"))
     entity_type: Mapped[str] = mapped_column(String(50))
     operation: Mapped[str] = mapped_column(String(20))
     idempotency_key: Mapped[str] = mapped_column(String(200))
@@ -212,9 +204,7 @@ class WebhookInbox(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    tenant_integration_id: Mapped[int] = mapped_column(
-        ForeignKey("tenant_integrations.id", ondelete="CASCADE")
-    )
+    tenant_integration_id: Mapped[int] = mapped_column(ForeignKey("tenant_integrations.id", ondelete="CASCADE"))
     provider_event_id: Mapped[str] = mapped_column(String(200))
     event_type: Mapped[str | None] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)

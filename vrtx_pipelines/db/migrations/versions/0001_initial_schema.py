@@ -91,9 +91,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "outbound_events",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("tenant_id", sa.String(length=50), nullable=False),
         sa.Column("event_type", sa.String(length=100), nullable=False),
         sa.Column("integration_slug", sa.String(length=50), nullable=True),
@@ -167,9 +165,7 @@ def upgrade() -> None:
 
     op.create_table(
         "entity_links",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("tenant_integration_id", sa.Integer(), nullable=False),
         sa.Column("entity_type", sa.String(length=50), nullable=False),
         sa.Column("vrtx_id", sa.String(length=100), nullable=False),
@@ -232,9 +228,7 @@ def upgrade() -> None:
 
     op.create_table(
         "integration_sync_logs",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("tenant_integration_id", sa.Integer(), nullable=False),
         sa.Column("sync_type", sa.String(length=50), nullable=False),
         sa.Column("entity_type", sa.String(length=50), nullable=True),
@@ -265,9 +259,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_integration_sync_logs")),
     )
     with op.batch_alter_table("integration_sync_logs", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_sync_logs_connection_created", ["tenant_integration_id", "created_at"], unique=False
-        )
+        batch_op.create_index("ix_sync_logs_connection_created", ["tenant_integration_id", "created_at"], unique=False)
 
     op.create_table(
         "integration_webhooks",
@@ -302,9 +294,7 @@ def upgrade() -> None:
 
     op.create_table(
         "push_outbox",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("tenant_integration_id", sa.Integer(), nullable=False),
         sa.Column("entity_type", sa.String(length=50), nullable=False),
         sa.Column("operation", sa.String(length=20), nullable=False),
@@ -340,9 +330,7 @@ def upgrade() -> None:
 
     op.create_table(
         "webhook_inbox",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("tenant_integration_id", sa.Integer(), nullable=False),
         sa.Column("provider_event_id", sa.String(length=200), nullable=False),
         sa.Column("event_type", sa.String(length=100), nullable=True),

@@ -1,0 +1,142 @@
+"""Stripe connection test: one authenticated ``GET /v1/account`` with the tenant's secret key.
+
+API doc: https://docs.stripe.com/api/accounts/retrieve (authentication: https://docs.stripe.com/api/authentication)
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, NoReturn
+
+import httpx
+
+from providers.base import ConnectionInfo
+from providers.errors import ProviderAuthError, ProviderError, ProviderRateLimited, ProviderUnavailable
+
+# Secret keys (sk_) and restricted keys (rk_), test or live mode. Publishable keys (pk_) cannot call the API.
+SECRET_KEY_PATTERN = r"^(?:sk|rk)_(?:test|live)_[0-9A-Za-z]{8,247}$"  # noqa: S105 -- a format, not a key
+_SECRET_KEY_RE = re.compile(SECRET_KEY_PATTERN)
+# A Stripe API key in clear text inside a message (Stripe masks keys itself; this is a backstop).
+_KEY_IN_TEXT_RE = re.compile(r"\b((?:sk|rk|pk)_(?:test|live)_)([0-9A-Za-z]+)")
+
+
+def test_connection(credentials: Mapping[str, str], base_url: str, client: httpx.Client) -> ConnectionInfo:
+    """Retrieve the account the key belongs to; raise a typed ``ProviderError`` when Stripe says no."""
+    secret_key = (credentials.get("secret_key") or "").strip()
+    if not _SECRET_KEY_RE.match(secret_key):
+        raise ProviderAuthError(
+            "The Stripe key must be a secret key (sk_live_… / sk_test_…) or a restricted key (rk_live_… / rk_test_…)."
+        )
+    # https://docs.stripe.com/api/accounts/retrieve
+    url = f"{base_url.rstrip('/')}/v1/account"
+    try:
+        response = client.get(url, headers={"Authorization": f"Bearer {secret_key}", "Accept": "application/json"})
+    except httpx.TimeoutException as exc:
+        raise ProviderUnavailable("Stripe did not answer in time.") from exc
+    except httpx.HTTPError as exc:
+        raise ProviderUnavailable(
+            f"Could not reach Stripe: {_redact(str(exc) or type(exc).__name__, secret_key)}"
+        ) from exc
+
+    if response.status_code != 200:
+        _raise_for_status(response, secret_key)
+    account = _json_object(response)
+    if account is None or not isinstance(account.get("id"), str):
+        raise ProviderError("Stripe answered GET /v1/account without an account object.", status=200)
+    return _connection_info(account, secret_key)
+
+
+def _connection_info(account: Mapping[str, Any], secret_key: str) -> ConnectionInfo:
+    business_profile = _mapping(account.get("business_profile"))
+    dashboard = _mapping(_mapping(account.get("settings")).get("dashboard"))
+    name = business_profile.get("name") or dashboard.get("display_name") or account.get("email")
+    details: dict[str, Any] = {
+        "livemode": secret_key.startswith(("sk_live_", "rk_live_")),
+        "key_type": "restricted" if secret_key.startswith("rk_") else "secret",
+    }
+    for key in (
+        "country",
+        "default_currency",
+        "charges_enabled",
+        "payouts_enabled",
+        "details_submitted",
+        "type",
+    ):
+        if account.get(key) is not None:
+            details["account_type" if key == "type" else key] = account[key]
+    return ConnectionInfo(
+        external_account_id=str(account["id"]),
+        external_account_name=str(name) if name else None,
+        details=details,
+    )
+
+
+def _raise_for_status(response: httpx.Response, secret_key: str) -> NoReturn:
+    """Map Stripe's error object (``{"error": {"type", "code", "message", ...}}``) to a typed error."""
+    status = response.status_code
+    body = _json_object(response)
+    error = _mapping(body.get("error")) if body else {}
+    message = error.get("message")
+    if not isinstance(message, str) or not message:
+        message = f"Stripe answered HTTP {status} without an error message."
+    message = _redact(message, secret_key)
+    code = error.get("code") or error.get("type")
+    provider_code = str(code) if code else None
+    # https://docs.stripe.com/api/errors: 401 no valid key; 403 key lacks permission for the request.
+    if status in (401, 403):
+        raise ProviderAuthError(message, status=status, provider_code=provider_code)
+    if status == 429:
+        raise ProviderRateLimited(message, retry_after=_retry_after(response))
+    if status >= 500:
+        raise ProviderUnavailable(message, status=status, provider_code=provider_code)
+    raise ProviderError(message, status=status, provider_code=provider_code)
+
+
+def _redact(text: str, secret_key: str) -> str:
+    """Never let a key through: mask it the way Stripe does (prefix and, for long keys, the last four)."""
+    if secret_key:
+        text = text.replace(secret_key, _mask_key(secret_key))
+    return _KEY_IN_TEXT_RE.sub(lambda m: m.group(1) + _mask_tail(m.group(2)), text)
+
+
+def _mask_key(key: str) -> str:
+    match = _KEY_IN_TEXT_RE.fullmatch(key)
+    return match.group(1) + _mask_tail(match.group(2)) if match else "*" * len(key)
+
+
+def _mask_tail(tail: str) -> str:
+    return "*" * (len(tail) - 4) + tail[-4:] if len(tail) >= 16 else "*" * len(tail)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or None when absent or unreadable."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}

@@ -47,7 +47,7 @@ def test_upgrade_creates_every_seed_column_and_the_flow_tables(db_url: str) -> N
 def test_downgrade_removes_everything_and_upgrade_again_works(db_url: str) -> None:
     migrate.upgrade(db_url)
     migrate.downgrade(db_url, "base")
-    assert set(inspect(create_engine(db_url)).get_table_names()) <= {"alembic_version"}
+    assert set(inspect(create_engine(db_url)).get_table_names()) <= {"vrtx_alembic_version"}
     assert migrate.current_revision(db_url) is None
     migrate.upgrade(db_url)
     assert migrate.current_revision(db_url) == "0001"

@@ -123,8 +123,10 @@ def tenants_rotate_token(tenant_id: str) -> None:
     from vrtx_pipelines.db.models import Tenant
     from vrtx_pipelines.db.session import session_scope
     from vrtx_pipelines.errors import NotFound
+    from vrtx_pipelines.platform import prepare_database
     from vrtx_pipelines.tenants import rotate_token
 
+    prepare_database(get_settings())
     with session_scope() as session:
         tenant = session.get(Tenant, tenant_id)
         if tenant is None:
@@ -200,9 +202,11 @@ def keys_rotate() -> None:
     """
     from vrtx_pipelines.credentials import reencrypt_all
     from vrtx_pipelines.db.session import session_scope
+    from vrtx_pipelines.platform import prepare_database
     from vrtx_pipelines.vault import Vault, generate_key, load_key_file, vault_from_settings, write_key_file
 
     settings = get_settings()
+    prepare_database(settings)
     vault = vault_from_settings(settings)
     new_file_keys = None
     if not settings.vault_keys:

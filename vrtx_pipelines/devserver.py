@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,12 +28,19 @@ def project_root() -> Path:
 
 
 def dagster_environment(settings: Settings, root: Path) -> dict[str, str]:
-    """DAGSTER_HOME and the storage URL for the instance matching the app database."""
-    env = {"DAGSTER_HOME": str(root / "dagster_home")}
+    """DAGSTER_HOME under VRTX_HOME, holding the instance file that matches the app database.
+
+    The committed instance files in dagster_home/ are the source; runtime state stays out of the checkout.
+    """
+    home = settings.home / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {"DAGSTER_HOME": str(home)}
+    template = root / "dagster_home" / "dagster.yaml"
     if settings.uses_postgres:
-        env["DAGSTER_HOME"] = str(root / "dagster_home" / "postgres")
+        template = root / "dagster_home" / "postgres" / "dagster.yaml"
         url = make_url(settings.sqlalchemy_url).set(drivername="postgresql+psycopg2")
         env["VRTX_DAGSTER_POSTGRES_URL"] = url.render_as_string(hide_password=False)
+    shutil.copyfile(template, home / "dagster.yaml")
     return env
 
 

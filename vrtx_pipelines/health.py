@@ -78,7 +78,6 @@ def connection_health_job(provider: Provider) -> UnresolvedAssetJobDefinition:
     return define_asset_job(
         name=f"{provider.slug}_connection_health",
         selection=[f"{provider.slug}/connection_health"],
-        partitions_def=tenants_partitions(provider.slug),
         tags=run_tags(provider.slug),
     )
 

@@ -41,7 +41,7 @@ def connected_tenants() -> dict[str, set[str]]:
             .join(TenantIntegration, TenantIntegration.integration_id == Integration.id)
             .where(TenantIntegration.status != Status.DISCONNECTED)
         )
-        for slug, tenant_id in rows.tuples():
+        for slug, tenant_id in rows:
             result.setdefault(slug, set()).add(tenant_id)
     return result
 

@@ -13,12 +13,11 @@ served: endpoints appear here as features are built. Point a client at ``<served
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -26,6 +25,11 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+# SandboxState and sandbox_state are re-exported: tests and demos reach the knobs through this module.
+from providers.sandbox_kit import SandboxState as SandboxState
+from providers.sandbox_kit import install_fault_injection
+from providers.sandbox_kit import sandbox_state as sandbox_state
 
 API_PREFIX = "/3.0"
 DEMO_DATACENTER = "us21"
@@ -85,25 +89,9 @@ DEMO_ACCOUNT = MailchimpSandboxAccount(
 )
 
 
-@dataclass
-class SandboxState:
-    """Fault knobs, changed by tests and demos while the sandbox runs (``app.state.sandbox``)."""
-
-    fail_next_with_status: int | None = None  # answer the next request with this status (once)
-    rate_limit_next: int = 0  # answer this many upcoming requests with 429
-    retry_after_s: int = 1  # the Retry-After sent with those 429s
-    latency_s: float = 0.0  # delay before every answer
-    request_count: int = 0  # requests seen, for tests that count calls
-
-
 def api_base_url(server_url: str) -> str:
     """The API base for a sandbox served at ``server_url``: Mailchimp's API lives under /3.0."""
     return server_url.rstrip("/") + API_PREFIX
-
-
-def sandbox_state(app: FastAPI) -> SandboxState:
-    state: SandboxState = app.state.sandbox
-    return state
 
 
 def create_app(
@@ -115,7 +103,6 @@ def create_app(
     """The sandbox ASGI app for one data center; ``accounts`` defaults to the one demo account."""
     by_key = {account.api_key: account for account in (list(accounts) if accounts is not None else [DEMO_ACCOUNT])}
     app = FastAPI(title="Mailchimp sandbox", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.sandbox = state or SandboxState()
     instances = iter(range(1, 1 << 62))
 
     def problem(status: int, title_detail: tuple[str, str] | None = None) -> JSONResponse:
@@ -129,23 +116,7 @@ def create_app(
         }
         return JSONResponse(body, status_code=status, media_type="application/problem+json; charset=utf-8")
 
-    @app.middleware("http")
-    async def faults(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        knobs = sandbox_state(app)
-        knobs.request_count += 1
-        if knobs.latency_s > 0:
-            await asyncio.sleep(knobs.latency_s)
-        if knobs.rate_limit_next > 0:
-            knobs.rate_limit_next -= 1
-            response: Response = problem(429)
-        elif knobs.fail_next_with_status is not None:
-            status, knobs.fail_next_with_status = knobs.fail_next_with_status, None
-            response = problem(status)
-        else:
-            response = await call_next(request)
-        if response.status_code == 429:
-            response.headers["Retry-After"] = str(knobs.retry_after_s)
-        return response
+    install_fault_injection(app, problem, state=state)
 
     @app.exception_handler(StarletteHTTPException)
     async def not_found(request: Request, exc: StarletteHTTPException) -> Response:

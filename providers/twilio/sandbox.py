@@ -13,11 +13,10 @@ features are built.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import hmac
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
@@ -25,6 +24,11 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+# SandboxState and sandbox_state are re-exported: tests and demos reach the knobs through this module.
+from providers.sandbox_kit import SandboxState as SandboxState
+from providers.sandbox_kit import install_fault_injection
+from providers.sandbox_kit import sandbox_state as sandbox_state
 
 DEMO_ACCOUNT_SID = "AC5ef8732a3c49700934481addd5ce1659"
 DEMO_AUTH_TOKEN = "2fd8e8b1a45c4c1f9a3e0b7d6c5a4f31"  # noqa: S105 -- a sandbox-only demo token
@@ -74,47 +78,17 @@ DEMO_ACCOUNT = TwilioSandboxAccount(
 )
 
 
-@dataclass
-class SandboxState:
-    """Fault knobs, changed by tests and demos while the sandbox runs (``app.state.sandbox``)."""
-
-    fail_next_with_status: int | None = None  # answer the next request with this status (once)
-    rate_limit_next: int = 0  # answer this many upcoming requests with 429
-    retry_after_s: int = 1  # the Retry-After sent with those 429s
-    latency_s: float = 0.0  # delay before every answer
-    request_count: int = 0  # requests seen, for tests that count calls
-
-
-def sandbox_state(app: FastAPI) -> SandboxState:
-    state: SandboxState = app.state.sandbox
-    return state
-
-
 def create_app(accounts: Sequence[TwilioSandboxAccount] | None = None, *, state: SandboxState | None = None) -> FastAPI:
     """The sandbox ASGI app; ``accounts`` defaults to the one demo account."""
     by_sid = {account.sid: account for account in (list(accounts) if accounts is not None else [DEMO_ACCOUNT])}
     app = FastAPI(title="Twilio sandbox", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.sandbox = state or SandboxState()
     request_ids = iter(range(1, 1 << 62))
-
-    @app.middleware("http")
-    async def faults(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        knobs = sandbox_state(app)
-        knobs.request_count += 1
-        if knobs.latency_s > 0:
-            await asyncio.sleep(knobs.latency_s)
-        if knobs.rate_limit_next > 0:
-            knobs.rate_limit_next -= 1
-            response: Response = _error(429)
-        elif knobs.fail_next_with_status is not None:
-            status, knobs.fail_next_with_status = knobs.fail_next_with_status, None
-            response = _error(status)
-        else:
-            response = await call_next(request)
-        if response.status_code == 429:
-            response.headers["Retry-After"] = str(knobs.retry_after_s)
-        response.headers["Twilio-Request-Id"] = f"RQ{next(request_ids):032x}"
-        return response
+    install_fault_injection(
+        app,
+        _error,
+        state=state,
+        response_headers=lambda: {"Twilio-Request-Id": f"RQ{next(request_ids):032x}"},
+    )
 
     @app.exception_handler(StarletteHTTPException)
     async def not_found(request: Request, exc: StarletteHTTPException) -> Response:

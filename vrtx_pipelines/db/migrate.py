@@ -8,6 +8,8 @@ from alembic import command
 from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+# Not "alembic_version": Dagster's storage keeps its own there when both live in one PostgreSQL database.
+VERSION_TABLE = "vrtx_alembic_version"
 
 
 def alembic_config(url: str) -> Config:
@@ -33,6 +35,7 @@ def current_revision(url: str) -> str | None:
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+            return context.get_current_revision()
     finally:
         engine.dispose()

@@ -1,0 +1,92 @@
+"""The `vrtx` command line: tenants, catalog, database and keys, with one-line errors and non-zero exits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from vrtx_pipelines.cli import main
+from vrtx_pipelines.config import reset_settings_cache
+from vrtx_pipelines.vault import load_key_file
+
+Runner = Callable[..., Result]
+
+
+@pytest.fixture
+def run(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Runner]:
+    monkeypatch.setenv("VRTX_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VRTX_DATABASE_URL", db_url)
+    monkeypatch.delenv("VRTX_VAULT_KEYS", raising=False)
+    reset_settings_cache()
+
+    def _run(*args: str) -> Result:
+        reset_settings_cache()
+        return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+    yield _run
+    reset_settings_cache()
+
+
+def test_help_lists_the_commands() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("db", "tenants", "integrations", "keys", "api", "dev"):
+        assert command in result.output
+
+
+def test_tenants_create_prints_the_token_once_and_list_shows_only_its_prefix(run: Runner) -> None:
+    created = run("tenants", "create", "acme", "--name", "Acme Ltd")
+    assert created.exit_code == 0
+    token = created.output.split(": ")[-1].strip()
+    assert token.startswith("vrtx_") and len(token) > 30
+    listed = run("tenants", "list")
+    assert "acme" in listed.output and "Acme Ltd" in listed.output
+    assert token not in listed.output
+
+
+def test_bad_input_is_one_line_on_stderr_and_a_non_zero_exit(run: Runner) -> None:
+    assert run("tenants", "create", "acme").exit_code == 0
+    duplicate = run("tenants", "create", "acme")
+    assert duplicate.exit_code == 1
+    assert duplicate.stderr.strip() == "error: tenant 'acme' already exists"
+    invalid = run("tenants", "create", "Not Valid!")
+    assert invalid.exit_code == 1
+    assert invalid.stderr.startswith("error: a tenant id is")
+
+
+def test_integrations_list_is_a_table_of_all_17_saying_what_can_be_connected(run: Runner) -> None:
+    result = run("integrations", "list")
+    assert result.exit_code == 0
+    lines = result.output.strip().splitlines()
+    assert lines[0].split()[:3] == ["SLUG", "NAME", "CATEGORY"]
+    assert len(lines) == 18
+    stripe = next(line for line in lines if line.startswith("stripe"))
+    xero = next(line for line in lines if line.startswith("xero"))
+    assert " yes " in stripe and "not yet" in xero
+
+
+def test_db_upgrade_and_downgrade(run: Runner) -> None:
+    assert "revision 0001" in run("db", "upgrade").output
+    assert "revision base" in run("db", "downgrade", "--revision", "base").output
+    assert "revision 0001" in run("db", "upgrade").output
+
+
+def test_keys_rotate_puts_a_new_key_first_and_keeps_secrets_readable(run: Runner, tmp_path: Path) -> None:
+    assert run("keys", "rotate").exit_code == 0  # creates the development key, then rotates it
+    key_file = tmp_path / "home" / "vault.keys"
+    first = [k.kid for k in load_key_file(key_file)]
+    rotated = run("keys", "rotate")
+    assert rotated.exit_code == 0, rotated.output
+    after = [k.kid for k in load_key_file(key_file)]
+    assert after[1:] == first and after[0] not in first
+    assert rotated.output.startswith(f"primary key {after[0]}: re-encrypted")
+
+
+def test_keys_generate_prints_a_usable_key() -> None:
+    from vrtx_pipelines.vault import parse_keys
+
+    result = CliRunner().invoke(main, ["keys", "generate"])
+    assert len(parse_keys(result.output.strip())) == 1

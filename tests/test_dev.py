@@ -1,0 +1,86 @@
+"""`vrtx dev` (the README's first command) as a user runs it: everything comes up, Ctrl-C stops all of it."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from vrtx_pipelines.sandbox_server import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCATIONS_QUERY = """
+{ workspaceOrError { __typename ... on Workspace { locationEntries {
+    name locationOrLoadError { __typename ... on PythonError { message } } } } } }
+"""
+
+
+def poll(url: str, deadline: float, process: subprocess.Popen[bytes]) -> httpx.Response:
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "vrtx dev exited early"
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    raise AssertionError(f"{url} did not answer in time")
+
+
+@pytest.mark.dagster
+def test_vrtx_dev_serves_api_and_dagster_ui_and_stops_cleanly_on_ctrl_c(tmp_path: Path, db_url: str) -> None:
+    api_port, dagster_port = free_port(), free_port()
+    env = {
+        **os.environ,
+        "VRTX_HOME": str(tmp_path / "home"),
+        "VRTX_DATABASE_URL": db_url,
+        "VRTX_API_PORT": str(api_port),
+        "VRTX_DAGSTER_PORT": str(dagster_port),
+    }
+    env.pop("VRTX_VAULT_KEYS", None)
+    log_path = tmp_path / "dev.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "vrtx_pipelines.cli", "dev"], cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+    try:
+        deadline = time.monotonic() + 240
+        assert poll(f"http://127.0.0.1:{api_port}/healthz", deadline, process).status_code == 200
+        assert poll(f"http://127.0.0.1:{dagster_port}/server_info", deadline, process).status_code == 200
+        while "Press Ctrl-C to stop." not in log_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        output = log_path.read_text()
+        token = re.search(r"Authorization: Bearer (vrtx_\S+)", output)
+        assert token, output
+        catalog = httpx.get(
+            f"http://127.0.0.1:{api_port}/api/v1/integrations",
+            headers={"Authorization": f"Bearer {token.group(1)}"},
+        )
+        assert len(catalog.json()) == 17
+        assert httpx.get(f"http://127.0.0.1:{api_port}/docs").status_code == 200
+
+        while True:
+            workspace = httpx.post(
+                f"http://127.0.0.1:{dagster_port}/graphql", json={"query": LOCATIONS_QUERY}, timeout=30
+            ).json()["data"]["workspaceOrError"]
+            entries = {e["name"]: e["locationOrLoadError"] for e in workspace["locationEntries"]}
+            if entries.get("vrtx") or time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        assert entries["vrtx"]["__typename"] == "RepositoryLocation", entries
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    assert code == 0, log_path.read_text()[-3000:]
+    for port in (api_port, dagster_port):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=2)

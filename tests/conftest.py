@@ -19,8 +19,9 @@ from sqlalchemy.engine import make_url
 from api.main import create_app
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.session import engine_for
-from vrtx_pipelines.registry import get_provider
+from vrtx_pipelines.registry import load_providers
 from vrtx_pipelines.sandbox_server import ServedApp
+from vrtx_pipelines.sandboxes import sandbox_base_urls, start_sandboxes, stop_sandboxes
 from vrtx_pipelines.vault import generate_key
 
 POSTGRES_URL = os.environ.get("VRTX_TEST_POSTGRES_URL", "")
@@ -74,22 +75,12 @@ def vault_keys() -> str:
     return generate_key("k1").render()
 
 
-SANDBOXED = ("stripe", "twilio", "mailchimp")
-
-
 @pytest.fixture(scope="session")
 def sandbox_servers() -> Iterator[dict[str, ServedApp]]:
     """Every built provider sandbox, served over real HTTP on loopback for the whole session."""
-    served: dict[str, ServedApp] = {}
-    try:
-        for slug in SANDBOXED:
-            factory = get_provider(slug).sandbox_factory
-            assert factory is not None
-            served[slug] = ServedApp(factory()).start()
-        yield served
-    finally:
-        for server in served.values():
-            server.stop()
+    served = start_sandboxes(load_providers().values())
+    yield served
+    stop_sandboxes(served)
 
 
 @pytest.fixture
@@ -104,7 +95,7 @@ def sandboxes(sandbox_servers: dict[str, ServedApp]) -> dict[str, ServedApp]:
 @pytest.fixture
 def base_urls(sandboxes: dict[str, ServedApp]) -> dict[str, str]:
     """Provider slug -> sandbox base URL, as VRTX_PROVIDER_BASE_URLS would say."""
-    return {slug: server.base_url + get_provider(slug).sandbox_api_path for slug, server in sandboxes.items()}
+    return sandbox_base_urls(sandboxes, load_providers())
 
 
 @pytest.fixture

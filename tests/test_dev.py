@@ -8,10 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from dagster import DagsterInstance
 
 from vrtx_pipelines.sandbox_server import free_port
 
@@ -20,6 +23,17 @@ LOCATIONS_QUERY = """
 { workspaceOrError { __typename ... on Workspace { locationEntries {
     name locationOrLoadError { __typename ... on PythonError { message } } } } } }
 """
+
+
+@contextmanager
+def patched_env(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 
 
 def poll(url: str, deadline: float, process: subprocess.Popen[bytes]) -> httpx.Response:
@@ -73,6 +87,18 @@ def test_vrtx_dev_serves_api_and_dagster_ui_and_stops_cleanly_on_ctrl_c(tmp_path
                 break
             time.sleep(1)
         assert entries["vrtx"]["__typename"] == "RepositoryLocation", entries
+
+        connected = httpx.get(
+            f"http://127.0.0.1:{api_port}/api/v1/integrations/connected",
+            headers={"Authorization": f"Bearer {token.group(1)}"},
+        ).json()
+        assert {c["integration"] for c in connected} == {"stripe", "twilio", "mailchimp"}
+        # The daemon's sensor adds the demo tenant to each connected provider's partitions.
+        dagster_env = {"VRTX_DAGSTER_POSTGRES_URL": db_url} if db_url.startswith("postgresql") else {}
+        with patched_env(dagster_env), DagsterInstance.from_config(str(tmp_path / "home" / "dagster")) as instance:
+            while "demo" not in instance.get_dynamic_partitions("stripe_tenants"):
+                assert time.monotonic() < deadline, "the partitions sensor never added the demo tenant"
+                time.sleep(1)
     finally:
         process.send_signal(signal.SIGINT)
         try:

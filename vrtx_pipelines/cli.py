@@ -245,14 +245,49 @@ def api(host: str | None, port: int | None) -> None:
     )
 
 
+@main.command("sandbox")
+@click.option(
+    "--port-base", type=int, default=None, help="First port; each sandbox takes the next (default: free ports)."
+)
+def sandbox(port_base: int | None) -> None:
+    """Serve the provider sandboxes on loopback and print `<slug> <base URL>` for each, until stopped."""
+    import json
+    import signal
+    import threading
+
+    from vrtx_pipelines.registry import load_providers
+    from vrtx_pipelines.sandboxes import sandbox_base_urls, start_sandboxes, stop_sandboxes
+
+    providers = load_providers()
+    served = start_sandboxes(providers.values(), port_base)
+    urls = sandbox_base_urls(served, providers)
+    for slug, url in urls.items():
+        click.echo(f"{slug} {url}")
+    click.echo(f"# point the platform at them: VRTX_PROVIDER_BASE_URLS='{json.dumps(urls)}'", err=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_sandboxes(served)
+
+
 @main.command("dev")
 @click.option("--api-port", type=int, default=None, help="API port (default 8000).")
 @click.option("--dagster-port", type=int, default=None, help="Dagster UI port (default 3000).")
-def dev(api_port: int | None, dagster_port: int | None) -> None:
+@click.option(
+    "--sandboxes/--no-sandboxes",
+    default=True,
+    show_default=True,
+    help="Serve the provider sandboxes and connect the demo tenant to them.",
+)
+def dev(api_port: int | None, dagster_port: int | None, sandboxes: bool) -> None:
     """Run the whole platform locally: database, demo tenant, API, Dagster UI and daemon. Ctrl-C stops it."""
     from vrtx_pipelines.devserver import run_dev
 
-    sys.exit(run_dev(get_settings(), api_port=api_port, dagster_port=dagster_port))
+    sys.exit(run_dev(get_settings(), api_port=api_port, dagster_port=dagster_port, sandboxes=sandboxes))
 
 
 if __name__ == "__main__":

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -15,7 +17,12 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from vrtx_pipelines.config import Settings
+from vrtx_pipelines.connections import ConnectionContext, Status, connect_with_credentials, get_connection
+from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.platform import ensure_demo_tenant, prepare_database
+from vrtx_pipelines.registry import load_providers
+from vrtx_pipelines.sandbox_server import ServedApp
+from vrtx_pipelines.sandboxes import sandbox_base_urls, start_sandboxes, stop_sandboxes
 from vrtx_pipelines.vault import vault_from_settings
 
 
@@ -63,10 +70,10 @@ def initialise_instance(env: dict[str, str]) -> None:
                 os.environ[key] = value
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> bool:
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float, give_up: Callable[[], bool]) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if process.poll() is not None:
+        if process.poll() is not None or give_up():
             return False
         try:
             if httpx.get(url, timeout=2).status_code < 500:
@@ -77,7 +84,25 @@ def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float) 
     return False
 
 
-def run_dev(settings: Settings, api_port: int | None = None, dagster_port: int | None = None) -> int:
+def connect_demo_tenant(settings: Settings, tenant_id: str) -> list[str]:
+    """Connect the demo tenant to every sandbox that can be connected with credentials, once."""
+    connected = []
+    vault = vault_from_settings(settings)
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        ctx = ConnectionContext(session=session, vault=vault, settings=settings)
+        for provider in load_providers().values():
+            if not (provider.connectable and provider.sandbox_credentials):
+                continue
+            existing = get_connection(session, tenant_id, provider.slug)
+            if existing is None or existing.status != Status.CONNECTED:
+                connect_with_credentials(ctx, tenant_id, provider, provider.sandbox_credentials)
+            connected.append(provider.slug)
+    return connected
+
+
+def run_dev(
+    settings: Settings, api_port: int | None = None, dagster_port: int | None = None, *, sandboxes: bool = True
+) -> int:
     root = project_root()
     api_port = api_port or settings.api_port
     dagster_port = dagster_port or settings.dagster_port
@@ -85,12 +110,33 @@ def run_dev(settings: Settings, api_port: int | None = None, dagster_port: int |
     vault_from_settings(settings)  # creates the development key before any other process needs it
     prepare_database(settings)
     tenant_id, token = ensure_demo_tenant(settings)
+    served: dict[str, ServedApp] = {}
+    demo_connections: list[str] = []
+    if sandboxes:
+        providers = load_providers()
+        served = start_sandboxes(providers.values())
+        base_urls = {**settings.provider_base_urls, **sandbox_base_urls(served, providers)}
+        settings = settings.model_copy(update={"provider_base_urls": base_urls})
+        demo_connections = connect_demo_tenant(settings, tenant_id)
     dagster_env = dagster_environment(settings, root)
     initialise_instance(dagster_env)
 
-    env = {**os.environ, **dagster_env, "VRTX_HOME": str(settings.home)}
+    env = {
+        **os.environ,
+        **dagster_env,
+        "VRTX_HOME": str(settings.home),
+        "VRTX_PROVIDER_BASE_URLS": json.dumps(settings.provider_base_urls),
+    }
     if settings.database_url:
         env["VRTX_DATABASE_URL"] = settings.database_url
+    stopping = False
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     # Own process groups: one Ctrl-C reaches us once, and we stop the children in order.
     api = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
         [
@@ -125,28 +171,25 @@ def run_dev(settings: Settings, api_port: int | None = None, dagster_port: int |
         start_new_session=True,
     )
     children = {"api": api, "dagster": dagster}
-    stopping = False
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
 
     api_url = f"http://{settings.api_host}:{api_port}"
     dagster_url = f"http://127.0.0.1:{dagster_port}"
-    ready = wait_until_up(f"{api_url}/healthz", api, 60) and wait_until_up(f"{dagster_url}/server_info", dagster, 180)
+    ready = wait_until_up(f"{api_url}/healthz", api, 60, lambda: stopping) and wait_until_up(
+        f"{dagster_url}/server_info", dagster, 180, lambda: stopping
+    )
     if ready:
-        print(
-            "\nVRTX Integrations is running\n"
-            f"  API        {api_url}  (OpenAPI docs: {api_url}/docs)\n"
-            f"  Dagster UI {dagster_url}  (code location: vrtx)\n"
-            f"  Database   {make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)}\n"
-            f"  Demo tenant {tenant_id}: Authorization: Bearer {token}\n"
-            "Press Ctrl-C to stop.\n",
-            flush=True,
-        )
+        lines = [
+            "",
+            "VRTX Integrations is running",
+            f"  API          {api_url}  (OpenAPI docs: {api_url}/docs)",
+            f"  Dagster UI   {dagster_url}  (code location: vrtx)",
+            f"  Database     {make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)}",
+            f"  Demo tenant  {tenant_id}: Authorization: Bearer {token}",
+            *(f"  Sandbox      {slug} {url}" for slug, url in settings.provider_base_urls.items()),
+        ]
+        if demo_connections:
+            lines.append(f"  Demo tenant is connected to: {', '.join(demo_connections)}")
+        print("\n".join([*lines, "Press Ctrl-C to stop.", ""]), flush=True)
     exit_code = 0
     while not stopping:
         for name, child in children.items():
@@ -156,6 +199,7 @@ def run_dev(settings: Settings, api_port: int | None = None, dagster_port: int |
                 stopping = True
         time.sleep(0.3)
     _shutdown(children)
+    stop_sandboxes(served)
     return exit_code
 
 

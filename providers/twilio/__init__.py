@@ -6,7 +6,7 @@ from providers.base import AuthField, AuthSpec, AuthType, Category, Provider
 from providers.schema import settings_schema
 
 from .connection import ACCOUNT_SID_PATTERN, AUTH_TOKEN_PATTERN, test_connection
-from .sandbox import create_app
+from .sandbox import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, create_app
 
 PROVIDER = Provider(
     slug="twilio",
@@ -62,4 +62,5 @@ PROVIDER = Provider(
     implemented=frozenset({"connect"}),
     connection_tester=test_connection,
     sandbox_factory=create_app,
+    sandbox_credentials={"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN},
 )

@@ -136,8 +136,6 @@ class Provider:
     connection_tester: ConnectionTester | None = None
     # Builds the provider's local stand-in (an ASGI app) for demos and tests.
     sandbox_factory: Callable[[], Any] | None = None
-    # Where ``api_base_url``'s path lives on the sandbox (e.g. "/3.0"): base URL = server root + this.
-    sandbox_api_path: str = ""
     # Credentials the sandbox accepts, so `vrtx dev` can connect its demo tenant with no provider account.
     sandbox_credentials: Mapping[str, str] = field(default_factory=dict)
 

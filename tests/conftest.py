@@ -95,7 +95,7 @@ def sandboxes(sandbox_servers: dict[str, ServedApp]) -> dict[str, ServedApp]:
 @pytest.fixture
 def base_urls(sandboxes: dict[str, ServedApp]) -> dict[str, str]:
     """Provider slug -> sandbox base URL, as VRTX_PROVIDER_BASE_URLS would say."""
-    return sandbox_base_urls(sandboxes, load_providers())
+    return sandbox_base_urls(sandboxes)
 
 
 @pytest.fixture

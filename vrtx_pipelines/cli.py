@@ -260,7 +260,7 @@ def sandbox(port_base: int | None) -> None:
 
     providers = load_providers()
     served = start_sandboxes(providers.values(), port_base)
-    urls = sandbox_base_urls(served, providers)
+    urls = sandbox_base_urls(served)
     for slug, url in urls.items():
         click.echo(f"{slug} {url}")
     click.echo(f"# point the platform at them: VRTX_PROVIDER_BASE_URLS='{json.dumps(urls)}'", err=True)

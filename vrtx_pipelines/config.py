@@ -7,6 +7,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,7 +33,8 @@ class Settings(BaseSettings):
     dagster_port: int = 3000
     # Where the API is reachable from outside (OAuth redirect URIs, webhook URLs).
     public_url: str = "http://127.0.0.1:8000"
-    # JSON object: provider slug -> API base URL; points providers at their sandboxes.
+    # JSON object: provider slug -> an origin (scheme://host:port[/prefix]) that replaces every host of that
+    # provider, keeping the path: how the same client code reaches a sandbox.
     provider_base_urls: dict[str, str] = Field(default_factory=dict)
     http_timeout_s: float = 20.0
     demo_tenant: str = "demo"
@@ -73,8 +75,14 @@ class Settings(BaseSettings):
     def vault_key_file(self) -> Path:
         return self.home / "vault.keys"
 
-    def provider_base_url(self, slug: str, default: str) -> str:
-        return self.provider_base_urls.get(slug, default).rstrip("/")
+    def provider_url(self, slug: str, url: str) -> str:
+        """``url`` as is, or its path on the origin VRTX_PROVIDER_BASE_URLS gives for this provider."""
+        override = self.provider_base_urls.get(slug)
+        if not override:
+            return url
+        real, origin = urlsplit(url), urlsplit(override)
+        path = origin.path.rstrip("/") + real.path
+        return urlunsplit((origin.scheme, origin.netloc, path, real.query, real.fragment))
 
 
 @lru_cache(maxsize=1)

@@ -103,7 +103,7 @@ def validate_credentials(provider: Provider, values: Mapping[str, Any]) -> dict[
 def _run_connection_test(ctx: ConnectionContext, provider: Provider, credentials: Mapping[str, str]) -> ConnectionInfo:
     if provider.connection_tester is None:
         raise IntegrationNotAvailable(f"{provider.name} has no connection test yet")
-    base_url = ctx.settings.provider_base_url(provider.slug, provider.api_base_url)
+    base_url = ctx.settings.provider_url(provider.slug, provider.api_base_url)
     with ctx.client_factory(ctx.settings) as client:
         return provider.connection_tester(credentials, base_url, client)
 

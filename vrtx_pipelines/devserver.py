@@ -115,7 +115,7 @@ def run_dev(
     if sandboxes:
         providers = load_providers()
         served = start_sandboxes(providers.values())
-        base_urls = {**settings.provider_base_urls, **sandbox_base_urls(served, providers)}
+        base_urls = {**settings.provider_base_urls, **sandbox_base_urls(served)}
         settings = settings.model_copy(update={"provider_base_urls": base_urls})
         demo_connections = connect_demo_tenant(settings, tenant_id)
     dagster_env = dagster_environment(settings, root)

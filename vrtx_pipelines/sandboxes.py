@@ -22,9 +22,9 @@ def start_sandboxes(providers: Iterable[Provider], port_base: int | None = None)
     return served
 
 
-def sandbox_base_urls(served: dict[str, ServedApp], providers: dict[str, Provider]) -> dict[str, str]:
+def sandbox_base_urls(served: dict[str, ServedApp]) -> dict[str, str]:
     """What VRTX_PROVIDER_BASE_URLS should say to reach each served sandbox."""
-    return {slug: server.base_url + providers[slug].sandbox_api_path for slug, server in served.items()}
+    return {slug: server.base_url for slug, server in served.items()}
 
 
 def stop_sandboxes(served: dict[str, ServedApp]) -> None:

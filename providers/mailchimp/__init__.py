@@ -6,7 +6,7 @@ from providers.base import AuthField, AuthSpec, AuthType, Category, Provider, Ra
 from providers.schema import settings_schema
 
 from .connection import API_KEY_PATTERN, test_connection
-from .sandbox import API_PREFIX, DEMO_API_KEY, create_app
+from .sandbox import DEMO_API_KEY, create_app
 
 PROVIDER = Provider(
     slug="mailchimp",
@@ -72,5 +72,4 @@ PROVIDER = Provider(
     connection_tester=test_connection,
     sandbox_factory=create_app,
     sandbox_credentials={"api_key": DEMO_API_KEY},
-    sandbox_api_path=API_PREFIX,
 )

@@ -94,6 +94,36 @@ class RateLimit:
     description: str = ""
 
 
+@dataclass
+class PullConnection:
+    """What the core hands a provider to pull one connection: never a Dagster object.
+
+    ``counters`` is filled by the provider's client (``api_calls``, ``pages:<entity>``, ``rate_limited``) and
+    becomes run metadata.
+    """
+
+    http: httpx.Client
+    url: Callable[[str], str]  # a real provider URL -> the one to call (sandbox overrides)
+    external_tenant_id: str | None
+    access_token: Callable[[], str]
+    refresh_access_token: Callable[[], str]
+    governor: Any  # vrtx_pipelines.governor.RateGovernor
+    credentials: Mapping[str, str] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PullSpec:
+    """A provider's pulls: its dlt source, and how each resource's rows become canonical VRTX entities."""
+
+    entities: tuple[str, ...]
+    # (connection, entities) -> a dlt source. ``None`` builds it for definitions only: it must do no I/O.
+    make_source: Callable[[PullConnection | None, Sequence[str]], Any]
+    # resource name -> raw provider row -> a canonical model (pydantic)
+    mappers: Mapping[str, Callable[[Mapping[str, Any]], Any]]
+    max_concurrent_calls: int | None = None
+
+
 @dataclass(frozen=True)
 class ConnectionInfo:
     """What a successful connection test learned (safe to store and show: never a secret)."""
@@ -101,6 +131,22 @@ class ConnectionInfo:
     external_account_id: str | None = None
     external_account_name: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExternalTenant:
+    """One provider-side organisation a grant can reach (a Xero organisation, a QBO realm ...)."""
+
+    id: str
+    name: str
+    kind: str = "organisation"
+    connection_id: str | None = None  # the provider's id for the grant-to-tenant link, if it has one
+
+
+class TenantDiscoverer(Protocol):
+    """Lists the organisations an OAuth grant reaches. ``url`` maps a real provider URL to the one to call."""
+
+    def __call__(self, client: httpx.Client, url: Callable[[str], str], access_token: str) -> list[ExternalTenant]: ...
 
 
 class ConnectionTester(Protocol):
@@ -134,6 +180,8 @@ class Provider:
     # What works today. A capability appears here only when it is built and tested end to end.
     implemented: frozenset[str] = frozenset()
     connection_tester: ConnectionTester | None = None
+    discover_tenants: TenantDiscoverer | None = None
+    pulls: PullSpec | None = None
     # Builds the provider's local stand-in (an ASGI app) for demos and tests.
     sandbox_factory: Callable[[], Any] | None = None
     # Credentials the sandbox accepts, so `vrtx dev` can connect its demo tenant with no provider account.
@@ -148,11 +196,13 @@ class Provider:
         if unknown:
             raise ValueError(f"{self.slug}: implemented capabilities not on its roadmap: {sorted(unknown)}")
         if "connect" in self.implemented and not self.can_connect_with_fields:
-            raise ValueError(f"{self.slug}: 'connect' needs a connection tester and credential fields")
+            raise ValueError(f"{self.slug}: 'connect' needs a connection tester (or, for OAuth, tenant discovery)")
 
     @property
     def can_connect_with_fields(self) -> bool:
-        return self.auth.type is not AuthType.OAUTH2 and self.connection_tester is not None
+        if self.auth.type is AuthType.OAUTH2:
+            return self.discover_tenants is not None
+        return self.connection_tester is not None
 
     @property
     def connectable(self) -> bool:

@@ -30,7 +30,15 @@ SEED_COLUMNS = {
         "last_received_at", "created_at", "updated_at",
     },
 }  # fmt: skip
-FLOW_TABLES = {"tenants", "entity_links", "push_outbox", "webhook_inbox", "oauth_states", "outbound_events"}
+FLOW_TABLES = {
+    "tenants",
+    "entity_links",
+    "push_outbox",
+    "webhook_inbox",
+    "oauth_states",
+    "outbound_events",
+    "canonical_records",
+}
 
 
 def test_upgrade_creates_every_seed_column_and_the_flow_tables(db_url: str) -> None:
@@ -50,7 +58,7 @@ def test_downgrade_removes_everything_and_upgrade_again_works(db_url: str) -> No
     assert set(inspect(create_engine(db_url)).get_table_names()) <= {"vrtx_alembic_version"}
     assert migrate.current_revision(db_url) is None
     migrate.upgrade(db_url)
-    assert migrate.current_revision(db_url) == "0001"
+    assert migrate.current_revision(db_url) == "0002"
 
 
 def test_seed_defaults_apply_at_the_database_level(db_url: str) -> None:

@@ -36,11 +36,13 @@ class Settings(BaseSettings):
     # JSON object: provider slug -> an origin (scheme://host:port[/prefix]) that replaces every host of that
     # provider, keeping the path: how the same client code reaches a sandbox.
     provider_base_urls: dict[str, str] = Field(default_factory=dict)
+    # JSON object: provider slug -> {"client_id": ..., "client_secret": ...}: this platform's OAuth apps.
+    oauth_clients: dict[str, dict[str, str]] = Field(default_factory=dict)
     http_timeout_s: float = 20.0
     demo_tenant: str = "demo"
     log_level: str = "INFO"
 
-    @field_validator("provider_base_urls", mode="before")
+    @field_validator("provider_base_urls", "oauth_clients", mode="before")
     @classmethod
     def _parse_base_urls(cls, value: Any) -> Any:
         if isinstance(value, str):

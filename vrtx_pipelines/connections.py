@@ -190,6 +190,11 @@ def test_connection(ctx: ConnectionContext, tenant_id: str, provider: Provider) 
 def disconnect(ctx: ConnectionContext, tenant_id: str, provider: Provider, *, purge: bool) -> TenantIntegration:
     """Forget the credentials and stop syncing; with ``purge``, also delete everything synced for it."""
     connection = require_connection(ctx.session, tenant_id, provider.slug)
+    revoked = False
+    if provider.auth.oauth2 is not None and connection.credentials:
+        from vrtx_pipelines.oauth import revoke  # oauth builds on this module
+
+        revoked = revoke(ctx, provider, connection)
     connection.status = Status.DISCONNECTED
     connection.credentials = None
     connection.last_error = None
@@ -212,7 +217,7 @@ def disconnect(ctx: ConnectionContext, tenant_id: str, provider: Provider, *, pu
         tenant_id,
         EventType.INTEGRATION_DISCONNECTED,
         provider.slug,
-        {"integration": provider.slug, "purged": purge},
+        {"integration": provider.slug, "purged": purge, "revoked_at_provider": revoked},
     )
     return connection
 

@@ -17,6 +17,7 @@ class EventType(StrEnum):
     INTEGRATION_CONNECTED = "integration.connected"
     INTEGRATION_DISCONNECTED = "integration.disconnected"
     INTEGRATION_ERROR = "integration.error"
+    INTEGRATION_EXPIRED = "integration.expired"
     SYNC_COMPLETED = "sync.completed"
     SYNC_FAILED = "sync.failed"
 

@@ -9,6 +9,8 @@ Tampering with any part is an error, never garbage.
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -124,6 +126,22 @@ class Vault:
         except json.JSONDecodeError as exc:
             raise DecryptionError("stored secret is not a vault envelope") from exc
         return self.decrypt(envelope, context).decode()
+
+    def _signing_key(self, key: VaultKey) -> bytes:
+        # A separate key per purpose: a signature never reveals anything about the encryption key.
+        return hmac.new(key.secret, b"vrtx-signing-v1", hashlib.sha256).digest()
+
+    def sign(self, message: bytes) -> str:
+        digest = hmac.new(self._signing_key(self.primary), message, hashlib.sha256).digest()
+        return f"{self.primary.kid}.{base64.urlsafe_b64encode(digest).decode().rstrip('=')}"
+
+    def verify(self, message: bytes, signature: str) -> bool:
+        kid, _, encoded = signature.partition(".")
+        key = self._keys.get(kid)
+        if key is None:
+            return False
+        expected = base64.urlsafe_b64encode(hmac.new(self._signing_key(key), message, hashlib.sha256).digest())
+        return hmac.compare_digest(expected.decode().rstrip("="), encoded)
 
     def needs_rotation(self, envelope: Mapping[str, Any]) -> bool:
         return envelope.get("kid") != self.primary.kid

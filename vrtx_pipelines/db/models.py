@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -246,3 +247,24 @@ class OutboundEvent(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CanonicalRecord(Timestamps, Base):
+    """A provider record as a canonical VRTX entity; ``change_seq`` is the records API's change cursor."""
+
+    __tablename__ = "canonical_records"
+    __table_args__ = (
+        UniqueConstraint("tenant_integration_id", "entity_type", "external_id"),
+        Index("ix_canonical_records_changes", "tenant_integration_id", "entity_type", "change_seq"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_integration_id: Mapped[int] = mapped_column(ForeignKey("tenant_integrations.id", ondelete="CASCADE"))
+    entity_type: Mapped[str] = mapped_column(String(50))
+    external_id: Mapped[str] = mapped_column(String(100))
+    data: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    # Increases with every change of any record of the connection; assigned under the connection's lock.
+    change_seq: Mapped[int] = mapped_column(BigInteger)
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    remote_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

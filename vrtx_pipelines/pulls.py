@@ -1,0 +1,263 @@
+"""Pulls: a provider's dlt source materialised as tenant-partitioned Dagster assets, one factory for all.
+
+Each (provider, tenant) gets its own dlt pipeline name, ``pipelines_dir`` and dataset: shared names silently
+lose data and shared state corrupts under concurrency. Canonical records are captured while extracting and
+written to the app database only after the warehouse load succeeded.
+"""
+# No `from __future__ import annotations`: Dagster reads the context and config annotations at definition time.
+
+import json
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import dlt
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    BackfillPolicy,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+)
+from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
+from dagster_dlt.translator import DltResourceTranslatorData
+from sqlalchemy.engine import make_url
+
+from providers.base import Provider, PullConnection, PullSpec
+from providers.errors import ProviderError
+from vrtx_pipelines.config import Settings, get_settings
+from vrtx_pipelines.connections import ConnectionContext, Status, get_connection
+from vrtx_pipelines.credentials import read_credentials
+from vrtx_pipelines.db.models import TenantIntegration, utcnow
+from vrtx_pipelines.db.session import session_factory
+from vrtx_pipelines.errors import IntegrationError
+from vrtx_pipelines.governor import RateGovernor
+from vrtx_pipelines.http import provider_client
+from vrtx_pipelines.partitions import tenants_partitions
+from vrtx_pipelines.records import ApplyReport, apply_records, canonical_json
+from vrtx_pipelines.vault import vault_from_settings
+
+
+def dataset_name(slug: str, tenant_id: str) -> str:
+    return f"{slug}__{tenant_id.replace('-', '_')}"
+
+
+def warehouse_destination(settings: Settings, name: str) -> Any:
+    """PostgreSQL (a schema per dataset) when the platform runs on it; else one duckdb file per dataset."""
+    if settings.uses_postgres:
+        url = make_url(settings.sqlalchemy_url).set(drivername="postgresql")
+        return dlt.destinations.postgres(credentials=url.render_as_string(hide_password=False))
+    path = settings.home / "warehouse" / f"{name}.duckdb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return dlt.destinations.duckdb(str(path))
+
+
+def pipeline_for(settings: Settings, slug: str, tenant_id: str) -> Any:
+    name = dataset_name(slug, tenant_id)
+    return dlt.pipeline(
+        pipeline_name=name,
+        pipelines_dir=str(settings.home / "dlt" / name),
+        destination=warehouse_destination(settings, name),
+        dataset_name=name,
+    )
+
+
+class PullTranslator(DagsterDltTranslator):
+    """Asset keys ``[<slug>, <resource>]`` in the provider's group, e.g. ``xero/invoices``."""
+
+    def __init__(self, slug: str) -> None:
+        self.slug = slug
+
+    def get_asset_spec(self, data: DltResourceTranslatorData) -> AssetSpec:
+        spec = super().get_asset_spec(data)
+        return spec.replace_attributes(key=AssetKey([self.slug, data.resource.name]), group_name=self.slug, deps=[])
+
+
+class PullConfig(Config):
+    full: bool = False  # forget the incremental cursors and reload everything
+
+
+class RecordSpool:
+    """Canonical records captured during extraction, kept on disk until the load has succeeded."""
+
+    def __init__(self, directory: Path, mappers: Mapping[str, Callable[[Mapping[str, Any]], Any]]) -> None:
+        self.directory = directory
+        self.mappers = mappers
+        self._files: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def capture(self, entity: str) -> Callable[[Any], Any]:
+        mapper = self.mappers[entity]
+
+        def _capture(item: Any) -> Any:
+            line = json.dumps(canonical_json(mapper(item)), separators=(",", ":"))
+            with self._lock:
+                handle = self._files.get(entity)
+                if handle is None:
+                    handle = self._files[entity] = (self.directory / f"{entity}.jsonl").open("w")
+                handle.write(line + "\n")
+            return item
+
+        return _capture
+
+    def entities(self) -> list[str]:
+        for handle in self._files.values():
+            handle.close()
+        return list(self._files)
+
+    def read(self, entity: str) -> Iterator[dict[str, Any]]:
+        with (self.directory / f"{entity}.jsonl").open() as handle:
+            for line in handle:
+                yield json.loads(line)
+
+
+def incremental_cursors(pipeline: Any, source_name: str) -> dict[str, Any]:
+    """Each resource's incremental ``last_value`` as dlt keeps it in the pipeline state."""
+    resources = pipeline.state.get("sources", {}).get(source_name, {}).get("resources", {})
+    cursors: dict[str, Any] = {}
+    for name, state in resources.items():
+        for spec in (state.get("incremental") or {}).values():
+            if isinstance(spec, Mapping) and "last_value" in spec:
+                cursors[name] = str(spec["last_value"])
+    return cursors
+
+
+def _definition_pipeline(slug: str) -> Any:
+    # Only describes the assets; runs build their own per-tenant pipeline.
+    return dlt.pipeline(
+        pipeline_name=f"{slug}__definitions",
+        pipelines_dir=str(Path(tempfile.gettempdir()) / "vrtx-dlt-definitions"),
+        destination="duckdb",
+        dataset_name=slug,
+    )
+
+
+def build_pull_assets(provider: Provider, spec: PullSpec) -> Any:
+    translator = PullTranslator(provider.slug)
+
+    @dlt_assets(
+        dlt_source=spec.make_source(None, spec.entities),
+        dlt_pipeline=_definition_pipeline(provider.slug),
+        name=f"{provider.slug}_pull",
+        group_name=provider.slug,
+        dagster_dlt_translator=translator,
+        partitions_def=tenants_partitions(provider.slug),
+        backfill_policy=BackfillPolicy.multi_run(1),
+    )
+    def _pull(context: AssetExecutionContext, config: PullConfig) -> Iterator[Any]:
+        yield from run_pull(context, provider, spec, translator, context.partition_key, full=config.full)
+
+    return _pull
+
+
+def run_pull(
+    context: AssetExecutionContext,
+    provider: Provider,
+    spec: PullSpec,
+    translator: PullTranslator,
+    tenant_id: str,
+    *,
+    full: bool = False,
+) -> Iterator[MaterializeResult[Any]]:
+    settings = get_settings()
+    vault = vault_from_settings(settings)
+    session = session_factory()()
+    started = time.monotonic()
+    try:
+        connection = get_connection(session, tenant_id, provider.slug)
+        if connection is None or connection.status not in (Status.CONNECTED, Status.ERROR):
+            state = connection.status if connection else "never connected"
+            raise Failure(description=f"{provider.name} is not connected for tenant {tenant_id} ({state})")
+        ctx = ConnectionContext(session=session, vault=vault, settings=settings)
+        governor = RateGovernor(provider.rate_limits, max_concurrent=spec.max_concurrent_calls)
+        selected = [key.path[-1] for key in context.selected_asset_keys]
+        with provider_client(settings) as http, tempfile.TemporaryDirectory(prefix="vrtx-spool-") as spool_dir:
+            pull_connection = _pull_connection(ctx, provider, connection.id, http, governor)
+            source = spec.make_source(pull_connection, selected)
+            spool = RecordSpool(Path(spool_dir), spec.mappers)
+            for name in selected:
+                if name in spec.mappers:
+                    source.resources[name].add_map(spool.capture(name))
+            pipeline = pipeline_for(settings, provider.slug, tenant_id)
+            pipeline.sync_destination()
+            cursors_before = incremental_cursors(pipeline, source.name)
+            run_args: dict[str, Any] = {"refresh": "drop_sources"} if full else {}
+            results = list(
+                DagsterDltResource().run(
+                    context, dlt_source=source, dlt_pipeline=pipeline, dagster_dlt_translator=translator, **run_args
+                )
+            )
+            cursors_after = incremental_cursors(pipeline, source.name)
+            applied = {
+                entity: apply_records(session, connection.id, entity, spool.read(entity)) for entity in spool.entities()
+            }
+        connection.last_sync_at = utcnow()
+        connection.last_error = None
+        session.commit()
+        counters = pull_connection.counters
+        for result in results:
+            entity = result.asset_key.path[-1] if result.asset_key else ""
+            report = applied.get(entity, ApplyReport())
+            yield MaterializeResult(
+                asset_key=result.asset_key,
+                metadata={
+                    **(result.metadata or {}),
+                    "tenant": tenant_id,
+                    "sync_type": "full" if full or entity not in cursors_before else "incremental",
+                    "rows_extracted": MetadataValue.int(report.changed + report.unchanged),
+                    "records_changed": MetadataValue.int(report.changed),
+                    "pages": MetadataValue.int(counters.get(f"pages:{entity}", 0)),
+                    "api_calls": MetadataValue.int(counters.get("api_calls", 0)),
+                    "rate_limited_waits": MetadataValue.int(governor.stats.rate_limited),
+                    "paced_wait_s": MetadataValue.float(round(governor.stats.waited_s, 3)),
+                    "cursor_before": cursors_before.get(entity, ""),
+                    "cursor_after": cursors_after.get(entity, ""),
+                    "duration_ms": MetadataValue.int(round((time.monotonic() - started) * 1000)),
+                },
+            )
+    except (ProviderError, IntegrationError) as exc:
+        session.rollback()
+        _record_error(session, tenant_id, provider, exc.message)
+        raise Failure(description=f"{provider.name}: {exc.message}", allow_retries=False) from exc
+    finally:
+        session.close()
+
+
+def _record_error(session: Any, tenant_id: str, provider: Provider, message: str) -> None:
+    connection = get_connection(session, tenant_id, provider.slug)
+    if connection is not None:
+        connection.last_error = message
+        session.commit()
+
+
+def _pull_connection(
+    ctx: ConnectionContext, provider: Provider, connection_id: int, http: Any, governor: RateGovernor
+) -> PullConnection:
+    from vrtx_pipelines import oauth  # oauth imports the connection rules this module also uses
+
+    connection = ctx.session.get_one(TenantIntegration, connection_id)
+    meta = connection.meta or {}
+    oauth_based = provider.auth.oauth2 is not None
+    credentials = {} if oauth_based else read_credentials(ctx.vault, connection, provider.slug)
+    return PullConnection(
+        http=http,
+        url=lambda url: ctx.settings.provider_url(provider.slug, url),
+        external_tenant_id=meta.get("external_account_id"),
+        access_token=(lambda: oauth.access_token(ctx, connection_id)) if oauth_based else (lambda: ""),
+        refresh_access_token=(lambda: oauth.access_token(ctx, connection_id, force=True))
+        if oauth_based
+        else (lambda: ""),
+        governor=governor,
+        credentials={k: str(v) for k, v in credentials.items()},
+    )
+
+
+def pull_asset_keys(provider: Provider, entities: Sequence[str] | None = None) -> list[AssetKey]:
+    assert provider.pulls is not None
+    return [AssetKey([provider.slug, e]) for e in (entities or provider.pulls.entities)]

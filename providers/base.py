@@ -98,8 +98,8 @@ class RateLimit:
 class PullConnection:
     """What the core hands a provider to pull one connection: never a Dagster object.
 
-    ``counters`` is filled by the provider's client (``api_calls``, ``pages:<entity>``, ``rate_limited``) and
-    becomes run metadata.
+    The provider sets ``stats`` to report its client's counters (``api_calls``, ``pages:<entity>``,
+    ``rate_limited``), which become run metadata.
     """
 
     http: httpx.Client
@@ -109,7 +109,7 @@ class PullConnection:
     refresh_access_token: Callable[[], str]
     governor: Any  # vrtx_pipelines.governor.RateGovernor
     credentials: Mapping[str, str] = field(default_factory=dict)
-    counters: dict[str, int] = field(default_factory=dict)
+    stats: Callable[[], Mapping[str, int]] = dict
 
 
 @dataclass(frozen=True)

@@ -245,6 +245,52 @@ def api(host: str | None, port: int | None) -> None:
     )
 
 
+@main.command("connect")
+@click.argument("slug")
+@click.option("--tenant", "tenant_id", required=True, help="The VRTX tenant to connect.")
+@click.option("--organisation", "organisations", multiple=True, help="Grant only these provider organisations.")
+def connect(slug: str, tenant_id: str, organisations: tuple[str, ...]) -> None:
+    """Connect an OAuth integration through its sandbox's consent page (real providers: use /oauth/url)."""
+    from vrtx_pipelines.connections import ConnectionContext
+    from vrtx_pipelines.consent import consent_in_sandbox
+    from vrtx_pipelines.db.session import session_scope
+    from vrtx_pipelines.platform import prepare_database
+    from vrtx_pipelines.registry import get_provider
+    from vrtx_pipelines.vault import vault_from_settings
+
+    settings = get_settings()
+    provider = get_provider(slug)
+    if slug not in settings.provider_base_urls:
+        raise IntegrationError(
+            f"{provider.name} is not pointed at a sandbox (VRTX_PROVIDER_BASE_URLS): a real consent needs a "
+            f"person; open the URL from GET /api/v1/integrations/{slug}/oauth/url"
+        )
+    prepare_database(settings)
+    with session_scope() as session:
+        ctx = ConnectionContext(session=session, vault=vault_from_settings(settings), settings=settings)
+        result = consent_in_sandbox(ctx, tenant_id, provider, list(organisations) or None)
+        status, meta = result.connection.status, result.connection.meta or {}
+    names = ", ".join(f"{o.name} ({o.id})" for o in result.organisations)
+    click.echo(f"{slug} for tenant {tenant_id}: {status}; organisations granted: {names}")
+    if status == "pending":
+        click.echo(f'choose one: PUT /api/v1/integrations/{slug}/organisation {{"organisation_id": ...}}')
+    else:
+        click.echo(f"connected to {meta.get('external_account_name')} ({meta.get('external_account_id')})")
+
+
+@main.command("sync")
+@click.argument("slug")
+@click.option("--tenant", "tenant_id", required=True, help="The tenant whose connection to pull.")
+@click.option("--entity", "entities", multiple=True, help="Only these entities (repeatable); default: all.")
+@click.option("--full", is_flag=True, help="Forget the incremental cursors and pull everything again.")
+def sync(slug: str, tenant_id: str, entities: tuple[str, ...], full: bool) -> None:
+    """Pull one tenant's connection now, in this process, through the same Dagster assets the schedule runs."""
+    from vrtx_pipelines.syncing import sync_now
+
+    rows = sync_now(get_settings(), slug, tenant_id, list(entities), full=full, progress=True)
+    print_table(("ENTITY", "ROWS LOADED", "RECORDS CHANGED", "PAGES", "CURSOR"), rows)
+
+
 @main.command("sandbox")
 @click.option(
     "--port-base", type=int, default=None, help="First port; each sandbox takes the next (default: free ports)."

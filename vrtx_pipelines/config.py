@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     oauth_clients: dict[str, dict[str, str]] = Field(default_factory=dict)
     http_timeout_s: float = 20.0
     demo_tenant: str = "demo"
+    # dlt's progress display for pulls run in a terminal (`vrtx sync`): "tqdm", "log" or unset.
+    pull_progress: str | None = None
     log_level: str = "INFO"
 
     @field_validator("provider_base_urls", "oauth_clients", mode="before")

@@ -6,17 +6,25 @@ from dagster import Definitions
 
 from vrtx_pipelines.health import connection_health_asset, connection_health_job, connection_health_schedule
 from vrtx_pipelines.partitions import build_partitions_sensor
+from vrtx_pipelines.pulls import build_pull_assets
 from vrtx_pipelines.registry import load_providers
+from vrtx_pipelines.schedules import pull_job, pull_schedule, token_refresh_job, token_refresh_schedule
 
 
 def build_definitions() -> Definitions:
     providers = list(load_providers().values())
     checkable = [p for p in providers if p.connectable and p.connection_tester is not None]
-    jobs = {p.slug: connection_health_job(p) for p in checkable}
+    pulling = [p for p in providers if p.connectable and p.pulls is not None]
+    health_jobs = {p.slug: connection_health_job(p) for p in checkable}
+    pull_jobs = {p.slug: pull_job(p) for p in pulling}
+    oauth = any(p.connectable and p.auth.oauth2 is not None for p in providers)
     return Definitions(
-        assets=[connection_health_asset(p) for p in checkable],
-        jobs=list(jobs.values()),
-        schedules=[connection_health_schedule(p, jobs[p.slug]) for p in checkable],
+        assets=[connection_health_asset(p) for p in checkable]
+        + [build_pull_assets(p, p.pulls) for p in pulling if p.pulls is not None],
+        jobs=[*health_jobs.values(), *pull_jobs.values(), *([token_refresh_job] if oauth else [])],
+        schedules=[connection_health_schedule(p, health_jobs[p.slug]) for p in checkable]
+        + [pull_schedule(p, pull_jobs[p.slug]) for p in pulling]
+        + ([token_refresh_schedule] if oauth else []),
         sensors=[build_partitions_sensor(providers)],
     )
 

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connections import ConnectionContext, Status, connect_with_credentials, get_connection
+from vrtx_pipelines.consent import consent_in_sandbox
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.platform import ensure_demo_tenant, prepare_database
 from vrtx_pipelines.registry import load_providers
@@ -95,7 +96,10 @@ def connect_demo_tenant(settings: Settings, tenant_id: str) -> list[str]:
                 continue
             existing = get_connection(session, tenant_id, provider.slug)
             if existing is None or existing.status != Status.CONNECTED:
-                connect_with_credentials(ctx, tenant_id, provider, provider.sandbox_credentials)
+                if provider.auth.oauth2 is not None:
+                    consent_in_sandbox(ctx, tenant_id, provider)
+                else:
+                    connect_with_credentials(ctx, tenant_id, provider, provider.sandbox_credentials)
             connected.append(provider.slug)
     return connected
 
@@ -116,7 +120,15 @@ def run_dev(
         providers = load_providers()
         served = start_sandboxes(providers.values())
         base_urls = {**settings.provider_base_urls, **sandbox_base_urls(served)}
-        settings = settings.model_copy(update={"provider_base_urls": base_urls})
+        # OAuth sandboxes register a demo app; use it unless a real app is configured.
+        oauth_clients = {
+            slug: dict(providers[slug].sandbox_credentials)
+            for slug in served
+            if providers[slug].auth.oauth2 is not None and providers[slug].sandbox_credentials
+        }
+        settings = settings.model_copy(
+            update={"provider_base_urls": base_urls, "oauth_clients": {**oauth_clients, **settings.oauth_clients}}
+        )
         demo_connections = connect_demo_tenant(settings, tenant_id)
     dagster_env = dagster_environment(settings, root)
     initialise_instance(dagster_env)
@@ -126,6 +138,7 @@ def run_dev(
         **dagster_env,
         "VRTX_HOME": str(settings.home),
         "VRTX_PROVIDER_BASE_URLS": json.dumps(settings.provider_base_urls),
+        "VRTX_OAUTH_CLIENTS": json.dumps(settings.oauth_clients),
     }
     if settings.database_url:
         env["VRTX_DATABASE_URL"] = settings.database_url

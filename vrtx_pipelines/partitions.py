@@ -9,6 +9,7 @@ from dagster import (
     DefaultSensorStatus,
     DeleteDynamicPartitionsRequest,
     DynamicPartitionsDefinition,
+    RunRequest,
     SensorDefinition,
     SensorEvaluationContext,
     SensorResult,
@@ -58,6 +59,32 @@ def partition_requests(
         if remove := sorted(have - want):
             requests.append(DeleteDynamicPartitionsRequest(partitions_def_name=name, partition_keys=remove))
     return requests
+
+
+def first_syncs(
+    providers: Iterable[Provider], requests: Iterable[AddDynamicPartitionsRequest | DeleteDynamicPartitionsRequest]
+) -> list[RunRequest]:
+    """A full pull for every tenant just added to a provider that pulls: nobody has to ask for the first sync."""
+    pulling = {partition_set_name(p.slug): p for p in providers if p.pulls is not None}
+    runs = []
+    for request in requests:
+        provider = pulling.get(request.partitions_def_name)
+        if provider is None or not isinstance(request, AddDynamicPartitionsRequest):
+            continue
+        for tenant in request.partition_keys:
+            runs.append(
+                RunRequest(
+                    run_key=f"first-sync:{provider.slug}:{tenant}",
+                    job_name=f"{provider.slug}_pull",
+                    partition_key=tenant,
+                    tags={
+                        "vrtx/provider": provider.slug,
+                        "vrtx/connection": f"{provider.slug}:{tenant}",
+                        "vrtx/trigger": "connected",
+                    },
+                )
+            )
+    return runs
 
 
 def build_partitions_sensor(providers: list[Provider]) -> SensorDefinition:

@@ -60,11 +60,13 @@ def warehouse_destination(settings: Settings, name: str) -> Any:
 
 def pipeline_for(settings: Settings, slug: str, tenant_id: str) -> Any:
     name = dataset_name(slug, tenant_id)
+    options: dict[str, Any] = {"progress": settings.pull_progress} if settings.pull_progress else {}
     return dlt.pipeline(
         pipeline_name=name,
         pipelines_dir=str(settings.home / "dlt" / name),
         destination=warehouse_destination(settings, name),
         dataset_name=name,
+        **options,
     )
 
 
@@ -200,7 +202,7 @@ def run_pull(
         connection.last_sync_at = utcnow()
         connection.last_error = None
         session.commit()
-        counters = pull_connection.counters
+        counters = pull_connection.stats()
         for result in results:
             entity = result.asset_key.path[-1] if result.asset_key else ""
             report = applied.get(entity, ApplyReport())

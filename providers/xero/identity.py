@@ -1,0 +1,38 @@
+"""Xero identity: which organisations a grant reaches (https://developer.xero.com/documentation/guides/oauth2/tenants)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+
+from providers.base import ExternalTenant
+from providers.errors import ProviderAuthError, ProviderUnavailable
+
+CONNECTIONS_URL = "https://api.xero.com/connections"
+
+
+def discover_tenants(client: httpx.Client, url: Callable[[str], str], access_token: str) -> list[ExternalTenant]:
+    # https://developer.xero.com/documentation/guides/oauth2/auth-flow#5-check-the-tenants-youre-authorized-to-access
+    try:
+        response = client.get(
+            url(CONNECTIONS_URL), headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+        )
+    except httpx.HTTPError as exc:
+        raise ProviderUnavailable(f"Xero could not be reached to list organisations ({type(exc).__name__})") from exc
+    if response.status_code in (401, 403):
+        raise ProviderAuthError("Xero refused to list the organisations of this grant", status=response.status_code)
+    if response.status_code >= 400:
+        raise ProviderUnavailable(
+            f"Xero answered {response.status_code} listing organisations", status=response.status_code
+        )
+    return [
+        ExternalTenant(
+            id=entry["tenantId"],
+            name=entry.get("tenantName") or entry["tenantId"],
+            kind=str(entry.get("tenantType", "ORGANISATION")).lower(),
+            connection_id=entry.get("id"),
+        )
+        for entry in response.json()
+        if entry.get("tenantType", "ORGANISATION") == "ORGANISATION"
+    ]

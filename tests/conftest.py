@@ -6,6 +6,7 @@ Without it they are skipped, unless ``VRTX_REQUIRE_POSTGRES=1`` (CI), where a mi
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from api.main import create_app
-from vrtx_pipelines.config import Settings
+from vrtx_pipelines.config import Settings, reset_settings_cache
 from vrtx_pipelines.db.session import engine_for
 from vrtx_pipelines.registry import load_providers
 from vrtx_pipelines.sandbox_server import ServedApp
@@ -99,14 +100,38 @@ def base_urls(sandboxes: dict[str, ServedApp]) -> dict[str, str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str, vault_keys: str, base_urls: dict[str, str]) -> Settings:
-    return Settings(
+def oauth_clients() -> dict[str, dict[str, str]]:
+    """Provider slug -> this platform's OAuth app, as VRTX_OAUTH_CLIENTS would say."""
+    return {}
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path,
+    db_url: str,
+    vault_keys: str,
+    base_urls: dict[str, str],
+    oauth_clients: dict[str, dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Settings]:
+    """This test's settings, also exported to the environment so code that reads them itself (Dagster
+    assets, `vrtx` commands) sees the same database, keys and sandboxes."""
+    settings = Settings(
         home=tmp_path / "home",
         database_url=db_url,
         vault_keys=vault_keys,
         provider_base_urls=base_urls,
+        oauth_clients=oauth_clients,
         http_timeout_s=5,
     )
+    monkeypatch.setenv("VRTX_HOME", str(settings.home))
+    monkeypatch.setenv("VRTX_DATABASE_URL", db_url)
+    monkeypatch.setenv("VRTX_VAULT_KEYS", vault_keys)
+    monkeypatch.setenv("VRTX_PROVIDER_BASE_URLS", json.dumps(base_urls))
+    monkeypatch.setenv("VRTX_OAUTH_CLIENTS", json.dumps(oauth_clients))
+    reset_settings_cache()
+    yield settings
+    reset_settings_cache()
 
 
 @pytest.fixture

@@ -22,9 +22,10 @@ def test_catalog_lists_all_17_integrations_in_display_order(api: TestClient, set
     assert len(items) == 17
     assert [i["display_order"] for i in items] == sorted(i["display_order"] for i in items)
     assert items[0]["slug"] == "xero"
-    assert {i["slug"] for i in items if i["connectable"]} == {"stripe", "twilio", "mailchimp"}
-    xero = items[0]
-    assert xero["connectable"] is False and xero["implemented"] == [] and xero["connection"] is None
+    assert {i["slug"] for i in items if i["connectable"]} == {"xero", "stripe", "twilio", "mailchimp"}
+    xero, quickbooks = items[0], items[1]
+    assert xero["connectable"] is True and "pull:invoices" in xero["implemented"] and xero["connection"] is None
+    assert quickbooks["connectable"] is False and quickbooks["implemented"] == []
 
 
 def test_catalog_filters_by_category_and_search(api: TestClient, settings: Settings) -> None:

@@ -98,10 +98,14 @@ def test_credentials_that_do_not_fit_the_auth_fields_get_422_per_field(api: Test
 
 def test_integrations_that_cannot_be_connected_yet_say_so(api: TestClient, settings: Settings) -> None:
     token = make_tenant(settings, "acme")
-    for slug in ("xero", "zapier"):
+    for slug in ("quickbooks", "zapier"):
         response = api.post(f"/api/v1/integrations/{slug}/connect", json={"credentials": {}}, headers=bearer(token))
         assert response.status_code == 409
         assert response.json()["error"]["code"] == "integration_not_available"
+    oauth = api.post("/api/v1/integrations/xero/connect", json={"credentials": {}}, headers=bearer(token))
+    assert oauth.status_code == 409
+    assert oauth.json()["error"]["code"] == "oauth_required"
+    assert "/oauth/url" in oauth.json()["error"]["message"]
     unknown = api.post("/api/v1/integrations/nope/connect", json={"credentials": {}}, headers=bearer(token))
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "integration_not_found"

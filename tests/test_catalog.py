@@ -71,10 +71,16 @@ def test_metadata_is_complete_and_auth_urls_are_the_providers_real_https_endpoin
 
 @pytest.mark.parametrize("provider", PROVIDERS, ids=lambda p: p.slug)
 def test_nothing_claims_to_work_that_is_not_built(provider: Provider) -> None:
-    assert provider.implemented <= {"connect"}, "only connecting is built so far"
-    assert provider.connectable == (provider.connection_tester is not None)
+    pulls = {f"pull:{e}" for e in provider.pulls.entities} if provider.pulls else set()
+    assert provider.implemented <= {"connect"} | pulls, "only connecting and pulls are built so far"
+    assert {c for c in provider.implemented if c.startswith("pull:")} == pulls if provider.connectable else not pulls
+    if provider.auth.oauth2 is None:
+        assert provider.connectable == (provider.connection_tester is not None)
+    else:
+        assert provider.connectable == (provider.discover_tenants is not None)
     if provider.connectable:
         assert provider.sandbox_factory is not None, "a connectable provider ships a sandbox to try it on"
+        assert provider.sandbox_credentials, "and the sandbox's credentials, for the demo tenant"
 
 
 def test_sync_catalog_upserts_every_provider_and_deactivates_vanished_ones(db_url: str) -> None:

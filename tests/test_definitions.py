@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
-from dagster import AssetKey, DagsterInstance, build_sensor_context, materialize
+from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context, materialize
 from dagster._core.test_utils import instance_for_test
 from fastapi.testclient import TestClient
 
 from providers.stripe.sandbox import DEMO_ACCOUNT_ID, DEMO_SECRET_KEY
 from tests.helpers import bearer, make_tenant
-from vrtx_pipelines.config import Settings, reset_settings_cache
+from vrtx_pipelines.config import Settings
 from vrtx_pipelines.definitions import build_definitions, defs
 from vrtx_pipelines.health import connection_health_asset
 from vrtx_pipelines.partitions import build_partitions_sensor
@@ -25,7 +24,17 @@ pytestmark = pytest.mark.dagster
 def test_the_code_location_loads_with_every_expected_definition() -> None:
     graph = defs.resolve_asset_graph()
     connectable = {"stripe", "twilio", "mailchimp"}
-    assert {key for key in graph.get_all_asset_keys()} == {AssetKey([s, "connection_health"]) for s in connectable}
+    xero_pulls = {
+        AssetKey(["xero", e]) for e in ("contacts", "invoices", "payments", "products", "tax_rates", "accounts")
+    }
+    health = {AssetKey([s, "connection_health"]) for s in connectable}
+    assert set(graph.get_all_asset_keys()) == health | xero_pulls
+    for key in xero_pulls:
+        assets_def = graph.get(key).assets_def
+        assert getattr(assets_def.partitions_def, "name", None) == "xero_tenants"
+    assert defs.resolve_job_def("xero_sync") is not None
+    assert defs.resolve_schedule_def("xero_incremental_pulls") is not None
+    assert defs.resolve_schedule_def("oauth_token_refresh_schedule") is not None
     for slug in connectable:
         assert defs.resolve_job_def(f"{slug}_connection_health") is not None
         assert defs.resolve_schedule_def(f"{slug}_connection_health_schedule") is not None
@@ -33,20 +42,15 @@ def test_the_code_location_loads_with_every_expected_definition() -> None:
         assert assets_def.partitions_def is not None
         assert getattr(assets_def.partitions_def, "name", None) == f"{slug}_tenants"
     assert defs.resolve_sensor_def("tenant_partitions_sensor") is not None
+    Definitions.validate_loadable(defs)  # what the code server does: unique op and job names, resolvable jobs
     build_definitions()  # building twice is safe (no global state)
 
 
 @pytest.fixture
-def dagster_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[DagsterInstance]:
-    """Point the code location's own settings at this test's database, as `vrtx dev` does through the env."""
-    monkeypatch.setenv("VRTX_DATABASE_URL", settings.sqlalchemy_url)
-    monkeypatch.setenv("VRTX_HOME", str(settings.home))
-    monkeypatch.setenv("VRTX_VAULT_KEYS", settings.vault_keys or "")
-    monkeypatch.setenv("VRTX_PROVIDER_BASE_URLS", json.dumps(settings.provider_base_urls))
-    reset_settings_cache()
+def dagster_env(settings: Settings) -> Iterator[DagsterInstance]:
+    """A throwaway Dagster instance; the code location reads this test's settings from the environment."""
     with instance_for_test() as instance:
         yield instance
-    reset_settings_cache()
 
 
 def test_partition_sensor_adds_connected_tenants_and_removes_disconnected_ones(

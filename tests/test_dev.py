@@ -92,13 +92,23 @@ def test_vrtx_dev_serves_api_and_dagster_ui_and_stops_cleanly_on_ctrl_c(tmp_path
             f"http://127.0.0.1:{api_port}/api/v1/integrations/connected",
             headers={"Authorization": f"Bearer {token.group(1)}"},
         ).json()
-        assert {c["integration"] for c in connected} == {"stripe", "twilio", "mailchimp"}
+        assert {c["integration"] for c in connected} == {"xero", "stripe", "twilio", "mailchimp"}
         # The daemon's sensor adds the demo tenant to each connected provider's partitions.
         dagster_env = {"VRTX_DAGSTER_POSTGRES_URL": db_url} if db_url.startswith("postgresql") else {}
         with patched_env(dagster_env), DagsterInstance.from_config(str(tmp_path / "home" / "dagster")) as instance:
             while "demo" not in instance.get_dynamic_partitions("stripe_tenants"):
                 assert time.monotonic() < deadline, "the partitions sensor never added the demo tenant"
                 time.sleep(1)
+        # ... and launches the first full Xero sync through the daemon's run queue, with nobody asking.
+        while True:
+            invoices = httpx.get(
+                f"http://127.0.0.1:{api_port}/api/v1/integrations/xero/records/invoices",
+                headers={"Authorization": f"Bearer {token.group(1)}"},
+            ).json()
+            if invoices["records"]:
+                break
+            assert time.monotonic() < deadline, "the first Xero sync never ran"
+            time.sleep(2)
     finally:
         process.send_signal(signal.SIGINT)
         try:

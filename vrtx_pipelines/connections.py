@@ -31,7 +31,13 @@ from vrtx_pipelines.db.models import (
     WebhookInbox,
     utcnow,
 )
-from vrtx_pipelines.errors import IntegrationNotAvailable, NotConnected, UnknownIntegration, ValidationFailed
+from vrtx_pipelines.errors import (
+    IntegrationNotAvailable,
+    NotConnected,
+    OAuthRequired,
+    UnknownIntegration,
+    ValidationFailed,
+)
 from vrtx_pipelines.events import EventType, record_event
 from vrtx_pipelines.http import provider_client
 from vrtx_pipelines.vault import Vault
@@ -121,11 +127,11 @@ def connect_with_credentials(
 ) -> TenantIntegration:
     """Validate, test against the provider, then store encrypted. Nothing is stored if any step fails."""
     if provider.auth.type is AuthType.OAUTH2:
-        raise IntegrationNotAvailable(
-            f"{provider.name} connects through OAuth, which is not available for it yet"
-            if not provider.connectable
-            else f"{provider.name} connects through OAuth: start at /oauth/url"
-        )
+        if provider.connectable:
+            raise OAuthRequired(
+                f"{provider.name} connects through OAuth: start at /api/v1/integrations/{provider.slug}/oauth/url"
+            )
+        raise IntegrationNotAvailable(f"{provider.name} connects through OAuth, which is not available for it yet")
     if not provider.connectable:
         raise IntegrationNotAvailable(f"{provider.name} cannot be connected yet")
     credentials = validate_credentials(provider, submitted)

@@ -47,6 +47,12 @@ class IntegrationNotAvailable(Conflict):
     code = "integration_not_available"
 
 
+class OAuthRequired(Conflict):
+    """The integration connects through OAuth, not with submitted credentials."""
+
+    code = "oauth_required"
+
+
 class ValidationFailed(IntegrationError):
     code = "validation_failed"
     http_status = 422

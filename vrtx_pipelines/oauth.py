@@ -231,12 +231,10 @@ def complete_authorization(ctx: ConnectionContext, provider: Provider, params: M
         "refresh_failures": 0,
     }
     connection.last_error = None
+    connection.status = PENDING
     ctx.session.flush()
     if len(organisations) == 1:
         select_organisation(ctx, tenant_id, provider, organisations[0].id)
-    else:
-        connection.status = PENDING
-        ctx.session.flush()
     return CallbackResult(tenant_id, connection, organisations, state_row.return_to)
 
 
@@ -244,7 +242,7 @@ def select_organisation(
     ctx: ConnectionContext, tenant_id: str, provider: Provider, external_id: str
 ) -> TenantIntegration:
     connection = get_connection(ctx.session, tenant_id, provider.slug)
-    if connection is None or connection.status == Status.DISCONNECTED or not connection.meta:
+    if connection is None or connection.status not in (PENDING, Status.CONNECTED) or not connection.meta:
         raise NotFound(f"{provider.slug} has no authorisation waiting for this tenant")
     organisations = {o["id"]: o for o in connection.meta.get("organisations", [])}
     chosen = organisations.get(external_id)
@@ -277,7 +275,12 @@ def select_organisation(
 def _refresh_lock(session: Session, settings: Settings, connection_id: int) -> Iterator[TenantIntegration]:
     """Hold the connection exclusively for a refresh, across processes, and yield it freshly read."""
     if session.get_bind().dialect.name == "postgresql":
-        row = session.scalar(select(TenantIntegration).where(TenantIntegration.id == connection_id).with_for_update())
+        row = session.scalar(
+            select(TenantIntegration)
+            .where(TenantIntegration.id == connection_id)
+            .with_for_update(of=TenantIntegration)
+            .execution_options(populate_existing=True)
+        )
         if row is None:
             raise NotFound("the connection no longer exists")
         yield row

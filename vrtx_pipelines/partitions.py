@@ -75,7 +75,7 @@ def first_syncs(
             runs.append(
                 RunRequest(
                     run_key=f"first-sync:{provider.slug}:{tenant}",
-                    job_name=f"{provider.slug}_pull",
+                    job_name=f"{provider.slug}_sync",
                     partition_key=tenant,
                     tags={
                         "vrtx/provider": provider.slug,

@@ -93,12 +93,19 @@ class RecordSpool:
         self.mappers = mappers
         self._files: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.skipped: dict[str, int] = {}
 
     def capture(self, entity: str) -> Callable[[Any], Any]:
         mapper = self.mappers[entity]
 
         def _capture(item: Any) -> Any:
-            line = json.dumps(canonical_json(mapper(item)), separators=(",", ":"))
+            try:
+                line = json.dumps(canonical_json(mapper(item)), separators=(",", ":"))
+            except ValueError:
+                # No canonical form (e.g. a deleted payment): the raw row still loads; the run counts it.
+                with self._lock:
+                    self.skipped[entity] = self.skipped.get(entity, 0) + 1
+                return item
             with self._lock:
                 handle = self._files.get(entity)
                 if handle is None:
@@ -147,7 +154,6 @@ def build_pull_assets(provider: Provider, spec: PullSpec) -> Any:
         dlt_source=spec.make_source(None, spec.entities),
         dlt_pipeline=_definition_pipeline(provider.slug),
         name=f"{provider.slug}_pull",
-        group_name=provider.slug,
         dagster_dlt_translator=translator,
         partitions_def=tenants_partitions(provider.slug),
         backfill_policy=BackfillPolicy.multi_run(1),
@@ -214,6 +220,7 @@ def run_pull(
                     "sync_type": "full" if full or entity not in cursors_before else "incremental",
                     "rows_extracted": MetadataValue.int(report.changed + report.unchanged),
                     "records_changed": MetadataValue.int(report.changed),
+                    "records_without_canonical_form": MetadataValue.int(spool.skipped.get(entity, 0)),
                     "pages": MetadataValue.int(counters.get(f"pages:{entity}", 0)),
                     "api_calls": MetadataValue.int(counters.get("api_calls", 0)),
                     "rate_limited_waits": MetadataValue.int(governor.stats.rate_limited),
@@ -223,12 +230,27 @@ def run_pull(
                     "duration_ms": MetadataValue.int(round((time.monotonic() - started) * 1000)),
                 },
             )
-    except (ProviderError, IntegrationError) as exc:
+    except Exception as exc:
+        # dlt wraps what a resource raised (PipelineStepFailed): find the provider's own error inside.
+        cause = _platform_error_in(exc)
+        if cause is None:
+            raise
         session.rollback()
-        _record_error(session, tenant_id, provider, exc.message)
-        raise Failure(description=f"{provider.name}: {exc.message}", allow_retries=False) from exc
+        _record_error(session, tenant_id, provider, cause.message)
+        raise Failure(description=f"{provider.name}: {cause.message}", allow_retries=False) from exc
     finally:
         session.close()
+
+
+def _platform_error_in(exc: BaseException) -> ProviderError | IntegrationError | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ProviderError | IntegrationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _record_error(session: Any, tenant_id: str, provider: Provider, message: str) -> None:

@@ -36,7 +36,7 @@ from vrtx_pipelines.vault import vault_from_settings
 def pull_job(provider: Provider) -> UnresolvedAssetJobDefinition:
     assert provider.pulls is not None
     return define_asset_job(
-        name=f"{provider.slug}_pull",
+        name=f"{provider.slug}_sync",
         selection=[AssetKey([provider.slug, entity]) for entity in provider.pulls.entities],
         tags=run_tags(provider.slug),
     )

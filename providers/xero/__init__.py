@@ -5,6 +5,10 @@ from __future__ import annotations
 from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, RateLimit
 from providers.schema import settings_schema
 
+from .identity import discover_tenants
+from .pulls import PULLS
+from .sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, create_app
+
 ENTITIES = ("contacts", "invoices", "payments", "tax_rates", "products", "accounts")
 
 PROVIDER = Provider(
@@ -83,12 +87,6 @@ PROVIDER = Provider(
                 "enum": ["DRAFT", "SUBMITTED", "AUTHORISED"],
                 "default": "DRAFT",
             },
-            "include_archived_contacts": {
-                "type": "boolean",
-                "title": "Include archived contacts",
-                "description": "Also pull contacts archived in Xero.",
-                "default": False,
-            },
         },
     ),
     capabilities=(
@@ -105,6 +103,9 @@ PROVIDER = Provider(
         RateLimit(5000, 86400, "tenant", "5,000 calls a day per organisation (1,000 on the Starter tier)"),
         RateLimit(10000, 60, "app", "10,000 calls a minute across all organisations"),
     ),
-    implemented=frozenset(),
-    connection_tester=None,
+    implemented=frozenset({"connect", *(f"pull:{entity}" for entity in ENTITIES)}),
+    discover_tenants=discover_tenants,
+    pulls=PULLS,
+    sandbox_factory=create_app,
+    sandbox_credentials={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Callable
 
 import httpx
@@ -12,11 +14,33 @@ from providers.errors import ProviderAuthError, ProviderUnavailable
 CONNECTIONS_URL = "https://api.xero.com/connections"
 
 
+def auth_event_id(access_token: str) -> str | None:
+    """The ``authentication_event_id`` claim of Xero's JWT access token: which consent produced it.
+
+    Read without verifying the signature: the token came straight from Xero's token endpoint, and the claim
+    only narrows which organisations we ask about.
+    """
+    parts = access_token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    value = claims.get("authentication_event_id") if isinstance(claims, dict) else None
+    return str(value) if value else None
+
+
 def discover_tenants(client: httpx.Client, url: Callable[[str], str], access_token: str) -> list[ExternalTenant]:
     # https://developer.xero.com/documentation/guides/oauth2/auth-flow#5-check-the-tenants-youre-authorized-to-access
+    # Without authEventId, /connections lists every organisation the user ever connected to this app; with it,
+    # only those granted in this consent.
+    event = auth_event_id(access_token)
     try:
         response = client.get(
-            url(CONNECTIONS_URL), headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+            url(CONNECTIONS_URL),
+            params={"authEventId": event} if event else None,
+            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
         )
     except httpx.HTTPError as exc:
         raise ProviderUnavailable(f"Xero could not be reached to list organisations ({type(exc).__name__})") from exc

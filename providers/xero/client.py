@@ -1,0 +1,301 @@
+"""Xero Accounting API 2.0 client for one connection (one organisation, one token) over a given ``httpx.Client``.
+
+API doc: https://developer.xero.com/documentation/api/accounting/overview
+Limits: https://developer.xero.com/documentation/guides/oauth2/limits/
+Errors: https://developer.xero.com/documentation/api/accounting/responsecodes
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, NoReturn
+
+import httpx
+
+from providers.errors import ProviderAuthError, ProviderError, ProviderRateLimited, ProviderUnavailable
+from providers.xero.dates import format_if_modified_since
+from vrtx_pipelines.governor import DayBudgetExhausted, RateGovernor
+
+DEFAULT_PAGE_SIZE = 1000  # Xero's maximum; the default of 100 would cost ten times the calls
+DEFAULT_RETRY_AFTER_S = 1.0  # when a 429 names no Retry-After
+_DAY_SPENT = "Xero's daily API limit for this organisation is spent."
+
+
+class XeroClient:
+    """GETs against ``<base_url>/<Endpoint>`` with the tenant header, paced by the connection's governor.
+
+    Counters for run metadata: ``api_calls`` (HTTP requests sent), ``pages`` (pages served, per endpoint),
+    ``rate_limited`` (429s waited out), ``retries`` (5xx and transport failures retried), ``token_refreshes``.
+    """
+
+    def __init__(
+        self,
+        http: httpx.Client,
+        *,
+        base_url: str,
+        tenant_id: str,
+        access_token: Callable[[], str],
+        on_unauthorized: Callable[[], str] | None = None,
+        governor: RateGovernor,
+        max_rate_limit_waits: int = 10,
+        max_attempts: int = 4,
+        retry_base_delay_s: float = 0.5,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self.tenant_id = tenant_id
+        self._access_token = access_token
+        self._on_unauthorized = on_unauthorized
+        self._governor = governor
+        self._max_rate_limit_waits = max_rate_limit_waits
+        self._max_attempts = max_attempts
+        self._retry_base_delay_s = retry_base_delay_s
+        self._sleep = sleep
+        # After a refresh, keep using the new token while access_token() still returns the rejected one.
+        self._rejected_token: str | None = None
+        self._refreshed_token: str | None = None
+        # Set when a successful answer said the day's budget is now spent: its data is kept, the next call refused.
+        self._day_spent: DayBudgetExhausted | None = None
+        self.api_calls = 0
+        self.pages: Counter[str] = Counter()
+        self.rate_limited = 0
+        self.retries = 0
+        self.token_refreshes = 0
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """The counters as plain data, for a run's metadata."""
+        return {
+            "api_calls": self.api_calls,
+            "pages": dict(self.pages),
+            "rate_limited": self.rate_limited,
+            "retries": self.retries,
+            "token_refreshes": self.token_refreshes,
+        }
+
+    def get(
+        self, endpoint: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
+        """One GET, retried as Xero's rules allow; the decoded envelope (numbers with decimals as ``Decimal``)."""
+        return self._request("GET", endpoint, params=params, headers=headers)
+
+    def iter_pages(
+        self,
+        endpoint: str,
+        collection_key: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        modified_since: datetime | None = None,
+        paged: bool = True,
+        page_size: int = DEFAULT_PAGE_SIZE,
+    ) -> Iterator[list[dict[str, Any]]]:
+        """Every record of a list endpoint, one page (list) at a time; empty pages are not yielded.
+
+        ``modified_since`` becomes ``If-Modified-Since`` (records created or changed after it). Unpaged endpoints
+        (Items, Accounts, TaxRates) answer everything in one call.
+        """
+        headers = {"If-Modified-Since": format_if_modified_since(modified_since)} if modified_since else {}
+        page = 1
+        while True:
+            query = dict(params or {})
+            if paged:
+                query.update(page=page, pageSize=page_size)
+            envelope = self._request("GET", endpoint, params=query, headers=headers)
+            self.pages[endpoint] += 1
+            records = envelope.get(collection_key)
+            if not isinstance(records, list):
+                # Never read a changed envelope as "no records": that would end a pull early, silently.
+                raise ProviderError(f"Xero's answer to GET /{endpoint} has no {collection_key} list.", status=200)
+            if records:
+                yield records
+            if not paged or _is_last_page(envelope.get("pagination"), page, len(records), page_size):
+                return
+            page += 1
+
+    # --- one request, with auth refresh, rate limits and retries --------------------------------------------
+
+    def _request(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        if self._day_spent is not None:
+            raise self._day_spent
+        url = f"{self._base_url}/{endpoint.lstrip('/')}"
+        refreshed = False
+        rate_limit_waits = 0
+        failures = 0
+        while True:
+            token = self._token()
+            request_headers = {
+                "Authorization": f"Bearer {token}",
+                "xero-tenant-id": self.tenant_id,
+                "Accept": "application/json",
+                **(headers or {}),
+            }
+            with self._governor.slot():
+                try:
+                    self.api_calls += 1
+                    response = self._http.request(method, url, params=params, headers=request_headers)
+                except httpx.TransportError as exc:  # connection refused or reset, timeouts
+                    failures += 1
+                    if failures >= self._max_attempts:
+                        raise ProviderUnavailable(
+                            f"Could not reach Xero ({method} /{endpoint}): {type(exc).__name__}"
+                        ) from exc
+                    response = None
+                except httpx.HTTPError as exc:  # not a transient failure: retrying would not help
+                    raise ProviderUnavailable(f"Xero call failed ({method} /{endpoint}): {type(exc).__name__}") from exc
+            if response is None:
+                self._retry_pause(failures)
+                continue
+            status = response.status_code
+            try:
+                self._governor.observe(
+                    minute_remaining=_int_header(response, "X-MinLimit-Remaining"),
+                    day_remaining=_int_header(response, "X-DayLimit-Remaining"),
+                )
+            except DayBudgetExhausted as exc:
+                if not 200 <= status < 300:  # Xero's 429 says when the day resets: pass that on
+                    raise DayBudgetExhausted(_DAY_SPENT, retry_after=_retry_after(response)) from None
+                self._day_spent = exc  # this answer was the day's last: keep it
+            if 200 <= status < 300:
+                body = _json_object(response)
+                if body is None:
+                    raise ProviderError(f"Xero answered {method} /{endpoint} without a JSON object.", status=status)
+                return body
+            if status == 401 and not refreshed and self._on_unauthorized is not None:
+                # The access token expired (they live 30 minutes): refresh once and replay.
+                refreshed = True
+                self._refresh(token)
+                continue
+            if status == 429:
+                retry_after = _retry_after(response)
+                if response.headers.get("X-Rate-Limit-Problem", "").lower() == "day":
+                    raise DayBudgetExhausted(_DAY_SPENT, retry_after=retry_after)
+                rate_limit_waits += 1
+                if rate_limit_waits > self._max_rate_limit_waits:
+                    raise ProviderRateLimited(
+                        f"Xero kept answering 429 to {method} /{endpoint}.", retry_after=retry_after
+                    )
+                self.rate_limited += 1
+                # The governor holds every call of this connection (not just this one) until Xero's wait is over.
+                self._governor.backoff(retry_after if retry_after is not None else DEFAULT_RETRY_AFTER_S)
+                continue
+            if status >= 500:
+                failures += 1
+                if failures < self._max_attempts:
+                    self._retry_pause(failures)
+                    continue
+            _raise_for_status(response, method, endpoint)
+
+    def _token(self) -> str:
+        token = self._access_token()
+        if self._refreshed_token is not None and token == self._rejected_token:
+            return self._refreshed_token
+        return token
+
+    def _refresh(self, rejected: str) -> None:
+        assert self._on_unauthorized is not None
+        self.token_refreshes += 1
+        self._rejected_token = rejected
+        self._refreshed_token = self._on_unauthorized()
+
+    def _retry_pause(self, failures: int) -> None:
+        self.retries += 1
+        self._sleep(self._retry_base_delay_s * 2 ** (failures - 1))
+
+
+def _is_last_page(pagination: Any, page: int, count: int, page_size: int) -> bool:
+    # pageCount saves the extra call for an empty page when the total is an exact multiple of pageSize.
+    if isinstance(pagination, Mapping):
+        if isinstance(pagination.get("pageCount"), int | Decimal):
+            return page >= int(pagination["pageCount"])
+        # The page size Xero applied, should it cap the one asked for: a short page must really be the last.
+        if isinstance(pagination.get("pageSize"), int | Decimal) and int(pagination["pageSize"]) > 0:
+            page_size = int(pagination["pageSize"])
+    return count < page_size
+
+
+def _raise_for_status(response: httpx.Response, method: str, endpoint: str) -> NoReturn:
+    """Map Xero's error answers to typed errors (messages carry no token: Xero never echoes it)."""
+    status = response.status_code
+    body = _json_object(response) or {}
+    provider_code = _str(body.get("Type")) or _str(body.get("title"))
+    message = _error_message(body) or f"Xero answered HTTP {status} to {method} /{endpoint}."
+    if status in (401, 403):
+        # 401: the token is invalid or expired (and a refresh did not help); 403: the organisation
+        # (xero-tenant-id) has not authorised this app, or the token lacks the scope.
+        raise ProviderAuthError(message, status=status, provider_code=provider_code)
+    if status == 429:
+        raise ProviderRateLimited(message, retry_after=_retry_after(response))
+    if status >= 500:
+        raise ProviderUnavailable(message, status=status, provider_code=provider_code)
+    raise ProviderError(message, status=status, provider_code=provider_code)
+
+
+def _error_message(body: Mapping[str, Any]) -> str | None:
+    """Xero's own words: the ValidationErrors of a ValidationException, else its Message (or RFC 7807 detail)."""
+    validation = [
+        message
+        for element in body.get("Elements") or []
+        if isinstance(element, Mapping)
+        for error in element.get("ValidationErrors") or []
+        if isinstance(error, Mapping) and (message := _str(error.get("Message")))
+    ]
+    if validation:
+        return "; ".join(dict.fromkeys(validation))  # the same message repeats once per element
+    detail = _str(body.get("Message")) or _str(body.get("Detail")) or _str(body.get("detail"))
+    title = _str(body.get("title")) or _str(body.get("Title"))
+    if title and detail and title != detail:
+        return f"{title}: {detail}"
+    return detail or title
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = json.loads(response.content, parse_float=Decimal)  # money stays exact
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _int_header(response: httpx.Response, name: str) -> int | None:
+    value = response.headers.get(name)
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or None when absent or unreadable."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

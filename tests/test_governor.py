@@ -1,0 +1,74 @@
+"""The rate-limit governor paces calls under budgets, on a fake clock (no real waiting)."""
+
+from __future__ import annotations
+
+import pytest
+
+from providers.base import RateLimit
+from vrtx_pipelines.governor import DayBudgetExhausted, RateGovernor
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def governor(*limits: RateLimit, fake: FakeTime) -> RateGovernor:
+    return RateGovernor(limits, clock=fake.clock, sleep=fake.sleep)
+
+
+def test_calls_under_a_minute_budget_are_paced_to_the_floor_not_beyond() -> None:
+    fake = FakeTime()
+    gov = governor(RateLimit(60, 60, "tenant"), fake=fake)
+    start = fake.now
+    for _ in range(180):
+        with gov.slot():
+            pass
+    # 180 calls at 60/minute: the first 60 at once, then 60 more each minute -> two minutes, no more.
+    assert fake.now - start == pytest.approx(120.0)
+    assert gov.stats.calls == 180
+
+
+def test_the_tightest_of_several_windows_wins_and_daily_budgets_are_not_paced() -> None:
+    fake = FakeTime()
+    gov = governor(RateLimit(5, 1, "tenant"), RateLimit(60, 60, "tenant"), RateLimit(5000, 86400, "tenant"), fake=fake)
+    start = fake.now
+    for _ in range(12):
+        with gov.slot():
+            pass
+    assert fake.now - start == pytest.approx(2.0)
+
+
+def test_a_spent_minute_reported_by_the_provider_pauses_the_next_call() -> None:
+    fake = FakeTime()
+    gov = governor(RateLimit(60, 60, "tenant"), fake=fake)
+    with gov.slot():
+        pass
+    gov.observe(minute_remaining=0)
+    before = fake.now
+    with gov.slot():
+        pass
+    assert fake.now - before == pytest.approx(60.0)
+
+
+def test_a_spent_day_stops_instead_of_hammering() -> None:
+    gov = governor(fake=FakeTime())
+    with pytest.raises(DayBudgetExhausted):
+        gov.observe(day_remaining=0)
+
+
+def test_a_429_waits_what_the_provider_asked() -> None:
+    fake = FakeTime()
+    gov = governor(fake=fake)
+    gov.backoff(7)
+    before = fake.now
+    with gov.slot():
+        pass
+    assert fake.now - before == pytest.approx(7.0)
+    assert gov.stats.rate_limited == 1 and gov.stats.retry_after_waited_s == 7

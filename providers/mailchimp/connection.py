@@ -6,17 +6,15 @@ Errors: https://mailchimp.com/developer/marketing/docs/errors/
 
 from __future__ import annotations
 
-import email.utils
-import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import httpx
 
 from providers.base import ConnectionInfo
-from providers.errors import ProviderAuthError, ProviderError, ProviderRateLimited, ProviderUnavailable
+from providers.errors import ProviderAuthError, ProviderError
+from providers.http_errors import json_object, raise_for_provider_status, transport_errors
 
 # <32 hex>-<data center>, e.g. 0123…cdef-us21; the data center picks the API host.
 API_KEY_PATTERN = r"^[0-9a-f]{32}-[a-z]+[0-9]+$"
@@ -36,17 +34,12 @@ def test_connection(credentials: Mapping[str, str], base_url: str, client: httpx
     datacenter = api_key.rsplit("-", 1)[1]
     # The real base is https://{dc}.api.mailchimp.com/3.0; a sandbox base has no placeholder: used as is.
     root_url = base_url.replace("{dc}", datacenter).rstrip("/") + "/"
-    try:
+    with transport_errors("Mailchimp", lambda text: _redact(text, api_key)):
         response = client.get(root_url, auth=(BASIC_USERNAME, api_key), headers={"Accept": "application/json"})
-    except httpx.TimeoutException as exc:
-        raise ProviderUnavailable("Mailchimp did not answer in time.") from exc
-    except httpx.HTTPError as exc:
-        detail = _redact(str(exc) or type(exc).__name__, api_key)
-        raise ProviderUnavailable(f"Could not reach Mailchimp: {detail}") from exc
 
     if response.status_code != 200:
         _raise_for_status(response, api_key)
-    root = _json_object(response)
+    root = json_object(response)
     if root is None or not isinstance(root.get("account_id"), str):
         raise ProviderError("Mailchimp answered the API root without an account.", status=200)
     return _connection_info(root, datacenter)
@@ -77,19 +70,13 @@ def _connection_info(root: Mapping[str, Any], datacenter: str) -> ConnectionInfo
 def _raise_for_status(response: httpx.Response, api_key: str) -> NoReturn:
     """Map Mailchimp's problem document (``{type, title, status, detail, instance}``) to a typed error."""
     status = response.status_code
-    problem = _json_object(response) or {}
+    problem = json_object(response) or {}
     title = problem.get("title") if isinstance(problem.get("title"), str) else None
     detail = problem.get("detail") if isinstance(problem.get("detail"), str) else None
     parts = [part for part in (title, detail) if part]
     message = ": ".join(parts) if parts else f"Mailchimp answered HTTP {status} without an error message."
     message = _redact(message, api_key)
-    if status in (401, 403):
-        raise ProviderAuthError(message, status=status, provider_code=title)
-    if status == 429:
-        raise ProviderRateLimited(message, retry_after=_retry_after(response))
-    if status >= 500:
-        raise ProviderUnavailable(message, status=status, provider_code=title)
-    raise ProviderError(message, status=status, provider_code=title)
+    raise_for_provider_status(response, message, provider_code=title)
 
 
 def _redact(text: str, api_key: str) -> str:
@@ -98,29 +85,3 @@ def _redact(text: str, api_key: str) -> str:
         if secret:
             text = text.replace(secret, "*" * len(secret))
     return _KEY_IN_TEXT_RE.sub(lambda m: "*" * len(m.group(0)), text)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or None when absent or unreadable."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None

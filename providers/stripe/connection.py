@@ -5,17 +5,15 @@ API doc: https://docs.stripe.com/api/accounts/retrieve (authentication: https://
 
 from __future__ import annotations
 
-import email.utils
-import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import httpx
 
 from providers.base import ConnectionInfo
-from providers.errors import ProviderAuthError, ProviderError, ProviderRateLimited, ProviderUnavailable
+from providers.errors import ProviderAuthError, ProviderError
+from providers.http_errors import json_object, raise_for_provider_status, transport_errors
 
 # Secret keys (sk_) and restricted keys (rk_), test or live mode. Publishable keys (pk_) cannot call the API.
 SECRET_KEY_PATTERN = r"^(?:sk|rk)_(?:test|live)_[0-9A-Za-z]{8,247}$"  # noqa: S105 -- a format, not a key
@@ -33,18 +31,12 @@ def test_connection(credentials: Mapping[str, str], base_url: str, client: httpx
         )
     # https://docs.stripe.com/api/accounts/retrieve
     url = f"{base_url.rstrip('/')}/v1/account"
-    try:
+    with transport_errors("Stripe", lambda text: _redact(text, secret_key)):
         response = client.get(url, headers={"Authorization": f"Bearer {secret_key}", "Accept": "application/json"})
-    except httpx.TimeoutException as exc:
-        raise ProviderUnavailable("Stripe did not answer in time.") from exc
-    except httpx.HTTPError as exc:
-        raise ProviderUnavailable(
-            f"Could not reach Stripe: {_redact(str(exc) or type(exc).__name__, secret_key)}"
-        ) from exc
 
     if response.status_code != 200:
         _raise_for_status(response, secret_key)
-    account = _json_object(response)
+    account = json_object(response)
     if account is None or not isinstance(account.get("id"), str):
         raise ProviderError("Stripe answered GET /v1/account without an account object.", status=200)
     return _connection_info(account, secret_key)
@@ -78,7 +70,7 @@ def _connection_info(account: Mapping[str, Any], secret_key: str) -> ConnectionI
 def _raise_for_status(response: httpx.Response, secret_key: str) -> NoReturn:
     """Map Stripe's error object (``{"error": {"type", "code", "message", ...}}``) to a typed error."""
     status = response.status_code
-    body = _json_object(response)
+    body = json_object(response)
     error = _mapping(body.get("error")) if body else {}
     message = error.get("message")
     if not isinstance(message, str) or not message:
@@ -87,13 +79,7 @@ def _raise_for_status(response: httpx.Response, secret_key: str) -> NoReturn:
     code = error.get("code") or error.get("type")
     provider_code = str(code) if code else None
     # https://docs.stripe.com/api/errors: 401 no valid key; 403 key lacks permission for the request.
-    if status in (401, 403):
-        raise ProviderAuthError(message, status=status, provider_code=provider_code)
-    if status == 429:
-        raise ProviderRateLimited(message, retry_after=_retry_after(response))
-    if status >= 500:
-        raise ProviderUnavailable(message, status=status, provider_code=provider_code)
-    raise ProviderError(message, status=status, provider_code=provider_code)
+    raise_for_provider_status(response, message, provider_code=provider_code)
 
 
 def _redact(text: str, secret_key: str) -> str:
@@ -110,32 +96,6 @@ def _mask_key(key: str) -> str:
 
 def _mask_tail(tail: str) -> str:
     return "*" * (len(tail) - 4) + tail[-4:] if len(tail) >= 16 else "*" * len(tail)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or None when absent or unreadable."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:

@@ -6,17 +6,15 @@ Errors: https://www.twilio.com/docs/usage/twilios-response#response-formats-exce
 
 from __future__ import annotations
 
-import email.utils
-import math
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import httpx
 
 from providers.base import ConnectionInfo
-from providers.errors import ProviderAuthError, ProviderError, ProviderRateLimited, ProviderUnavailable
+from providers.errors import ProviderAuthError, ProviderError
+from providers.http_errors import json_object, raise_for_provider_status, transport_errors
 
 ACCOUNT_SID_PATTERN = r"^AC[0-9a-f]{32}$"
 AUTH_TOKEN_PATTERN = r"^[0-9a-f]{32}$"  # noqa: S105 -- a format, not a token
@@ -35,17 +33,12 @@ def test_connection(credentials: Mapping[str, str], base_url: str, client: httpx
         raise ProviderAuthError("The Twilio Auth Token must be 32 hexadecimal characters.")
     # https://www.twilio.com/docs/iam/api/account#fetch-an-account-resource
     url = f"{base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}.json"
-    try:
+    with transport_errors("Twilio", lambda text: _redact(text, auth_token)):
         response = client.get(url, auth=(account_sid, auth_token), headers={"Accept": "application/json"})
-    except httpx.TimeoutException as exc:
-        raise ProviderUnavailable("Twilio did not answer in time.") from exc
-    except httpx.HTTPError as exc:
-        detail = _redact(str(exc) or type(exc).__name__, auth_token)
-        raise ProviderUnavailable(f"Could not reach Twilio: {detail}") from exc
 
     if response.status_code != 200:
         _raise_for_status(response, auth_token)
-    account = _json_object(response)
+    account = json_object(response)
     if account is None or not isinstance(account.get("sid"), str):
         raise ProviderError("Twilio answered the account fetch without an account resource.", status=200)
     status = account.get("status")
@@ -79,7 +72,7 @@ def _connection_info(account: Mapping[str, Any]) -> ConnectionInfo:
 def _raise_for_status(response: httpx.Response, auth_token: str) -> NoReturn:
     """Map Twilio's error body (``{"code", "message", "more_info", "status"}``) to a typed error."""
     status = response.status_code
-    body = _json_object(response) or {}
+    body = json_object(response) or {}
     message = body.get("message")
     code = body.get("code")
     if isinstance(message, str) and message:
@@ -91,40 +84,8 @@ def _raise_for_status(response: httpx.Response, auth_token: str) -> NoReturn:
         text = f"Twilio answered HTTP {status} without an error message."
     text = _redact(text, auth_token)
     provider_code = str(code) if code is not None else None
-    if status in (401, 403):
-        raise ProviderAuthError(text, status=status, provider_code=provider_code)
-    if status == 429:
-        raise ProviderRateLimited(text, retry_after=_retry_after(response))
-    if status >= 500:
-        raise ProviderUnavailable(text, status=status, provider_code=provider_code)
-    raise ProviderError(text, status=status, provider_code=provider_code)
+    raise_for_provider_status(response, text, provider_code=provider_code)
 
 
 def _redact(text: str, auth_token: str) -> str:
     return text.replace(auth_token, "*" * len(auth_token)) if auth_token else text
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or None when absent or unreadable."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None

@@ -7,19 +7,17 @@ Errors: https://developer.xero.com/documentation/api/accounting/responsecodes
 
 from __future__ import annotations
 
-import email.utils
-import json
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, NoReturn
 
 import httpx
 
-from providers.errors import ProviderAuthError, ProviderError, ProviderRateLimited, ProviderUnavailable
+from providers.errors import ProviderError, ProviderRateLimited, ProviderUnavailable
+from providers.http_errors import json_object, raise_for_provider_status, retry_after_seconds
 from providers.xero.dates import format_if_modified_since
 from vrtx_pipelines.governor import DayBudgetExhausted, RateGovernor
 
@@ -168,10 +166,10 @@ class XeroClient:
                 )
             except DayBudgetExhausted as exc:
                 if not 200 <= status < 300:  # Xero's 429 says when the day resets: pass that on
-                    raise DayBudgetExhausted(_DAY_SPENT, retry_after=_retry_after(response)) from None
+                    raise DayBudgetExhausted(_DAY_SPENT, retry_after=retry_after_seconds(response)) from None
                 self._day_spent = exc  # this answer was the day's last: keep it
             if 200 <= status < 300:
-                body = _json_object(response)
+                body = json_object(response, parse_float=Decimal)  # money stays exact
                 if body is None:
                     raise ProviderError(f"Xero answered {method} /{endpoint} without a JSON object.", status=status)
                 return body
@@ -181,7 +179,7 @@ class XeroClient:
                 self._refresh(token)
                 continue
             if status == 429:
-                retry_after = _retry_after(response)
+                retry_after = retry_after_seconds(response)
                 if response.headers.get("X-Rate-Limit-Problem", "").lower() == "day":
                     raise DayBudgetExhausted(_DAY_SPENT, retry_after=retry_after)
                 rate_limit_waits += 1
@@ -231,18 +229,12 @@ def _is_last_page(pagination: Any, page: int, count: int, page_size: int) -> boo
 def _raise_for_status(response: httpx.Response, method: str, endpoint: str) -> NoReturn:
     """Map Xero's error answers to typed errors (messages carry no token: Xero never echoes it)."""
     status = response.status_code
-    body = _json_object(response) or {}
+    body = json_object(response, parse_float=Decimal) or {}
     provider_code = _str(body.get("Type")) or _str(body.get("title"))
     message = _error_message(body) or f"Xero answered HTTP {status} to {method} /{endpoint}."
-    if status in (401, 403):
-        # 401: the token is invalid or expired (and a refresh did not help); 403: the organisation
-        # (xero-tenant-id) has not authorised this app, or the token lacks the scope.
-        raise ProviderAuthError(message, status=status, provider_code=provider_code)
-    if status == 429:
-        raise ProviderRateLimited(message, retry_after=_retry_after(response))
-    if status >= 500:
-        raise ProviderUnavailable(message, status=status, provider_code=provider_code)
-    raise ProviderError(message, status=status, provider_code=provider_code)
+    # 401: the token is invalid or expired (and a refresh did not help); 403: the organisation
+    # (xero-tenant-id) has not authorised this app, or the token lacks the scope.
+    raise_for_provider_status(response, message, provider_code=provider_code)
 
 
 def _error_message(body: Mapping[str, Any]) -> str | None:
@@ -263,38 +255,12 @@ def _error_message(body: Mapping[str, Any]) -> str | None:
     return detail or title
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = json.loads(response.content, parse_float=Decimal)  # money stays exact
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def _int_header(response: httpx.Response, name: str) -> int | None:
     value = response.headers.get(name)
     try:
         return int(value) if value is not None else None
     except ValueError:
         return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds or an HTTP date), or None when absent or unreadable."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 def _str(value: Any) -> str | None:

@@ -37,13 +37,19 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
-def json_object(response: httpx.Response, *, parse_float: Callable[[str], Any] | None = None) -> dict[str, Any] | None:
+def json_object(
+    response: httpx.Response,
+    *,
+    parse_float: Callable[[str], Any] | None = None,
+    object_hook: Callable[[dict[str, Any]], Any] | None = None,
+) -> dict[str, Any] | None:
     """The body as a JSON object, or None when it is not JSON or not an object.
 
-    ``parse_float`` is handed to ``json.loads`` (e.g. ``Decimal`` where money must stay exact).
+    ``parse_float`` and ``object_hook`` are handed to ``json.loads`` (e.g. ``Decimal`` where money must stay
+    exact; a hook that converts a provider's date strings while decoding, instead of a second pass).
     """
     try:
-        body = json.loads(response.content, parse_float=parse_float)
+        body = json.loads(response.content, parse_float=parse_float, object_hook=object_hook)
     except ValueError:
         return None
     return body if isinstance(body, dict) else None

@@ -18,7 +18,7 @@ import httpx
 
 from providers.errors import ProviderError, ProviderRateLimited, ProviderUnavailable
 from providers.http_errors import json_object, raise_for_provider_status, retry_after_seconds
-from providers.xero.dates import format_if_modified_since
+from providers.xero.dates import convert_dates_hook, format_if_modified_since
 from vrtx_pipelines.governor import DayBudgetExhausted, RateGovernor
 
 DEFAULT_PAGE_SIZE = 1000  # Xero's maximum; the default of 100 would cost ten times the calls
@@ -169,7 +169,7 @@ class XeroClient:
                     raise DayBudgetExhausted(_DAY_SPENT, retry_after=retry_after_seconds(response)) from None
                 self._day_spent = exc  # this answer was the day's last: keep it
             if 200 <= status < 300:
-                body = json_object(response, parse_float=Decimal)  # money stays exact
+                body = json_object(response, parse_float=Decimal, object_hook=convert_dates_hook)  # money stays exact
                 if body is None:
                     raise ProviderError(f"Xero answered {method} /{endpoint} without a JSON object.", status=status)
                 return body
@@ -229,7 +229,7 @@ def _is_last_page(pagination: Any, page: int, count: int, page_size: int) -> boo
 def _raise_for_status(response: httpx.Response, method: str, endpoint: str) -> NoReturn:
     """Map Xero's error answers to typed errors (messages carry no token: Xero never echoes it)."""
     status = response.status_code
-    body = json_object(response, parse_float=Decimal) or {}
+    body = json_object(response, parse_float=Decimal, object_hook=convert_dates_hook) or {}
     provider_code = _str(body.get("Type")) or _str(body.get("title"))
     message = _error_message(body) or f"Xero answered HTTP {status} to {method} /{endpoint}."
     # 401: the token is invalid or expired (and a refresh did not help); 403: the organisation

@@ -69,6 +69,18 @@ def convert_ms_json_dates(value: Any) -> Any:
     return value
 
 
+def convert_dates_hook(obj: dict[str, Any]) -> dict[str, Any]:
+    """``json.loads`` object hook: MS-JSON date strings become UTC datetimes as each object is decoded.
+
+    Same result as ``convert_ms_json_dates`` on the decoded body, in the decoder's own pass (a pull spends
+    seconds on a second recursive walk over 100,000 invoices).
+    """
+    for key, value in obj.items():
+        if type(value) is str and value.startswith("/Date(") and is_ms_json_date(value):
+            obj[key] = parse_ms_json_date(value)
+    return obj
+
+
 def format_if_modified_since(value: datetime) -> str:
     """The ``If-Modified-Since`` header: ISO 8601 in UTC with milliseconds (``2024-05-01T09:30:00.123+00:00``).
 

@@ -15,7 +15,6 @@ import dlt
 from dlt.sources import DltResource
 
 from providers.xero.client import XeroClient
-from providers.xero.dates import convert_ms_json_dates
 
 CURSOR = "UpdatedDateUTC"
 
@@ -179,18 +178,17 @@ def _changed_records(
 ) -> Iterator[list[dict[str, Any]]]:
     """Records changed after the cursor: Xero filters (If-Modified-Since), dlt drops what it already has."""
     since: datetime | None = updated_at.last_value
-    for page in client.iter_pages(
+    # Dates were converted while decoding (XeroClient), so dlt compares real datetimes.
+    yield from client.iter_pages(
         endpoint.endpoint, endpoint.collection_key, params=params, modified_since=since, paged=endpoint.paged
-    ):
-        yield [convert_ms_json_dates(record) for record in page]
+    )
 
 
 def _all_records(
     client: XeroClient, endpoint: XeroEndpoint, params: Mapping[str, str]
 ) -> Iterator[list[dict[str, Any]]]:
     """Every record, every run (TaxRates cannot be filtered by change date; the merge keeps one row each)."""
-    for page in client.iter_pages(endpoint.endpoint, endpoint.collection_key, params=params, paged=endpoint.paged):
-        yield [convert_ms_json_dates(record) for record in page]
+    yield from client.iter_pages(endpoint.endpoint, endpoint.collection_key, params=params, paged=endpoint.paged)
 
 
 def _as_utc(value: datetime | None) -> datetime | None:

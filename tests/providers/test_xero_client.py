@@ -17,7 +17,6 @@ import pytest
 from providers.base import RateLimit
 from providers.errors import ProviderAuthError, ProviderError, ProviderRateLimited, ProviderUnavailable
 from providers.xero.client import XeroClient
-from providers.xero.dates import parse_ms_json_date
 from providers.xero.sandbox import XeroSandbox, XeroSandboxKnobs, create_app
 from vrtx_pipelines.governor import DayBudgetExhausted, RateGovernor
 from vrtx_pipelines.sandbox_server import ServedApp
@@ -156,7 +155,7 @@ def test_exact_multiple_of_page_size_ends_after_the_last_full_page(exact_multipl
 
 def test_if_modified_since_fetches_only_touched_and_created_records(xero: Xero) -> None:
     client = xero.client()
-    latest = max(parse_ms_json_date(i["UpdatedDateUTC"]) for i in all_records(client, "Invoices", "Invoices"))
+    latest = max(i["UpdatedDateUTC"] for i in all_records(client, "Invoices", "Invoices"))
     xero.sandbox.touch(xero.tenant_id, "invoices", 5)
     xero.sandbox.create(xero.tenant_id, "contacts", 3)
 
@@ -165,7 +164,7 @@ def test_if_modified_since_fetches_only_touched_and_created_records(xero: Xero) 
 
     assert len(changed_invoices) == 5
     assert len(changed_contacts) == 3
-    assert all(parse_ms_json_date(i["UpdatedDateUTC"]) > latest for i in changed_invoices)
+    assert all(i["UpdatedDateUTC"] > latest for i in changed_invoices)
 
 
 # --- auth --------------------------------------------------------------------------------------------------

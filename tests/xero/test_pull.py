@@ -188,6 +188,8 @@ def test_records_api_pages_with_a_stable_cursor_and_refuses_bad_input(
 
 def test_dlt_state_lives_in_the_tenants_own_pipeline(settings: Settings) -> None:
     pipeline = pipeline_for(settings, "xero", "acme-co")
-    assert pipeline.pipeline_name == pipeline.dataset_name == "xero__acme_co"
+    assert pipeline.pipeline_name == pipeline.dataset_name == dataset_name("xero", "acme-co")
+    assert pipeline.dataset_name.startswith("xero_acme_co_")
+    assert dataset_name("xero", "acme-co") != dataset_name("xero", "acme_co")
     assert str(settings.home) in pipeline.pipelines_dir
     assert isinstance(pipeline, dlt.Pipeline)

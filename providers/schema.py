@@ -5,6 +5,25 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+# The VRTX events an integration can forward (Slack messages, Zapier and Make hooks).
+VRTX_EVENTS = ("contact.created", "contact.updated", "invoice.created", "invoice.paid", "sync.completed", "sync.failed")
+
+
+def events_setting(title: str, description: str, default: Sequence[str], *, min_items: int = 0) -> dict[str, Any]:
+    """A setting choosing which VRTX events to forward."""
+    schema: dict[str, Any] = {
+        "type": "array",
+        "title": title,
+        "description": description,
+        "items": {"type": "string", "enum": list(VRTX_EVENTS)},
+        "uniqueItems": True,
+        "default": list(default),
+    }
+    if min_items:
+        schema["minItems"] = min_items
+    return schema
+
+
 SYNC_FREQUENCY_MINUTES: dict[str, Any] = {
     "type": "integer",
     "title": "Sync frequency (minutes)",

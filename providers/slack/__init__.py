@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, RateLimit
-from providers.schema import settings_schema
-
-VRTX_EVENTS = (
-    "contact.created",
-    "contact.updated",
-    "invoice.created",
-    "invoice.paid",
-    "sync.completed",
-    "sync.failed",
-)
+from providers.schema import events_setting, settings_schema
 
 PROVIDER = Provider(
     slug="slack",
@@ -50,14 +41,11 @@ PROVIDER = Provider(
                 "description": "Channel id (e.g. C0123456789) to post to; invite the VRTX app there first.",
                 "pattern": "^[CG][A-Z0-9]{8,}$",
             },
-            "notify_on": {
-                "type": "array",
-                "title": "Notify on",
-                "description": "VRTX events that post a message to the channel.",
-                "items": {"type": "string", "enum": list(VRTX_EVENTS)},
-                "uniqueItems": True,
-                "default": ["invoice.paid", "sync.failed"],
-            },
+            "notify_on": events_setting(
+                "Notify on",
+                "VRTX events that post a message to the channel.",
+                ["invoice.paid", "sync.failed"],
+            ),
         },
     ),
     capabilities=("push:notification", "commands"),

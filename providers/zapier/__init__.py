@@ -3,16 +3,7 @@
 from __future__ import annotations
 
 from providers.base import AuthField, AuthSpec, AuthType, Category, Provider, RateLimit
-from providers.schema import settings_schema
-
-VRTX_EVENTS = (
-    "contact.created",
-    "contact.updated",
-    "invoice.created",
-    "invoice.paid",
-    "sync.completed",
-    "sync.failed",
-)
+from providers.schema import events_setting, settings_schema
 
 PROVIDER = Provider(
     slug="zapier",
@@ -41,15 +32,12 @@ PROVIDER = Provider(
     config_schema=settings_schema(
         entities=(),
         properties={
-            "events": {
-                "type": "array",
-                "title": "Events to send",
-                "description": "VRTX events posted to the catch hook.",
-                "items": {"type": "string", "enum": list(VRTX_EVENTS)},
-                "uniqueItems": True,
-                "minItems": 1,
-                "default": ["contact.created", "contact.updated", "invoice.created", "invoice.paid"],
-            },
+            "events": events_setting(
+                "Events to send",
+                "VRTX events posted to the catch hook.",
+                ["contact.created", "contact.updated", "invoice.created", "invoice.paid"],
+                min_items=1,
+            ),
         },
     ),
     capabilities=("triggers",),

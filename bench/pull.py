@@ -75,8 +75,8 @@ def fresh_database(admin_url: str) -> str:
 def platform_sync(base_url: str, database_url: str, home: Path) -> dict[str, Any]:
     """The platform end to end: tenant, OAuth consent through the sandbox, then the pull assets."""
     from dagster._core.test_utils import instance_for_test
-    from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
+    from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
     from vrtx_pipelines.config import Settings, reset_settings_cache
     from vrtx_pipelines.connections import ConnectionContext
     from vrtx_pipelines.consent import consent_in_sandbox
@@ -189,7 +189,6 @@ def baseline(base_url: str, org: str, database_url: str) -> dict[str, Any]:
 def _token(base_url: str, org: str) -> str:
     """An access token through the sandbox's real OAuth flow (the baseline must authenticate too)."""
     from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-
     from vrtx_pipelines.consent import _ConsentForm
 
     redirect = "http://127.0.0.1:9/callback"
@@ -244,7 +243,12 @@ def main() -> None:
     print(
         f"platform (Dagster + dlt): {platform_rows:,} rows in {platform['elapsed_s']:.1f} s "
         f"= {platform_rate:,.0f} rows/s "
-        f"(api_calls={platform['metadata'].get('api_calls')}, pages={platform['metadata'].get('pages')})"
+        f"(api_calls={platform['metadata'].get('api_calls')}, pages={platform['metadata'].get('pages')}; "
+        + ", ".join(
+            f"{step} {platform['metadata'].get(f'{step}_ms', 0) / 1000:.1f} s"
+            for step in ("extract", "normalize", "load", "canonical")
+        )
+        + ")"
     )
     print(f"ratio platform/baseline: {platform_rate / raw_rate:.2f} (target >= 0.50)")
 

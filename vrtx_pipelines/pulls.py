@@ -154,6 +154,16 @@ def incremental_cursors(pipeline: Any, source_name: str) -> dict[str, Any]:
     return cursors
 
 
+def step_durations_ms(pipeline: Any) -> dict[str, int]:
+    """How long dlt's extract, normalize and load steps of the last run took."""
+    trace = pipeline.last_trace
+    durations = {}
+    for step in trace.steps if trace else []:
+        if step.step in ("extract", "normalize", "load") and step.started_at and step.finished_at:
+            durations[step.step] = round((step.finished_at - step.started_at).total_seconds() * 1000)
+    return durations
+
+
 def _definition_pipeline(slug: str) -> Any:
     # Only describes the assets; runs build their own per-tenant pipeline.
     return dlt.pipeline(
@@ -221,9 +231,12 @@ def run_pull(
                 )
             )
             cursors_after = incremental_cursors(pipeline, source.name)
+            step_ms = step_durations_ms(pipeline)
+            apply_started = time.monotonic()
             applied = {
                 entity: apply_records(session, connection.id, entity, spool.read(entity)) for entity in spool.entities()
             }
+            step_ms["canonical"] = round((time.monotonic() - apply_started) * 1000)
         connection.last_sync_at = utcnow()
         connection.last_error = None
         session.commit()
@@ -248,6 +261,8 @@ def run_pull(
                     "cursor_before": cursors_before.get(entity, ""),
                     "cursor_after": cursors_after.get(entity, ""),
                     "duration_ms": MetadataValue.int(round((time.monotonic() - started) * 1000)),
+                    # Where the time went, for the run as a whole (all entities share one dlt run).
+                    **{f"{step}_ms": MetadataValue.int(ms) for step, ms in step_ms.items()},
                 },
             )
     except Exception as exc:

@@ -6,7 +6,7 @@ import json
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     oauth_clients: dict[str, dict[str, str]] = Field(default_factory=dict)
     http_timeout_s: float = 20.0
     demo_tenant: str = "demo"
+    # "published": pace every connection under its provider's published limits (and its headers, and 429s);
+    # "headers": pace only on what the provider's own rate-limit headers and 429s say (sandboxes without limits).
+    pacing: Literal["published", "headers"] = "published"
     # dlt's progress display for pulls run in a terminal (`vrtx sync`): "tqdm", "log" or unset.
     pull_progress: str | None = None
     log_level: str = "INFO"

@@ -210,7 +210,8 @@ def run_pull(
             state = connection.status if connection else "never connected"
             raise Failure(description=f"{provider.name} is not connected for tenant {tenant_id} ({state})")
         ctx = ConnectionContext(session=session, vault=vault, settings=settings)
-        governor = RateGovernor(provider.rate_limits, max_concurrent=spec.max_concurrent_calls)
+        limits = provider.rate_limits if settings.pacing == "published" else ()
+        governor = RateGovernor(limits, max_concurrent=spec.max_concurrent_calls)
         selected = [key.path[-1] for key in context.selected_asset_keys]
         with provider_client(settings) as http, tempfile.TemporaryDirectory(prefix="vrtx-spool-") as spool_dir:
             pull_connection = _pull_connection(ctx, provider, connection.id, http, governor)

@@ -36,7 +36,7 @@ from providers.xero.sandbox import (
 )
 from vrtx_pipelines.sandbox_server import ServedApp
 
-SPECS = Path(__file__).resolve().parents[3] / "shared" / "specs"
+SPECS = Path(__file__).resolve().parents[1] / "specs"  # copies of Xero's official specs (see its README)
 REDIRECT = "http://127.0.0.1:8765/api/v1/integrations/xero/oauth/callback"
 SCOPES = (
     "openid profile email offline_access accounting.contacts accounting.invoices accounting.payments"

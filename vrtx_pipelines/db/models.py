@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     false,
     true,
@@ -41,6 +42,24 @@ NAMING = {
 }
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend: SQLite keeps no offset and would hand back naive ones,
+    which Python then reads as local time."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -51,8 +70,8 @@ class Base(DeclarativeBase):
 
 
 class Timestamps:
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
 class Tenant(Timestamps, Base):
@@ -97,9 +116,9 @@ class TenantIntegration(Timestamps, Base):
     credentials: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSONType)
-    last_sync_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
-    connected_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     connected_by: Mapped[int | None] = mapped_column(Integer)
 
     integration: Mapped[Integration] = relationship(lazy="joined")
@@ -121,7 +140,7 @@ class IntegrationSyncLog(Base):
     response_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     error_message: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # The Dagster run this row mirrors; one row per (run, entity).
     run_id: Mapped[str | None] = mapped_column(String(64))
 
@@ -154,7 +173,7 @@ class IntegrationWebhook(Timestamps, Base):
     secret_key: Mapped[str | None] = mapped_column(String(1024))
     events: Mapped[list[Any] | None] = mapped_column(JSONType)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
-    last_received_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_received_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class EntityLink(Timestamps, Base):
@@ -171,7 +190,7 @@ class EntityLink(Timestamps, Base):
     entity_type: Mapped[str] = mapped_column(String(50))
     vrtx_id: Mapped[str] = mapped_column(String(100))
     external_id: Mapped[str] = mapped_column(String(100))
-    last_synced_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     remote_version: Mapped[str | None] = mapped_column(String(100))
     remote_hash: Mapped[str | None] = mapped_column(String(64))
 
@@ -191,7 +210,7 @@ class PushOutbox(Timestamps, Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     external_id: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[str | None] = mapped_column(String(64))
@@ -210,8 +229,8 @@ class WebhookInbox(Base):
     event_type: Mapped[str | None] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(20), default="received")
-    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error_message: Mapped[str | None] = mapped_column(Text)
 
 
@@ -225,9 +244,9 @@ class OAuthState(Base):
     code_verifier: Mapped[str | None] = mapped_column(String(1024))  # vault envelope
     redirect_uri: Mapped[str] = mapped_column(String(500))
     return_to: Mapped[str | None] = mapped_column(String(500))
-    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class OutboundEvent(Base):
@@ -243,10 +262,10 @@ class OutboundEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class CanonicalRecord(Timestamps, Base):
@@ -267,4 +286,4 @@ class CanonicalRecord(Timestamps, Base):
     # Increases with every change of any record of the connection; assigned under the connection's lock.
     change_seq: Mapped[int] = mapped_column(BigInteger)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    remote_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    remote_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

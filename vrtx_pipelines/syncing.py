@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from collections.abc import Sequence
 
@@ -42,7 +43,13 @@ def sync_now(
     owned = instance is None
     if instance is None:
         os.environ.update(dagster_environment(settings, project_root()))
-        instance = DagsterInstance.get()
+        # Two `vrtx sync` started together on a fresh SQLite instance would both create its tables.
+        (settings.home / "locks").mkdir(parents=True, exist_ok=True)
+        with open(settings.home / "locks" / "dagster-instance.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            instance = DagsterInstance.get()
+            instance.get_runs(limit=1)
+            instance.get_dynamic_partitions(partition_set_name(slug))
     try:
         if tenant_id not in instance.get_dynamic_partitions(partition_set_name(slug)):
             instance.add_dynamic_partitions(partition_set_name(slug), [tenant_id])

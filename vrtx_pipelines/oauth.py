@@ -30,10 +30,10 @@ from providers.errors import ProviderAuthError, ProviderError, ProviderUnavailab
 from providers.schema import defaults_from_schema
 from vrtx_pipelines.catalog import integration_row
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.connections import ConnectionContext, Status, get_connection, require_connection
+from vrtx_pipelines.connections import ConnectionContext, Status, get_connection
 from vrtx_pipelines.credentials import oauth_verifier_context, read_credentials, store_credentials
 from vrtx_pipelines.db.models import OAuthState, TenantIntegration, utcnow
-from vrtx_pipelines.errors import Conflict, IntegrationError, IntegrationNotAvailable, NotFound, ValidationFailed
+from vrtx_pipelines.errors import IntegrationError, IntegrationNotAvailable, NotFound, ValidationFailed
 from vrtx_pipelines.events import EventType, record_event
 from vrtx_pipelines.registry import get_provider
 
@@ -403,10 +403,3 @@ def revoke(ctx: ConnectionContext, provider: Provider, connection: TenantIntegra
         )
         return False
     return True
-
-
-def connection_for(session: Session, tenant_id: str, provider: Provider) -> TenantIntegration:
-    connection = require_connection(session, tenant_id, provider.slug)
-    if connection.status == PENDING:
-        raise Conflict(f"choose the {provider.name} organisation first")
-    return connection

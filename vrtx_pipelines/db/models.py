@@ -84,6 +84,9 @@ class Tenant(Timestamps, Base):
     api_token_prefix: Mapped[str] = mapped_column(String(16))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     branding: Mapped[dict[str, Any] | None] = mapped_column(JSONType, default=None)
+    # Where the CRM hears events; the signing secret is a vault envelope.
+    callback_url: Mapped[str | None] = mapped_column(String(500))
+    callback_secret: Mapped[str | None] = mapped_column(String(1024))
 
 
 class Integration(Timestamps, Base):
@@ -126,7 +129,10 @@ class TenantIntegration(Timestamps, Base):
 
 class IntegrationSyncLog(Base):
     __tablename__ = "integration_sync_logs"
-    __table_args__ = (Index("ix_sync_logs_connection_created", "tenant_integration_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_sync_logs_connection_created", "tenant_integration_id", "created_at"),
+        Index("ix_sync_logs_run", "run_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     tenant_integration_id: Mapped[int] = mapped_column(ForeignKey("tenant_integrations.id", ondelete="CASCADE"))
@@ -143,6 +149,10 @@ class IntegrationSyncLog(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     # The Dagster run this row mirrors; one row per (run, entity).
     run_id: Mapped[str | None] = mapped_column(String(64))
+    # Rows per entity per run are upserted by run-status sensors; pushes log one row per push.
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    cursor: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    push_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class IntegrationFieldMapping(Timestamps, Base):
@@ -214,6 +224,13 @@ class PushOutbox(Timestamps, Base):
     external_id: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)
     run_id: Mapped[str | None] = mapped_column(String(64))
+    vrtx_id: Mapped[str | None] = mapped_column(String(100))
+    # SHA-256 of the canonical payload: the same Idempotency-Key with another payload is refused.
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    remote_version: Mapped[str | None] = mapped_column(String(100))
+    provider_status: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class WebhookInbox(Base):
@@ -232,6 +249,7 @@ class WebhookInbox(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error_message: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class OAuthState(Base):
@@ -265,6 +283,7 @@ class OutboundEvent(Base):
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

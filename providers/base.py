@@ -125,6 +125,64 @@ class PullSpec:
 
 
 @dataclass(frozen=True)
+class PushRequest:
+    """One validated canonical write for a provider, as the core hands it over."""
+
+    entity: str  # "contact" | "invoice" | "payment" ...
+    operation: str  # "create" | "update" | "upsert" | "approve" | "void"
+    payload: Mapping[str, Any]  # the canonical model's JSON (``model_dump(mode="json")``)
+    external_id: str | None  # the linked provider id when the VRTX record is already linked
+    idempotency_key: str  # stable across retries of this push: send it where the provider accepts one
+    settings: Mapping[str, Any]  # the connection's settings (defaults applied)
+    # (entity, VRTX id) -> the linked provider id, for references (an invoice's contact, a payment's invoice).
+    linked_id: Callable[[str, str], str | None]
+
+
+@dataclass(frozen=True)
+class PushOutcome:
+    external_id: str
+    remote_version: str | None = None  # the provider's modification stamp after the write
+    remote_hash: str | None = None  # hash of the provider's record as written: a pull of it is no new change
+    canonical: Mapping[str, Any] | None = None  # the written record as canonical data, kept in the records API
+    response_sample: Mapping[str, Any] = field(default_factory=dict)  # redacted, for the sync log
+
+
+@dataclass(frozen=True)
+class PushSpec:
+    """A provider's writes. ``push`` raises ``providers.errors.ProviderRejected`` for a write the provider refuses
+    (4xx: final) and ``ProviderUnavailable`` / ``ProviderRateLimited`` for ones worth retrying."""
+
+    # entity -> (canonical pydantic model, operations it supports)
+    entities: Mapping[str, tuple[type[Any], frozenset[str]]]
+    push: Callable[[PullConnection, PushRequest], PushOutcome]
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    """One verified provider event, addressed to an entity the pulls know."""
+
+    event_id: str  # stable for the same event delivered twice (dedupe key)
+    event_type: str  # e.g. "invoice.update"
+    entity: str | None  # the pull entity to refresh ("invoices"), or None when no pull follows
+    external_id: str | None
+    external_tenant_id: str | None  # the provider organisation the event is about
+    occurred_at: datetime | None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WebhookSpec:
+    """How a provider signs and shapes its webhooks. ``verify`` gets the raw body, headers (lower-cased names) and
+    the connection's webhook secret and must compare in constant time; ``parse`` raises ``ValueError`` when the
+    body is malformed. An empty event list from a verified body is a handshake (Xero's intent to receive)."""
+
+    verify: Callable[[bytes, Mapping[str, str], str], bool]
+    parse: Callable[[bytes], list[WebhookEvent]]
+    # Events older than this are refused as stale (where the provider stamps events).
+    tolerance_s: float = 3600.0
+
+
+@dataclass(frozen=True)
 class ConnectionInfo:
     """What a successful connection test learned (safe to store and show: never a secret)."""
 
@@ -182,6 +240,8 @@ class Provider:
     connection_tester: ConnectionTester | None = None
     discover_tenants: TenantDiscoverer | None = None
     pulls: PullSpec | None = None
+    pushes: PushSpec | None = None
+    webhooks: WebhookSpec | None = None
     # Builds the provider's local stand-in (an ASGI app) for demos and tests.
     sandbox_factory: Callable[[], Any] | None = None
     # Credentials the sandbox accepts, so `vrtx dev` can connect its demo tenant with no provider account.

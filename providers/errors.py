@@ -21,6 +21,24 @@ class ProviderAuthError(ProviderError):
     code = "provider_auth_failed"
 
 
+class ProviderRejected(ProviderError):
+    """The provider refused the request as invalid (400/404/409/422 ...): retrying the same request cannot help.
+    ``message`` is the provider's own words; ``details`` its field-level messages when it gives them."""
+
+    code = "provider_rejected"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        provider_code: str | None = None,
+        details: list[str] | None = None,
+    ) -> None:
+        super().__init__(message, status=status, provider_code=provider_code)
+        self.details = details or []
+
+
 class ProviderUnavailable(ProviderError):
     """The provider could not be reached, timed out, or answered with a server error."""
 

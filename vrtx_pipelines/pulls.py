@@ -214,7 +214,7 @@ def run_pull(
         governor = RateGovernor(limits, max_concurrent=spec.max_concurrent_calls)
         selected = [key.path[-1] for key in context.selected_asset_keys]
         with provider_client(settings) as http, tempfile.TemporaryDirectory(prefix="vrtx-spool-") as spool_dir:
-            pull_connection = _pull_connection(ctx, provider, connection.id, http, governor)
+            pull_connection = provider_connection(ctx, provider, connection.id, http, governor)
             source = spec.make_source(pull_connection, selected)
             spool = RecordSpool(Path(spool_dir), spec.mappers)
             for name in selected:
@@ -296,7 +296,7 @@ def _record_error(session: Any, tenant_id: str, provider: Provider, message: str
         session.commit()
 
 
-def _pull_connection(
+def provider_connection(
     ctx: ConnectionContext, provider: Provider, connection_id: int, http: Any, governor: RateGovernor
 ) -> PullConnection:
     from vrtx_pipelines import oauth  # oauth imports the connection rules this module also uses

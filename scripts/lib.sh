@@ -12,7 +12,8 @@ ensure_uv() {
 sync_env() {
   ensure_uv
   echo "==> installing dependencies from uv.lock"
-  uv sync --frozen --quiet
+  # Compiled once here: the machine may forbid writing .pyc at import time, and every run process imports a lot.
+  uv sync --frozen --quiet --compile-bytecode
 }
 
 pg_bin_dir() {

@@ -7,7 +7,6 @@ written to the app database only after the warehouse load succeeded.
 # No `from __future__ import annotations`: Dagster reads the context and config annotations at definition time.
 
 import hashlib
-import json
 import os
 import re
 import tempfile
@@ -43,7 +42,7 @@ from vrtx_pipelines.errors import IntegrationError
 from vrtx_pipelines.governor import RateGovernor
 from vrtx_pipelines.http import provider_client
 from vrtx_pipelines.partitions import tenants_partitions
-from vrtx_pipelines.records import ApplyReport, apply_records, canonical_json
+from vrtx_pipelines.records import ApplyReport, apply_record_lines, canonical_json, record_line
 from vrtx_pipelines.vault import vault_from_settings
 
 # dlt's intermediate files live a few seconds on local disk: compressing them cost more than a tenth of a
@@ -117,7 +116,7 @@ class RecordSpool:
         def _capture(item: Any) -> Any:
             self.rows[entity] = self.rows.get(entity, 0) + 1
             try:
-                line = json.dumps(canonical_json(mapper(item)), separators=(",", ":"))
+                line = record_line(canonical_json(mapper(item)))
             except ValueError:
                 # No canonical form (e.g. a deleted payment): the raw row still loads; the run counts it.
                 with self._lock:
@@ -137,10 +136,10 @@ class RecordSpool:
             handle.close()
         return list(self._files)
 
-    def read(self, entity: str) -> Iterator[dict[str, Any]]:
+    def read(self, entity: str) -> Iterator[str]:
+        """The entity's records, one ``record_line`` each."""
         with (self.directory / f"{entity}.jsonl").open() as handle:
-            for line in handle:
-                yield json.loads(line)
+            yield from handle
 
 
 def incremental_cursors(pipeline: Any, source_name: str) -> dict[str, Any]:
@@ -235,7 +234,8 @@ def run_pull(
             step_ms = step_durations_ms(pipeline)
             apply_started = time.monotonic()
             applied = {
-                entity: apply_records(session, connection.id, entity, spool.read(entity)) for entity in spool.entities()
+                entity: apply_record_lines(session, connection.id, entity, spool.read(entity))
+                for entity in spool.entities()
             }
             step_ms["canonical"] = round((time.monotonic() - apply_started) * 1000)
         connection.last_sync_at = utcnow()

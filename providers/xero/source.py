@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 import dlt
 from dlt.sources import DltResource
 
+from providers.read_ahead import read_ahead
 from providers.xero.client import XeroClient
 
 CURSOR = "UpdatedDateUTC"
@@ -179,9 +180,10 @@ def _changed_records(
     """Records changed after the cursor: Xero filters (If-Modified-Since), dlt drops what it already has."""
     since: datetime | None = updated_at.last_value
     # Dates were converted while decoding (XeroClient), so dlt compares real datetimes.
-    yield from client.iter_pages(
+    pages = client.iter_pages(
         endpoint.endpoint, endpoint.collection_key, params=params, modified_since=since, paged=endpoint.paged
     )
+    yield from read_ahead(pages) if endpoint.paged else pages
 
 
 def _all_records(

@@ -6,6 +6,7 @@ written to the app database only after the warehouse load succeeded.
 """
 # No `from __future__ import annotations`: Dagster reads the context and config annotations at definition time.
 
+import csv
 import hashlib
 import os
 import re
@@ -42,7 +43,7 @@ from vrtx_pipelines.errors import IntegrationError
 from vrtx_pipelines.governor import RateGovernor
 from vrtx_pipelines.http import provider_client
 from vrtx_pipelines.partitions import tenants_partitions
-from vrtx_pipelines.records import ApplyReport, apply_record_lines, canonical_json, record_line
+from vrtx_pipelines.records import ApplyReport, apply_spool, canonical_json, spool_row
 from vrtx_pipelines.vault import vault_from_settings
 
 # dlt's intermediate files live a few seconds on local disk: compressing them cost more than a tenth of a
@@ -106,6 +107,7 @@ class RecordSpool:
         self.directory = directory
         self.mappers = mappers
         self._files: dict[str, Any] = {}
+        self._writers: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.skipped: dict[str, int] = {}
         self.rows: dict[str, int] = {}
@@ -116,17 +118,18 @@ class RecordSpool:
         def _capture(item: Any) -> Any:
             self.rows[entity] = self.rows.get(entity, 0) + 1
             try:
-                line = record_line(canonical_json(mapper(item)))
+                row = spool_row(canonical_json(mapper(item)))
             except ValueError:
                 # No canonical form (e.g. a deleted payment): the raw row still loads; the run counts it.
                 with self._lock:
                     self.skipped[entity] = self.skipped.get(entity, 0) + 1
                 return item
             with self._lock:
-                handle = self._files.get(entity)
-                if handle is None:
-                    handle = self._files[entity] = (self.directory / f"{entity}.jsonl").open("w")
-                handle.write(line + "\n")
+                writer = self._writers.get(entity)
+                if writer is None:
+                    handle = self._files[entity] = self.path(entity).open("w", newline="")
+                    writer = self._writers[entity] = csv.writer(handle)
+                writer.writerow(row)
             return item
 
         return _capture
@@ -136,10 +139,9 @@ class RecordSpool:
             handle.close()
         return list(self._files)
 
-    def read(self, entity: str) -> Iterator[str]:
-        """The entity's records, one ``record_line`` each."""
-        with (self.directory / f"{entity}.jsonl").open() as handle:
-            yield from handle
+    def path(self, entity: str) -> Path:
+        """The entity's spool file: one ``records.spool_row`` per record."""
+        return self.directory / f"{entity}.csv"
 
 
 def incremental_cursors(pipeline: Any, source_name: str) -> dict[str, Any]:
@@ -234,8 +236,7 @@ def run_pull(
             step_ms = step_durations_ms(pipeline)
             apply_started = time.monotonic()
             applied = {
-                entity: apply_record_lines(session, connection.id, entity, spool.read(entity))
-                for entity in spool.entities()
+                entity: apply_spool(session, connection.id, entity, spool.path(entity)) for entity in spool.entities()
             }
             step_ms["canonical"] = round((time.monotonic() - apply_started) * 1000)
         connection.last_sync_at = utcnow()

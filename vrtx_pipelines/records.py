@@ -10,11 +10,11 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
-import io
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -101,7 +101,7 @@ def apply_records(
                 "data": dict(data),
                 "content_hash": digest,
                 "change_seq": next_seq,
-                "deleted": bool(data.get("archived")) or data.get("status") in ("deleted", "voided"),
+                "deleted": _is_deleted(data),
                 "remote_updated_at": _parse_time(data.get("updated_at")),
                 "updated_at": now,
             }
@@ -137,34 +137,40 @@ def apply_records(
     return report
 
 
-def apply_record_lines(session: Session, connection_id: int, entity_type: str, lines: Iterable[str]) -> ApplyReport:
-    """``apply_records`` for records already serialised by ``record_line`` (one per line), as pulls spool them.
+def spool_row(data: Mapping[str, Any]) -> list[str]:
+    """A record as a row of a pull's spool file (CSV): what the merge needs, computed once while extracting."""
+    line = record_line(data)
+    updated = data.get("updated_at")
+    return [
+        str(data["external_id"]),
+        hashlib.sha256(line.encode()).hexdigest(),
+        "t" if _is_deleted(data) else "f",
+        updated if isinstance(updated, str) else "",
+        line,
+    ]
 
-    On PostgreSQL the lines are copied into a temporary table and merged with set-based statements: a large
-    pull's records are written at COPY speed instead of one bound row at a time.
+
+def apply_spool(session: Session, connection_id: int, entity_type: str, path: Path) -> ApplyReport:
+    """``apply_records`` for a spool file of ``spool_row`` rows, in the order the pull met the records.
+
+    On PostgreSQL the file is copied as it is into a temporary table and merged with set-based statements: a
+    large pull's records are written at COPY speed, with no per-record work in Python.
     """
     if session.get_bind().dialect.name != "postgresql":
-        return apply_records(session, connection_id, entity_type, (json.loads(line) for line in lines))
+        csv.field_size_limit(max(csv.field_size_limit(), 1 << 28))  # an invoice with many lines is one field
+        with path.open(newline="") as handle:
+            return apply_records(
+                session, connection_id, entity_type, (json.loads(row[4]) for row in csv.reader(handle))
+            )
     _lock_connection(session, connection_id)
     raw: Any = session.connection().connection.dbapi_connection  # psycopg2: COPY is not in the DB-API
-    with raw.cursor() as cursor:
+    with raw.cursor() as cursor, path.open(newline="") as handle:
         cursor.execute(_STAGE_DDL)
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        for ordinal, line in enumerate(lines):
-            line = line.rstrip("\n")
-            data = json.loads(line)
-            deleted = bool(data.get("archived")) or data.get("status") in ("deleted", "voided")
-            updated = data.get("updated_at")
-            writer.writerow(
-                [ordinal, str(data["external_id"]), line, hashlib.sha256(line.encode()).hexdigest(),
-                 "t" if deleted else "f", updated if isinstance(updated, str) else ""]
-            )  # fmt: skip
-            if buffer.tell() > 8 << 20:
-                _copy_stage(cursor, buffer)
-                buffer = io.StringIO()
-                writer = csv.writer(buffer)
-        _copy_stage(cursor, buffer)
+        cursor.copy_expert(
+            "COPY vrtx_stage_records (external_id, content_hash, deleted, updated_at_raw, data) "
+            "FROM STDIN WITH (FORMAT csv)",
+            handle,
+        )
     params = {"cid": connection_id, "etype": entity_type, "now": utcnow()}
     inserted, updated_count, distinct = session.execute(text(_MERGE_STAGE), params).one()
     session.execute(text(_TOUCH_LINKS_FROM_STAGE), params)
@@ -172,18 +178,13 @@ def apply_record_lines(session: Session, connection_id: int, entity_type: str, l
     return ApplyReport(inserted=inserted, updated=updated_count, unchanged=distinct - inserted - updated_count)
 
 
-def _copy_stage(cursor: Any, buffer: io.StringIO) -> None:
-    buffer.seek(0)
-    cursor.copy_expert(
-        "COPY vrtx_stage_records (ord, external_id, data, content_hash, deleted, updated_at_raw) "
-        "FROM STDIN WITH (FORMAT csv)",
-        buffer,
-    )
+def _is_deleted(data: Mapping[str, Any]) -> bool:
+    return bool(data.get("archived")) or data.get("status") in ("deleted", "voided")
 
 
 _STAGE_DDL = """
 CREATE TEMP TABLE vrtx_stage_records (
-    ord bigint, external_id text, data text, content_hash text, deleted boolean, updated_at_raw text
+    ord bigserial, external_id text, content_hash text, deleted boolean, updated_at_raw text, data text
 )
 """
 

@@ -7,7 +7,9 @@ from providers.schema import settings_schema
 
 from .identity import discover_tenants
 from .pulls import PULLS
+from .push import PUSHES
 from .sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, create_app
+from .webhooks import WEBHOOKS
 
 ENTITIES = ("contacts", "invoices", "payments", "tax_rates", "products", "accounts")
 
@@ -106,6 +108,8 @@ PROVIDER = Provider(
     implemented=frozenset({"connect", *(f"pull:{entity}" for entity in ENTITIES)}),
     discover_tenants=discover_tenants,
     pulls=PULLS,
+    pushes=PUSHES,
+    webhooks=WEBHOOKS,
     sandbox_factory=create_app,
     sandbox_credentials={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
 )

@@ -7,6 +7,7 @@ Errors: https://developer.xero.com/documentation/api/accounting/responsecodes
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -16,7 +17,7 @@ from typing import Any, NoReturn
 
 import httpx
 
-from providers.errors import ProviderError, ProviderRateLimited, ProviderUnavailable
+from providers.errors import ProviderError, ProviderRateLimited, ProviderRejected, ProviderUnavailable
 from providers.http_errors import json_object, raise_for_provider_status, retry_after_seconds
 from providers.xero.dates import convert_dates_hook, format_if_modified_since
 from vrtx_pipelines.governor import DayBudgetExhausted, RateGovernor
@@ -85,6 +86,28 @@ class XeroClient:
         """One GET, retried as Xero's rules allow; the decoded envelope (numbers with decimals as ``Decimal``)."""
         return self._request("GET", endpoint, params=params, headers=headers)
 
+    def write(
+        self,
+        method: str,
+        endpoint: str,
+        body: Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """One PUT (create) or POST (update) of a JSON body; the decoded envelope.
+
+        Xero keeps the answer to an ``Idempotency-Key`` for a while and replays it, so with a key the write is
+        retried in-call like a read (5xx, transport failures, 429): a retry can never write twice. Without a key a
+        5xx is raised at once, since Xero may have written before failing. Refusals become ``ProviderRejected`` with
+        Xero's own messages (400 ValidationException, 403, 404); a 401 refreshes the token once, then is
+        ``ProviderAuthError``.
+        """
+        headers = {"Content-Type": "application/json"}
+        if idempotency_key:
+            headers["Idempotency-Key"] = idempotency_key
+        content = json.dumps(body, default=str, separators=(",", ":")).encode()
+        return self._request(method, endpoint, headers=headers, content=content, retry_5xx=bool(idempotency_key))
+
     def iter_pages(
         self,
         endpoint: str,
@@ -127,6 +150,8 @@ class XeroClient:
         *,
         params: Mapping[str, Any] | None = None,
         headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        retry_5xx: bool = True,
     ) -> dict[str, Any]:
         if self._day_spent is not None:
             raise self._day_spent
@@ -145,10 +170,10 @@ class XeroClient:
             with self._governor.slot():
                 try:
                     self.api_calls += 1
-                    response = self._http.request(method, url, params=params, headers=request_headers)
+                    response = self._http.request(method, url, params=params, headers=request_headers, content=content)
                 except httpx.TransportError as exc:  # connection refused or reset, timeouts
                     failures += 1
-                    if failures >= self._max_attempts:
+                    if failures >= self._max_attempts or not retry_5xx:
                         raise ProviderUnavailable(
                             f"Could not reach Xero ({method} /{endpoint}): {type(exc).__name__}"
                         ) from exc
@@ -193,9 +218,11 @@ class XeroClient:
                 continue
             if status >= 500:
                 failures += 1
-                if failures < self._max_attempts:
+                if failures < self._max_attempts and retry_5xx:
                     self._retry_pause(failures)
                     continue
+            if content is not None:
+                _raise_for_write_status(response, method, endpoint)
             _raise_for_status(response, method, endpoint)
 
     def _token(self) -> str:
@@ -237,15 +264,33 @@ def _raise_for_status(response: httpx.Response, method: str, endpoint: str) -> N
     raise_for_provider_status(response, message, provider_code=provider_code)
 
 
-def _error_message(body: Mapping[str, Any]) -> str | None:
-    """Xero's own words: the ValidationErrors of a ValidationException, else its Message (or RFC 7807 detail)."""
-    validation = [
+def _raise_for_write_status(response: httpx.Response, method: str, endpoint: str) -> None:
+    """A write's refusal: 400/403/404/409/422 are final (``ProviderRejected`` with Xero's words), 401 after a
+    refresh is an auth failure and the rest (429, 5xx) stay retryable, as ``_raise_for_status`` maps them."""
+    status = response.status_code
+    if status == 401 or status == 429 or status >= 500 or status < 400:
+        return
+    body = json_object(response, parse_float=Decimal, object_hook=convert_dates_hook) or {}
+    details = _validation_messages(body)
+    provider_code = _str(body.get("Type")) or _str(body.get("Title")) or _str(body.get("title"))
+    text = response.text.strip() if not body and len(response.text) <= 200 else ""
+    message = _error_message(body) or text or f"Xero answered HTTP {status} to {method} /{endpoint}."
+    raise ProviderRejected(message, status=status, provider_code=provider_code, details=details)
+
+
+def _validation_messages(body: Mapping[str, Any]) -> list[str]:
+    return [
         message
         for element in body.get("Elements") or []
         if isinstance(element, Mapping)
         for error in element.get("ValidationErrors") or []
         if isinstance(error, Mapping) and (message := _str(error.get("Message")))
     ]
+
+
+def _error_message(body: Mapping[str, Any]) -> str | None:
+    """Xero's own words: the ValidationErrors of a ValidationException, else its Message (or RFC 7807 detail)."""
+    validation = _validation_messages(body)
     if validation:
         return "; ".join(dict.fromkeys(validation))  # the same message repeats once per element
     detail = _str(body.get("Message")) or _str(body.get("Detail")) or _str(body.get("detail"))

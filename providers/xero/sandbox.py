@@ -21,7 +21,10 @@ Where Xero's behaviour had to be chosen or guessed (each is also noted at the co
   app (xero-python's ``TokenApi.revoke_token`` docstring). Connection dates carry 7 fractional digits and no offset,
   like the identity spec's example (its ``format: date-time`` says otherwise).
 - A missing scope is 401 ``AuthorizationUnsuccessful``; ``Accept`` without JSON (e.g. application/xml) is 406, while
-  ``*/*`` or no Accept get JSON (Xero would default to XML there). Writes answer 501 until they are built.
+  ``*/*`` or no Accept get JSON (Xero would default to XML there).
+- Writes (``sandbox_writes``): contacts, invoices and payments, counted against the same limits as reads, with
+  ``Idempotency-Key`` replay; other writes answer 501. Every change, by the API or a test helper, is sent to the
+  webhook subscribers (``sandbox_webhooks``): ``sandbox.subscribe_webhooks(url, key)``.
 - Organisations are NZ-flavoured (GST 15%, NZD, the spec's examples), whatever their name. Seeded history spans
   2021-2025; changes are stamped max(clock, 2025-01-01, last change) so they always sort after it.
 """
@@ -44,11 +47,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from providers.sandbox_kit import SandboxState
 from providers.xero import sandbox_accounting as accounting
+from providers.xero import sandbox_writes as writes
+from providers.xero.sandbox_contacts import ContactNames
 from providers.xero.sandbox_data import IdCodec, OrgData, stable_key
 from providers.xero.sandbox_identity import register_identity_routes
 from providers.xero.sandbox_metering import Limits, RateLimiter, SandboxStats
 from providers.xero.sandbox_oauth import AccessToken, OAuthState
 from providers.xero.sandbox_org import ENTITIES, Organisation, sizes_for
+from providers.xero.sandbox_webhooks import IntentToReceive, Subscription, WebhookHub, intent_to_receive
 
 DEMO_CLIENT_ID = "8D1F2C3B4A5E6F708192A3B4C5D6E7F8"
 DEMO_CLIENT_SECRET = "vrtx-sandbox-demo-secret-Xk3vQ9pL2mN7rT5wZ8yB4cD6"  # noqa: S105 -- a sandbox-only demo app
@@ -71,6 +77,14 @@ class XeroSandboxKnobs(SandboxState):
     day_limit: int = 5000
     concurrent_limit: int = 5
     app_minute_limit: int = 10000
+    # Writes (PUT/POST): from the Nth write on (1-based, counted in write_count), answer fail_on_write_status
+    # fail_on_write_times times without writing anything.
+    fail_on_write: int | None = None
+    fail_on_write_status: int = 500
+    fail_on_write_times: int = 1
+    # The next N writes are applied, then answered 504 as if the response was lost on the way back.
+    lose_write_responses: int = 0
+    write_count: int = 0
 
     def limits(self) -> Limits:
         return Limits(
@@ -90,6 +104,9 @@ class XeroSandbox:
         self.limiter = RateLimiter()
         self._tenant_ids = IdCodec(stable_key("xero-sandbox-tenants", seed))
         self.oauth = OAuthState(clock, self.stats, self._organisations_of, self._organisation_name)
+        self.webhooks = WebhookHub()
+        self.idempotency = writes.IdempotencyStore()
+        self.contact_names: dict[str, ContactNames] = {}
         self.register_client(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, None, name=DEMO_APP_NAME)
 
     # --- set-up ---------------------------------------------------------------------------------------------
@@ -111,7 +128,10 @@ class XeroSandbox:
             ordinal = len(self.organisations)
             tenant_id = self._tenant_ids.encode(ordinal)
             data = OrgData(self.seed, ordinal, tenant_id, name, sizes)
-            self.organisations[tenant_id] = Organisation(data, user_email, self.clock)
+            org = Organisation(data, user_email, self.clock)
+            org.observers.append(self.webhooks.observer(tenant_id))
+            self.contact_names[tenant_id] = ContactNames(org)
+            self.organisations[tenant_id] = org
             return tenant_id
 
     def register_client(
@@ -135,6 +155,23 @@ class XeroSandbox:
             if unknown:
                 raise KeyError(f"unknown organisations: {unknown}")
             return self.oauth.mint(DEMO_CLIENT_ID, tenant_ids, expires_in)
+
+    # --- webhooks ------------------------------------------------------------------------------------------
+
+    def subscribe_webhooks(self, url: str, key: str, organisations: Sequence[str] | None = None) -> Subscription:
+        """Send every later change of ``organisations`` (default: all) to ``url``, signed with ``key``."""
+        return self.webhooks.subscribe(url, key, list(organisations) if organisations is not None else None)
+
+    def unsubscribe_webhooks(self, subscription: Subscription) -> None:
+        self.webhooks.unsubscribe(subscription)
+
+    def flush_webhooks(self, timeout_s: float = 10.0) -> bool:
+        """Wait for every queued delivery to finish (delivered or given up); False on timeout."""
+        return self.webhooks.flush(timeout_s)
+
+    @staticmethod
+    def intent_to_receive(url: str, key: str) -> IntentToReceive:
+        return intent_to_receive(url, key)
 
     # --- data helpers for tests -----------------------------------------------------------------------------
 
@@ -222,7 +259,7 @@ def create_app(sandbox: XeroSandbox | None = None, *, knobs: XeroSandboxKnobs | 
     @app.exception_handler(StarletteHTTPException)
     async def not_served(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 405 and request.url.path.startswith("/api.xro/"):
-            return _json(501, _problem(request, "NotImplemented", 501, "This sandbox does not implement writes yet."))
+            return _json(501, _problem(request, "NotImplemented", 501, "This sandbox does not implement that write."))
         if exc.status_code == 405:
             return Response("Method Not Allowed", 405, media_type="text/plain")
         return Response(accounting.NOT_FOUND_TEXT, exc.status_code, media_type="text/plain")
@@ -234,6 +271,54 @@ def create_app(sandbox: XeroSandbox | None = None, *, knobs: XeroSandboxKnobs | 
     @app.get("/api.xro/2.0/{resource}/{record_id}")
     async def one_record(request: Request, resource: str, record_id: str) -> Response:
         return await serve_accounting(request, resource, record_id)
+
+    @app.put("/api.xro/2.0/{resource}")
+    async def create_records(request: Request, resource: str) -> Response:
+        return await serve_write(request, resource, None)
+
+    @app.post("/api.xro/2.0/{resource}")
+    async def upsert_records(request: Request, resource: str) -> Response:
+        return await serve_write(request, resource, None)
+
+    @app.post("/api.xro/2.0/{resource}/{record_id}")
+    async def update_record(request: Request, resource: str, record_id: str) -> Response:
+        return await serve_write(request, resource, record_id)
+
+    async def serve_write(request: Request, resource: str, record_id: str | None) -> Response:
+        current = knobs_of()
+        current.request_count += 1
+        apply_forced_expiry(current)
+        if resource not in writes.WRITABLE:
+            return _json(501, _problem(request, "NotImplemented", 501, "This sandbox does not implement that write."))
+        entity = writes.WRITABLE[resource][0]
+        with sandbox.lock:
+            admitted = _admit(sandbox, current, request, entity, writes.WRITE_SCOPES[entity])
+        if isinstance(admitted, Response):
+            return admitted
+        access, org, rate_headers = admitted
+        try:
+            key = request.headers.get("idempotency-key")
+            if key is not None and not 0 < len(key) <= writes.MAX_IDEMPOTENCY_KEY:
+                detail = f"Idempotency-Key must be 1 to {writes.MAX_IDEMPOTENCY_KEY} characters"  # guess
+                return _json(400, _problem(request, "Bad Request", 400, detail), rate_headers)
+            if current.latency_s > 0:
+                await asyncio.sleep(current.latency_s)
+            current.write_count += 1
+            failing = current.fail_on_write is not None and current.write_count >= current.fail_on_write
+            if failing and current.fail_on_write_times > 0:
+                current.fail_on_write_times -= 1
+                return _server_error(request, current.fail_on_write_status, rate_headers)
+            body = await request.body()
+            answer = await run_in_threadpool(_write, sandbox, org, resource, record_id, request, body, access, key)
+        finally:
+            with sandbox.lock:
+                sandbox.limiter.release(access.client_id, org.tenant_id)
+        if answer.status == 200 and current.lose_write_responses > 0:
+            current.lose_write_responses -= 1
+            return _server_error(request, 504, rate_headers)
+        if isinstance(answer.body, str):
+            return Response(answer.body, answer.status, headers=rate_headers, media_type="text/plain")
+        return _json(answer.status, answer.body, rate_headers)
 
     async def serve_accounting(request: Request, resource: str, record_id: str | None) -> Response:
         current = knobs_of()
@@ -273,7 +358,11 @@ def create_app(sandbox: XeroSandbox | None = None, *, knobs: XeroSandboxKnobs | 
 
 
 def _admit(
-    sandbox: XeroSandbox, knobs: XeroSandboxKnobs, request: Request, entity: str | None
+    sandbox: XeroSandbox,
+    knobs: XeroSandboxKnobs,
+    request: Request,
+    entity: str | None,
+    scopes: frozenset[str] | None = None,
 ) -> Response | tuple[AccessToken, Organisation, dict[str, str]]:
     """Authentication, organisation, scope, Accept, injected faults and rate limits, in Xero's order. Either the
     refusal, or (token, organisation, rate-limit headers) with an in-flight slot taken (release it)."""
@@ -289,7 +378,7 @@ def _admit(
         # Missing, unknown or not connected: 403 (reference "Tenant selection"), in the PascalCase problem shape
         # Xero answers today (XeroAPI/xero-python#116, XeroAPI/xero-node#432).
         return _json(403, _problem(request, "Forbidden", 403, "AuthenticationUnsuccessful"), headers)
-    if entity is not None and not access.scopes & accounting.SCOPES[entity]:
+    if entity is not None and not access.scopes & (scopes if scopes is not None else accounting.SCOPES[entity]):
         response = _unauthorized(request, detail="AuthorizationUnsuccessful")
         response.headers.update(headers)
         return response
@@ -328,6 +417,34 @@ def _answer(
         name = sandbox.oauth.clients[client_id].name if client_id in sandbox.oauth.clients else client_id
         now_ms = int(sandbox.clock() * 1000)
         return accounting.serve(org, resource, record_id, request.query_params, request.headers, name, now_ms)
+
+
+def _write(
+    sandbox: XeroSandbox,
+    org: Organisation,
+    resource: str,
+    record_id: str | None,
+    request: Request,
+    body: bytes,
+    access: AccessToken,
+    key: str | None,
+) -> accounting.Answer:
+    # One lock around check, write and record: the same key sent twice at once still writes once.
+    with sandbox.lock:
+        now = sandbox.clock()
+        scope = (access.client_id, org.tenant_id, key or "")
+        print_ = writes.fingerprint(request.method, request.url.path, request.url.query, body)
+        if key is not None:
+            replayed = sandbox.idempotency.replay(scope, print_, now)
+            if replayed is not None:
+                return replayed
+        name = sandbox.oauth.clients[access.client_id].name if access.client_id in sandbox.oauth.clients else ""
+        envelope = writes.new_envelope(name or access.client_id, int(now * 1000))
+        names = sandbox.contact_names[org.tenant_id]
+        answer = writes.write(org, names, resource, record_id, body, request.query_params, envelope)
+        if key is not None:
+            sandbox.idempotency.keep(scope, print_, answer, now)
+        return answer
 
 
 def _rate_limited(request: Request, problem: str, retry_after: int, headers: dict[str, str]) -> Response:

@@ -23,6 +23,8 @@ ID_FIELDS = {
     "accounts": "AccountID",
 }
 Fetch = Callable[[int, int], list[Record]]
+# (entity, record id, record, created, ms): told of every stored change (API writes and test helpers alike).
+ChangeObserver = Callable[[str, str, Record, bool, int], None]
 
 
 class Organisation:
@@ -52,9 +54,19 @@ class Organisation:
             "tax_rates": self._table("tax_rates", len(cat.TAX_RATES), data.tax_rate),
             "accounts": self._table("accounts", len(cat.CHART_OF_ACCOUNTS), lambda i: data.account(i, fixed + i)),
         }
+        self.observers: list[ChangeObserver] = []
+        for entity, table in self.tables.items():
+            table.on_put = self._observer_of(entity, table)
 
     def _table(self, entity: str, seeded: int, generate: Callable[[int], Record]) -> EntityTable:
         return EntityTable(seeded, self.data.seeded_ms(entity), lambda i: self.data.id_of(entity, i), generate)
+
+    def _observer_of(self, entity: str, table: EntityTable) -> Callable[[int, Record, bool, int], None]:
+        def told(index: int, record: Record, created: bool, ms: int) -> None:
+            for observer in self.observers:
+                observer(entity, table.id_of(index), record, created, ms)
+
+        return told
 
     def record(self, entity: str, index: int) -> Record:
         return self.tables[entity].record(index)

@@ -4,7 +4,8 @@ Seeded records are indices 0..seeded-1 with strictly increasing seeded timestamp
 "overrides": a stored record plus a ``(ms, id, index)`` entry in a small sorted ``tail``; a changed seeded index is
 also in ``moved`` (its seeded position is empty). The ordered sequence is the merge of the unmoved seeded indices
 with the tail, and any position in it is found with bisect, so a page costs O(page + overrides), not O(records).
-Writes (PUT/POST) can go through ``put`` the same way ``touch`` and ``create`` do.
+Writes (PUT/POST) go through ``put`` the same way ``touch`` and ``create`` do, so ``on_put`` (set by the
+organisation) sees every change, whoever makes it: that is what feeds webhooks and the contact-name index.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ class EntityTable:
         self.override_ms: dict[int, int] = {}
         self.moved: list[int] = []  # seeded indices with an override, sorted
         self.tail: list[tuple[int, str, int]] = []  # (ms, id, index) of every override, sorted
+        # (index, record, created, ms) after every put; ``created`` when the index did not exist before.
+        self.on_put: Callable[[int, Record, bool, int], None] | None = None
         self._seq = _Seeded(seeded_ms, seeded)
 
     def __len__(self) -> int:
@@ -104,6 +107,7 @@ class EntityTable:
 
     def put(self, index: int, record: Record, ms: int) -> None:
         """Store ``record`` (changed or new) as last updated at ``ms``."""
+        created = not self.exists(index)
         if index in self.override_ms:
             old = (self.override_ms[index], self.id_of(index), index)
             del self.tail[bisect_left(self.tail, old)]
@@ -113,6 +117,8 @@ class EntityTable:
         self.override_ms[index] = ms
         insort(self.tail, (ms, self.id_of(index), index))
         self.next_index = max(self.next_index, index + 1)
+        if self.on_put is not None:
+            self.on_put(index, record, created, ms)
 
     def nth_unmoved(self, first: int, rank: int) -> int:
         """The seeded index holding the ``rank``-th unmoved place from ``first`` (the least fixpoint)."""

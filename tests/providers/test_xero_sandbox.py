@@ -439,7 +439,7 @@ def test_error_bodies_are_xeros(xero: Xero) -> None:
     settings_only = dance(xero, scope="openid accounting.settings.read")
     no_scope = xero.api("Contacts", token=settings_only["access_token"])
     assert no_scope.status_code == 401 and no_scope.json()["detail"] == "AuthorizationUnsuccessful"
-    assert xero.http.put("/api.xro/2.0/Invoices", headers=bearer(xero.token())).status_code == 501
+    assert xero.http.put("/api.xro/2.0/Items", headers=bearer(xero.token())).status_code == 501
     assert xero.api("BankTransactions").status_code == 404
     assert xero.api("Invoices", headers={"Accept": "application/xml"}).status_code == 406
 

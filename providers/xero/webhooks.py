@@ -1,0 +1,86 @@
+"""Xero webhooks: signature check and events (https://developer.xero.com/documentation/guides/webhooks/overview/).
+
+- ``x-xero-signature`` is base64(HMAC-SHA256(raw body, webhook key)), compared in constant time.
+- A verified body with no events is Xero's intent-to-receive handshake: ``parse`` returns ``[]``.
+- Xero sends no event id: ``event_id`` is a hash of tenantId, eventCategory, eventType, resourceId and
+  eventDateUtc, so the same event delivered twice (Xero retries for up to a day) dedupes.
+- ``entity`` is the pull entity to refresh: CONTACT -> "contacts", INVOICE -> "invoices". Payments reach Xero's
+  webhooks only as INVOICE updates (the paid invoice changes), so an ``invoice.*`` event means "refresh invoices
+  and payments": the core maps the event type to both pulls. Other categories (CREDITNOTE, SUBSCRIPTION) carry
+  ``entity`` None: verified and stored, but no pull follows.
+- Xero signs no timestamp; the core's staleness check applies to ``eventDateUtc`` (``occurred_at``).
+  ``tolerance_s`` is a day and an hour: Xero retries a failed delivery for up to 24 hours, and a retried event
+  refused as stale would be lost until the next scheduled pull.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from providers.base import WebhookEvent, WebhookSpec
+
+SIGNATURE_HEADER = "x-xero-signature"
+ENTITIES = {"CONTACT": "contacts", "INVOICE": "invoices"}
+_REQUIRED = ("resourceId", "eventDateUtc", "eventType", "eventCategory", "tenantId")
+
+
+def sign(body: bytes, key: str) -> str:
+    return base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
+
+
+def verify(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
+    sent = headers.get(SIGNATURE_HEADER, "").strip()
+    if not sent or not secret:
+        return False
+    try:
+        sent_digest = base64.b64decode(sent, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).digest()
+    return hmac.compare_digest(sent_digest, expected)
+
+
+def parse(body: bytes) -> list[WebhookEvent]:
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError("the Xero webhook body is not JSON") from exc
+    if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
+        raise ValueError("a Xero webhook body is an object with an events list")
+    return [_event(raw) for raw in payload["events"]]
+
+
+def _event(raw: Any) -> WebhookEvent:
+    if not isinstance(raw, dict) or any(not isinstance(raw.get(key), str) or not raw[key] for key in _REQUIRED):
+        raise ValueError(f"a Xero webhook event needs {', '.join(_REQUIRED)} as strings")
+    category, kind = raw["eventCategory"].upper(), raw["eventType"].upper()
+    occurred_at = _event_date(raw["eventDateUtc"])
+    identity = "|".join((raw["tenantId"].lower(), category, kind, raw["resourceId"].lower(), raw["eventDateUtc"]))
+    return WebhookEvent(
+        event_id=hashlib.sha256(identity.encode()).hexdigest(),
+        event_type=f"{category.lower()}.{kind.lower()}",
+        entity=ENTITIES.get(category),
+        external_id=raw["resourceId"],
+        external_tenant_id=raw["tenantId"],
+        occurred_at=occurred_at,
+        data={k: v for k, v in raw.items() if k in ("resourceUrl", "tenantType", "data")},
+    )
+
+
+def _event_date(value: str) -> datetime:
+    """``2017-06-21T01:15:39.902`` (Xero writes no offset: it is UTC), with or without a ``Z``/offset."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"eventDateUtc {value!r} is not a date-time") from exc
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+WEBHOOKS = WebhookSpec(verify=verify, parse=parse, tolerance_s=25 * 3600.0)

@@ -62,6 +62,13 @@ PROVIDER = Provider(
                 "pattern": "^[A-Za-z0-9.\\-]{1,10}$",
                 "default": "200",
             },
+            "default_payment_account_code": {
+                "type": "string",
+                "title": "Default payment account code",
+                "description": "Bank account code that pushed payments go into when they name none (e.g. 090).",
+                "pattern": "^[A-Za-z0-9.\\-]{1,10}$",
+                "default": "090",
+            },
             "default_tax_type": {
                 "type": "string",
                 "title": "Default tax type",

@@ -7,7 +7,7 @@ import logging
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import connections, health, integrations, oauth, records
+from api.routes import connections, events, health, integrations, oauth, pushes, records, sync, webhooks
 from api.routes import settings as settings_routes
 from vrtx_pipelines import __version__
 from vrtx_pipelines.config import Settings, get_settings
@@ -45,4 +45,8 @@ def create_app(
     app.include_router(settings_routes.router)
     app.include_router(oauth.router)
     app.include_router(records.router)
+    app.include_router(pushes.router)
+    app.include_router(webhooks.router)
+    app.include_router(sync.router)
+    app.include_router(events.router)
     return app

@@ -72,7 +72,10 @@ def test_metadata_is_complete_and_auth_urls_are_the_providers_real_https_endpoin
 @pytest.mark.parametrize("provider", PROVIDERS, ids=lambda p: p.slug)
 def test_nothing_claims_to_work_that_is_not_built(provider: Provider) -> None:
     pulls = {f"pull:{e}" for e in provider.pulls.entities} if provider.pulls else set()
-    assert provider.implemented <= {"connect"} | pulls, "only connecting and pulls are built so far"
+    pushes = {f"push:{e}" for e in provider.pushes.entities} if provider.pushes else set()
+    webhooks = {"webhooks"} if provider.webhooks else set()
+    assert provider.implemented <= {"connect"} | pulls | pushes | webhooks, "a claimed capability has its code"
+    assert {c for c in provider.implemented if c.startswith("push:")} == pushes if provider.connectable else not pushes
     assert {c for c in provider.implemented if c.startswith("pull:")} == pulls if provider.connectable else not pulls
     if provider.auth.oauth2 is None:
         assert provider.connectable == (provider.connection_tester is not None)

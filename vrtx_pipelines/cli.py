@@ -219,7 +219,8 @@ def keys_rotate() -> None:
             write_key_file(settings.vault_key_file, new_file_keys)
     click.echo(
         f"primary key {vault.primary.kid}: re-encrypted {report.credentials} credentials, "
-        f"{report.webhook_secrets} webhook secrets, {report.oauth_verifiers} OAuth verifiers "
+        f"{report.webhook_secrets} webhook secrets, {report.oauth_verifiers} OAuth verifiers, "
+        f"{report.callback_secrets} event callback secrets "
         f"({report.already_current} already current)"
     )
 

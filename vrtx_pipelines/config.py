@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     dagster_port: int = 3000
+    # The Dagster webserver the API launches on-demand and webhook-driven runs through (GraphQL); empty means the
+    # local one on dagster_port.
+    dagster_url: str | None = None
     # Where the API is reachable from outside (OAuth redirect URIs, webhook URLs).
     public_url: str = "http://127.0.0.1:8000"
     # JSON object: provider slug -> an origin (scheme://host:port[/prefix]) that replaces every host of that

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vrtx_pipelines.db.models import IntegrationWebhook, OAuthState, TenantIntegration
+from vrtx_pipelines.db.models import IntegrationWebhook, OAuthState, Tenant, TenantIntegration
 from vrtx_pipelines.vault import Vault
 
 
@@ -20,6 +20,10 @@ def credentials_context(tenant_id: str, slug: str) -> str:
 
 def webhook_secret_context(tenant_integration_id: int) -> str:
     return f"integration_webhooks/{tenant_integration_id}/secret_key"
+
+
+def callback_secret_context(tenant_id: str) -> str:
+    return f"tenants/{tenant_id}/callback_secret"
 
 
 def oauth_verifier_context(state_id: str) -> str:
@@ -42,11 +46,12 @@ class RotationReport:
     credentials: int = 0
     webhook_secrets: int = 0
     oauth_verifiers: int = 0
+    callback_secrets: int = 0
     already_current: int = 0
 
     @property
     def total(self) -> int:
-        return self.credentials + self.webhook_secrets + self.oauth_verifiers
+        return self.credentials + self.webhook_secrets + self.oauth_verifiers + self.callback_secrets
 
 
 def reencrypt_all(session: Session, vault: Vault) -> RotationReport:
@@ -81,5 +86,13 @@ def reencrypt_all(session: Session, vault: Vault) -> RotationReport:
             continue
         state.code_verifier = vault.encrypt_text(vault.decrypt_text(state.code_verifier, context), context)
         report.oauth_verifiers += 1
+    for tenant in session.scalars(select(Tenant).where(Tenant.callback_secret.is_not(None))):
+        assert tenant.callback_secret is not None
+        context = callback_secret_context(tenant.id)
+        if not vault.needs_rotation(json.loads(tenant.callback_secret)):
+            report.already_current += 1
+            continue
+        tenant.callback_secret = vault.encrypt_text(vault.decrypt_text(tenant.callback_secret, context), context)
+        report.callback_secrets += 1
     session.flush()
     return report

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from vrtx_pipelines.delivery import event_delivery_sensor
 from vrtx_pipelines.health import connection_health_asset, connection_health_job, connection_health_schedule
 from vrtx_pipelines.partitions import build_partitions_sensor
 from vrtx_pipelines.pulls import build_pull_assets
+from vrtx_pipelines.pushes import push_job, push_sensor
 from vrtx_pipelines.registry import load_providers
 from vrtx_pipelines.schedules import pull_job, pull_schedule, token_refresh_job, token_refresh_schedule
+from vrtx_pipelines.synclog import SYNC_LOG_SENSORS
+from vrtx_pipelines.webhook_dispatch import build_webhook_sensor
 
 
 def build_definitions() -> Definitions:
@@ -17,15 +21,18 @@ def build_definitions() -> Definitions:
     pulling = [p for p in providers if p.connectable and p.pulls is not None]
     health_jobs = {p.slug: connection_health_job(p) for p in checkable}
     pull_jobs = {p.slug: pull_job(p) for p in pulling}
+    push_jobs = {p.slug: push_job(p) for p in providers if p.connectable and p.pushes is not None}
     oauth = any(p.connectable and p.auth.oauth2 is not None for p in providers)
     return Definitions(
         assets=[connection_health_asset(p) for p in checkable]
         + [build_pull_assets(p, p.pulls) for p in pulling if p.pulls is not None],
-        jobs=[*health_jobs.values(), *pull_jobs.values(), *([token_refresh_job] if oauth else [])],
+        jobs=[*health_jobs.values(), *pull_jobs.values(), *push_jobs.values(), *([token_refresh_job] if oauth else [])],
         schedules=[connection_health_schedule(p, health_jobs[p.slug]) for p in checkable]
         + [pull_schedule(p, pull_jobs[p.slug]) for p in pulling]
         + ([token_refresh_schedule] if oauth else []),
-        sensors=[build_partitions_sensor(providers)],
+        sensors=[build_partitions_sensor(providers), *SYNC_LOG_SENSORS, event_delivery_sensor]
+        + [push_sensor(p, push_jobs[p.slug]) for p in providers if p.slug in push_jobs]
+        + [build_webhook_sensor(p, pull_jobs[p.slug]) for p in pulling if p.webhooks is not None],
     )
 
 

@@ -25,6 +25,7 @@ from vrtx_pipelines.registry import load_providers
 from vrtx_pipelines.sandbox_server import ServedApp
 from vrtx_pipelines.sandboxes import sandbox_base_urls, start_sandboxes, stop_sandboxes
 from vrtx_pipelines.vault import vault_from_settings
+from vrtx_pipelines.webhooks import subscribe_demo_webhooks
 
 
 def project_root() -> Path:
@@ -130,6 +131,16 @@ def run_dev(
             update={"provider_base_urls": base_urls, "oauth_clients": {**oauth_clients, **settings.oauth_clients}}
         )
         demo_connections = connect_demo_tenant(settings, tenant_id)
+        # Changes made in a sandbox come back as signed webhooks to the API, as they would from the provider.
+        with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+            subscribe_demo_webhooks(
+                session,
+                vault_from_settings(settings),
+                settings,
+                tenant_id,
+                {slug: server.app for slug, server in served.items()},
+                f"http://{settings.api_host}:{api_port}",
+            )
     dagster_env = dagster_environment(settings, root)
     initialise_instance(dagster_env)
 

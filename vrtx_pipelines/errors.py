@@ -60,3 +60,36 @@ class ValidationFailed(IntegrationError):
 
 class TenantExists(Conflict):
     code = "tenant_exists"
+
+
+class MissingIdempotencyKey(IntegrationError):
+    code = "idempotency_key_required"
+
+
+class IdempotencyKeyReused(Conflict):
+    """The same Idempotency-Key came back with a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class PushNotSupported(Conflict):
+    """The integration takes no pushes (yet)."""
+
+    code = "push_not_supported"
+
+
+class UnknownPushEntity(NotFound):
+    code = "unknown_push_entity"
+
+
+class ConnectionUnusable(Conflict):
+    """The connection exists but cannot be used until the tenant acts (expired, ...)."""
+
+    code = "connection_unusable"
+
+
+class OrchestratorUnavailable(IntegrationError):
+    """Dagster (its webserver, for launching runs) cannot be reached right now; trying again later may work."""
+
+    code = "orchestrator_unavailable"
+    http_status = 503

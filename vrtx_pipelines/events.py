@@ -20,6 +20,8 @@ class EventType(StrEnum):
     INTEGRATION_EXPIRED = "integration.expired"
     SYNC_COMPLETED = "sync.completed"
     SYNC_FAILED = "sync.failed"
+    PUSH_FINISHED = "push.finished"
+    RECORDS_CHANGED = "records.changed"
 
 
 def record_event(

@@ -112,7 +112,16 @@ PROVIDER = Provider(
         RateLimit(5000, 86400, "tenant", "5,000 calls a day per organisation (1,000 on the Starter tier)"),
         RateLimit(10000, 60, "app", "10,000 calls a minute across all organisations"),
     ),
-    implemented=frozenset({"connect", *(f"pull:{entity}" for entity in ENTITIES)}),
+    implemented=frozenset(
+        {
+            "connect",
+            *(f"pull:{entity}" for entity in ENTITIES),
+            "push:contact",
+            "push:invoice",
+            "push:payment",
+            "webhooks",
+        }
+    ),
     discover_tenants=discover_tenants,
     pulls=PULLS,
     pushes=PUSHES,

@@ -1,0 +1,164 @@
+"""Webhooks: each connection's webhook settings (tenant API), and the endpoint providers deliver to.
+
+The delivery endpoint has no bearer token: the provider's signature over the raw body, checked with the
+connection's secret, is the authentication. It answers 200 with an empty body (Xero requires it), quickly.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Request, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
+
+from api.deps import ProviderDep, SessionDep, SettingsDep, TenantDep, VaultDep
+from providers.base import Provider
+from vrtx_pipelines import webhooks
+from vrtx_pipelines.errors import UnknownIntegration
+from vrtx_pipelines.registry import get_provider
+from vrtx_pipelines.webhook_launch import GraphQLRunLauncher, ImmediateDispatcher, dagster_webserver_url
+
+router = APIRouter(tags=["webhooks"])
+
+
+class WebhookOut(BaseModel):
+    integration: str
+    endpoint_url: str = Field(description="Paste this into the provider's webhook settings.")
+    events: list[str] = Field(description="Subscribed event types (`invoice.update`, `contact.*`); empty = all.")
+    is_active: bool
+    last_received_at: datetime | None
+    secret_configured: bool = Field(description="Whether deliveries can be verified; the secret is never shown.")
+    secret_source: str | None = Field(description="`connection` (set here) or `app` (the platform's provider app).")
+
+
+class WebhookIn(BaseModel):
+    secret: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=512,
+        description="The provider's webhook signing key for this connection (stored encrypted). Omit to keep the "
+        "current one, or to use the platform app's key where the provider signs per app (Xero).",
+    )
+    events: list[Annotated[str, Field(min_length=1, max_length=100)]] | None = None
+    is_active: bool | None = None
+
+
+def _out(slug: str, config: webhooks.WebhookConfig) -> WebhookOut:
+    return WebhookOut(
+        integration=slug,
+        endpoint_url=config.endpoint_url,
+        events=config.events,
+        is_active=config.is_active,
+        last_received_at=config.last_received_at,
+        secret_configured=config.secret_source is not None,
+        secret_source=config.secret_source,
+    )
+
+
+@router.get(
+    "/api/v1/integrations/{slug}/webhook", response_model=WebhookOut, summary="Webhook endpoint and subscription"
+)
+def get_webhook(provider: ProviderDep, tenant: TenantDep, session: SessionDep, settings: SettingsDep) -> WebhookOut:
+    return _out(provider.slug, webhooks.read_webhook_config(session, settings, provider, tenant.id))
+
+
+@router.put(
+    "/api/v1/integrations/{slug}/webhook",
+    response_model=WebhookOut,
+    summary="Set the webhook secret and subscribed events",
+    description="409 when the integration sends no webhooks.",
+)
+def put_webhook(
+    provider: ProviderDep,
+    tenant: TenantDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    vault: VaultDep,
+    body: Annotated[WebhookIn, Body()],
+) -> WebhookOut:
+    config = webhooks.configure_webhook(
+        session,
+        vault,
+        settings,
+        provider,
+        tenant.id,
+        secret=body.secret,
+        events=body.events,
+        is_active=body.is_active,
+    )
+    session.commit()
+    return _out(provider.slug, config)
+
+
+def _provider_or_reject(slug: str) -> Provider:
+    try:
+        return get_provider(slug)
+    except UnknownIntegration:
+        raise webhooks.WebhookRejected() from None
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > webhooks.MAX_BODY_BYTES:
+        raise webhooks.WebhookTooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > webhooks.MAX_BODY_BYTES:
+            raise webhooks.WebhookTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _ingest(state: State, provider: Provider, tenant: str, body: bytes, headers: dict[str, str]) -> int | None:
+    """Store the delivery in one transaction; the connection id when new events were stored."""
+    session = state.sessions()
+    try:
+        result = webhooks.ingest(
+            session, state.vault, state.settings, provider, tenant, body, headers, secrets=_secret_cache(state)
+        )
+        session.commit()
+    finally:
+        session.close()
+    return result.connection_id if result.stored else None
+
+
+def _secret_cache(state: State) -> webhooks.SecretCache:
+    cache = getattr(state, "webhook_secrets", None)
+    if cache is None:
+        cache = state.webhook_secrets = webhooks.SecretCache()
+    return cache
+
+
+def dispatcher_for(state: State) -> ImmediateDispatcher | None:
+    """The app's immediate launcher; ``app.state.webhook_dispatcher = None`` turns it off (sensor only)."""
+    if not hasattr(state, "webhook_dispatcher"):
+        launcher = GraphQLRunLauncher(dagster_webserver_url(state.settings))
+        state.webhook_dispatcher = ImmediateDispatcher(state.sessions, launcher)
+    dispatcher: ImmediateDispatcher | None = state.webhook_dispatcher
+    return dispatcher
+
+
+@router.post(
+    "/api/v1/webhooks/{slug}/{tenant}",
+    status_code=200,
+    response_class=Response,
+    summary="Receive a provider's webhook",
+    description="Authenticated by the provider's signature over the raw body (Xero: `x-xero-signature`). 200 with "
+    "an empty body once stored (duplicates are dropped); 401 for a signature that does not verify (and for "
+    "unknown integrations, tenants or connections alike); 400 for a malformed body; 413 over 1 MB.",
+    responses={401: {"description": "signature not verified"}, 400: {"description": "malformed body"}},
+)
+async def receive_webhook(slug: str, tenant: str, request: Request) -> Response:
+    provider = _provider_or_reject(slug)
+    body = await _read_body(request)
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    connection_id = await run_in_threadpool(_ingest, request.app.state, provider, tenant, body, headers)
+    if connection_id is not None:
+        dispatcher = dispatcher_for(request.app.state)
+        if dispatcher is not None:
+            dispatcher.notify(provider, connection_id)
+    return Response(status_code=200)

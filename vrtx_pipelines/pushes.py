@@ -1,0 +1,399 @@
+"""Pushes: the outbox sent to providers by sensor-triggered Dagster runs, one job and sensor per pushing provider.
+
+The sensor batches each connection's due rows into a run (``run_key`` = the rows at their attempt, so a batch
+runs once); the op claims its rows, sends each with the row's own idempotency key, and commits each outcome
+before the next call. A crash between a provider's answer and that commit leaves the row ``running`` under a
+dead run: the sensor returns it to pending and the re-send carries the same key, which the provider answers
+with the original write (Xero keeps Idempotency-Key responses for a day). Nothing is sent twice, nothing lost.
+"""
+# No `from __future__ import annotations`: Dagster reads the context and config annotations at definition time.
+
+import hashlib
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from dagster import (
+    Config,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    JobDefinition,
+    OpExecutionContext,
+    Output,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    in_process_executor,
+    job,
+    op,
+    sensor,
+)
+
+from providers.base import Provider, PushOutcome, PushRequest, PushSpec
+from providers.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejected,
+)
+from providers.schema import defaults_from_schema
+from vrtx_pipelines.config import get_settings
+from vrtx_pipelines.connections import ConnectionContext
+from vrtx_pipelines.db.models import PushOutbox, TenantIntegration, utcnow
+from vrtx_pipelines.db.session import session_factory, session_scope
+from vrtx_pipelines.errors import IntegrationError
+from vrtx_pipelines.events import EventType, record_event
+from vrtx_pipelines.governor import RateGovernor
+from vrtx_pipelines.health import run_tags
+from vrtx_pipelines.http import provider_client, redact
+from vrtx_pipelines.pulls import provider_connection
+from vrtx_pipelines.push_outbox import (
+    CREATING,
+    Batch,
+    PushStatus,
+    RetryPolicy,
+    claim,
+    due_batches,
+    finish,
+    link,
+    linked_external_id,
+    pending_creation,
+    records_entity,
+    release_abandoned,
+    retry_later,
+    running_rows,
+    waits_for_earlier,
+)
+from vrtx_pipelines.records import apply_records
+from vrtx_pipelines.vault import vault_from_settings
+
+POLICY = RetryPolicy()
+SAMPLES_KEPT = 5
+ACTIVE_RUN = (
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+)
+
+
+class _Deferred(Exception):
+    """The push depends on another push not finished yet: try again later, without spending an attempt."""
+
+
+class _Refused(Exception):
+    """The push cannot be sent as asked (e.g. an update of a record that was never linked): final."""
+
+
+@dataclass
+class BatchReport:
+    claimed: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)  # taken or finished by another run already
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # entity -> done / failed / retrying
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, entity: str, outcome: str) -> None:
+        per_entity = self.counts.setdefault(entity, {"done": 0, "failed": 0, "retrying": 0})
+        per_entity[outcome] += 1
+
+
+def send_batch(
+    provider: Provider, connection_id: int, push_ids: Iterable[int], run_id: str, log: Any, policy: RetryPolicy = POLICY
+) -> BatchReport:
+    """Claim the rows for ``run_id``, send them in order and record each outcome as it comes."""
+    spec = provider.pushes
+    if spec is None:
+        raise IntegrationError(f"{provider.name} takes no pushes")
+    settings = get_settings()
+    vault = vault_from_settings(settings)
+    wanted = sorted(set(push_ids))
+    report = BatchReport()
+    outbox = session_factory()()
+    # Token refreshes commit their own session: keep them apart from the outbox rows' transactions.
+    auth_session = session_factory()()
+    try:
+        rows = claim(outbox, connection_id, wanted, run_id)
+        report.claimed = [row.id for row in rows]
+        report.skipped = [i for i in wanted if i not in set(report.claimed)]
+        if not rows:
+            return report
+        connection = outbox.get_one(TenantIntegration, connection_id)
+        connection_settings = {**defaults_from_schema(provider.config_schema), **(connection.settings or {})}
+        limits = provider.rate_limits if settings.pacing == "published" else ()
+        with provider_client(settings) as http:
+            ctx = ConnectionContext(session=auth_session, vault=vault, settings=settings)
+            target = provider_connection(ctx, provider, connection_id, http, RateGovernor(limits))
+            sender = _Sender(provider, spec, outbox, connection, connection_settings, policy, report, log)
+            for row in rows:
+                sender.send(target, row)
+    finally:
+        outbox.close()
+        auth_session.close()
+    return report
+
+
+@dataclass
+class _Sender:
+    provider: Provider
+    spec: PushSpec
+    session: Any
+    connection: TenantIntegration
+    settings: Mapping[str, Any]
+    policy: RetryPolicy
+    report: BatchReport
+    log: Any
+
+    def send(self, target: Any, row: PushOutbox) -> None:
+        entity = row.entity_type
+        try:
+            blocker = waits_for_earlier(self.session, row)
+            if blocker is not None:
+                raise _Deferred(f"waiting for push {blocker.id} of the same {entity} to finish")
+            outcome = self.spec.push(target, self._request(row))
+        except _Deferred as exc:
+            retry_later(row, self.policy, str(exc), counts_as_attempt=False)
+            self._settled(row, "retrying")
+        except _Refused as exc:
+            self._failed(row, str(exc), None)
+        except ProviderRejected as exc:
+            self._failed(row, exc.message, exc.status)
+        except ProviderAuthError as exc:
+            message = f"{self.provider.name} refused the connection's credentials: {exc.message}; reconnect it"
+            self._failed(row, message, exc.status)
+        except ProviderRateLimited as exc:
+            self._retry(row, exc.message, exc.status, exc.retry_after or self.policy.max_delay_s)
+        except ProviderError as exc:  # unavailable: 5xx, timeouts, unreachable
+            self._retry(row, exc.message, exc.status, None)
+        except IntegrationError as exc:  # e.g. the connection expired while refreshing its token
+            self._failed(row, exc.message, None)
+        except Exception as exc:  # noqa: BLE001 -- an unforeseen failure is retried (capped), never lost
+            self.log.error(f"push {row.id} ({entity}) raised {type(exc).__name__}")
+            self._retry(row, f"unexpected error while pushing ({type(exc).__name__})", None, None)
+        else:
+            self._done(row, outcome)
+
+    def _request(self, row: PushOutbox) -> PushRequest:
+        return PushRequest(
+            entity=row.entity_type,
+            operation=row.operation,
+            payload=dict(row.payload),
+            external_id=self._target_id(row),
+            idempotency_key=provider_idempotency_key(row),
+            settings=self.settings,
+            linked_id=self._linked_id,
+        )
+
+    def _target_id(self, row: PushOutbox) -> str | None:
+        """The provider record the push writes to: the linked one (a create of a record linked meanwhile updates
+        it rather than making a second), the one the payload names, or none for a new record."""
+        entity_type = records_entity(self.provider, row.entity_type)
+        linked = linked_external_id(self.session, self.connection.id, entity_type, row.vrtx_id) if row.vrtx_id else None
+        target = linked or row.payload.get("external_id")
+        if target is None and row.operation not in CREATING:
+            name = f"{row.entity_type} {row.vrtx_id}"
+            if pending_creation(self.session, self.connection.id, row.entity_type, row.vrtx_id or ""):
+                raise _Deferred(f"waiting for {name} to be created in {self.provider.name}")
+            raise _Refused(f"{name} is not linked to a {self.provider.name} record: push a create or upsert first")
+        return str(target) if target else None
+
+    def _linked_id(self, entity: str, vrtx_id: str) -> str | None:
+        """A reference's provider id (an invoice's contact); waits while that record's create is in flight."""
+        push_entity = self._push_entity(entity)
+        found = linked_external_id(
+            self.session, self.connection.id, records_entity(self.provider, push_entity), vrtx_id
+        )
+        if found is None and pending_creation(self.session, self.connection.id, push_entity, vrtx_id):
+            raise _Deferred(f"waiting for {push_entity} {vrtx_id} to be created in {self.provider.name}")
+        return found
+
+    def _push_entity(self, entity: str) -> str:
+        for name in self.spec.entities:
+            if entity in (name, records_entity(self.provider, name)):
+                return name
+        return entity
+
+    def _done(self, row: PushOutbox, outcome: PushOutcome) -> None:
+        entity_type = records_entity(self.provider, row.entity_type)
+        if outcome.canonical is not None:
+            record = {**outcome.canonical, "external_id": outcome.external_id}
+            apply_records(self.session, self.connection.id, entity_type, [record])
+        if row.vrtx_id:
+            link(
+                self.session,
+                self.connection.id,
+                entity_type,
+                row.vrtx_id,
+                outcome.external_id,
+                remote_version=outcome.remote_version,
+                remote_hash=outcome.remote_hash,
+            )
+        # push() returns only when the provider accepted the write (2xx).
+        finish(
+            row,
+            PushStatus.DONE,
+            external_id=outcome.external_id,
+            remote_version=outcome.remote_version,
+            provider_status=200,
+        )
+        if len(self.report.samples) < SAMPLES_KEPT:
+            self.report.samples.append({"push_id": row.id, "response": redact(dict(outcome.response_sample))})
+        self._settled(row, "done")
+
+    def _failed(self, row: PushOutbox, message: str, status: int | None) -> None:
+        finish(row, PushStatus.FAILED, provider_status=status, error=message)
+        self._settled(row, "failed")
+
+    def _retry(self, row: PushOutbox, message: str, status: int | None, retry_after: float | None) -> None:
+        retried = retry_later(row, self.policy, message, provider_status=status, retry_after_s=retry_after)
+        self._settled(row, "retrying" if retried else "failed")
+
+    def _settled(self, row: PushOutbox, outcome: str) -> None:
+        if row.status in (PushStatus.DONE, PushStatus.FAILED):
+            event = push_event(self.provider.slug, row)
+            record_event(self.session, self.connection.tenant_id, EventType.PUSH_FINISHED, self.provider.slug, event)
+        self.session.commit()
+        self.report.count(row.entity_type, outcome)
+        self.log.info(f"push {row.id} {row.entity_type} {row.operation}: {outcome}")
+
+
+def provider_idempotency_key(row: PushOutbox) -> str:
+    """The key the provider sees: the same for every attempt of this push and never shared with another push,
+    even across reset databases (Xero remembers keys for a day), and short enough for any provider (Xero: 128)."""
+    identity = f"{row.tenant_integration_id}:{row.id}:{row.idempotency_key}:{row.request_hash}"
+    return f"vrtx-{hashlib.sha256(identity.encode()).hexdigest()}"
+
+
+def push_event(slug: str, row: PushOutbox) -> dict[str, Any]:
+    """What the CRM hears when a push ends: enough to update its record without asking again."""
+    return {
+        "push_id": row.id,
+        "integration": slug,
+        "entity": row.entity_type,
+        "operation": row.operation,
+        "vrtx_id": row.vrtx_id,
+        "idempotency_key": row.idempotency_key,
+        "status": row.status,
+        "external_id": row.external_id,
+        "remote_version": row.remote_version,
+        "error": row.error_message,
+        "provider_status": row.provider_status,
+        "attempts": row.attempts,
+    }
+
+
+# --- Dagster ---------------------------------------------------------------------------------------------------
+
+
+def push_op_name(slug: str) -> str:
+    return f"{slug}_push_batch"
+
+
+def push_job_name(slug: str) -> str:
+    return f"{slug}_push"
+
+
+class PushBatchConfig(Config):
+    connection_id: int
+    push_ids: list[int]
+
+
+def push_job(provider: Provider) -> JobDefinition:
+    @op(name=push_op_name(provider.slug), description=f"Sends a batch of one connection's pushes to {provider.name}.")
+    def _push(context: OpExecutionContext, config: PushBatchConfig) -> Output[dict[str, int]]:
+        started = time.monotonic()
+        report = send_batch(provider, config.connection_id, config.push_ids, context.run_id, context.log)
+        totals = {k: sum(c[k] for c in report.counts.values()) for k in ("done", "failed", "retrying")}
+        return Output(
+            totals,
+            metadata={
+                "connection_id": config.connection_id,
+                "push_ids": report.claimed,
+                "skipped_push_ids": report.skipped,
+                "counts": report.counts,
+                **{f"pushes_{k}": v for k, v in totals.items()},
+                "response_samples": report.samples,
+                "duration_ms": round((time.monotonic() - started) * 1000),
+            },
+        )
+
+    @job(
+        name=push_job_name(provider.slug),
+        description=f"Pushes VRTX records to {provider.name}: one run per batch of a connection's outbox.",
+        tags={**run_tags(provider.slug), "vrtx/kind": "push"},
+        executor_def=in_process_executor,  # one op: a step subprocess would only add its start-up time
+    )
+    def _job() -> None:
+        _push()
+
+    return _job
+
+
+def push_run_request(slug: str, batch: Batch) -> RunRequest:
+    return RunRequest(
+        run_key=batch.run_key,
+        job_name=push_job_name(slug),
+        run_config={
+            "ops": {
+                push_op_name(slug): {"config": {"connection_id": batch.connection_id, "push_ids": list(batch.push_ids)}}
+            }
+        },
+        tags={**run_tags(slug, batch.tenant_id), "vrtx/kind": "push", "vrtx/trigger": "push"},
+    )
+
+
+def abandoned_rows(instance: Any, rows: list[tuple[int, str | None, datetime | None]], now: datetime) -> list[int]:
+    """Rows still ``running`` whose run has ended (or never existed), or that outlived the lease."""
+    run_ids = sorted({run_id for _, run_id, _ in rows if run_id})
+    active = (
+        {run.run_id for run in instance.get_runs(RunsFilter(run_ids=run_ids, statuses=list(ACTIVE_RUN)))}
+        if run_ids
+        else set()
+    )
+    stale = []
+    for push_id, run_id, started_at in rows:
+        expired = started_at is None or (now - started_at).total_seconds() > POLICY.lease_s
+        if run_id not in active or expired:
+            stale.append(push_id)
+    return stale
+
+
+def busy_tenants(instance: Any, slug: str) -> set[str]:
+    """Tenants with a push run queued or running: their next batch waits for it rather than overlapping."""
+    runs = instance.get_runs(RunsFilter(job_name=push_job_name(slug), statuses=list(ACTIVE_RUN)))
+    prefix = f"{slug}:"
+    return {run.tags["vrtx/connection"].removeprefix(prefix) for run in runs if "vrtx/connection" in run.tags}
+
+
+def push_sensor(provider: Provider, push: JobDefinition) -> SensorDefinition:
+    slug = provider.slug
+
+    @sensor(
+        name=f"{slug}_push_sensor",
+        job=push,
+        minimum_interval_seconds=1,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"Launches one run per {provider.name} connection with due pushes; returns pushes of runs "
+        "that died to the outbox.",
+    )
+    def _sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        now = utcnow()
+        with session_scope() as session:
+            released = release_abandoned(
+                session, abandoned_rows(context.instance, running_rows(session, slug), now), now
+            )
+        if released:
+            context.log.info(f"returned {released} pushes of ended runs to the outbox")
+        busy = busy_tenants(context.instance, slug)
+        with session_scope() as session:
+            batches = [b for b in due_batches(session, slug, utcnow()) if b.tenant_id not in busy]
+        if not batches:
+            return SkipReason("no pushes are due")
+        return SensorResult(run_requests=[push_run_request(slug, batch) for batch in batches])
+
+    return _sensor

@@ -1,0 +1,253 @@
+"""Received webhook events -> targeted incremental pulls of the entities they name, for their tenant.
+
+Rows move ``received`` -> ``dispatched`` (claimed, ``run_id`` = the batch key the run is tagged with) ->
+``processed`` (a run of the batch succeeded; ``run_id`` = that run) or ``failed`` (every run of it failed), or
+``skipped`` when nothing is to be pulled. Claiming is one ``UPDATE ... WHERE status = 'received' RETURNING``, so
+the sensor and the API's immediate launcher (``webhook_launch``) never both launch for the same rows.
+"""
+# No `from __future__ import annotations`: Dagster reads the context annotations at definition time.
+
+import hashlib
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from dagster import (
+    AssetKey,
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from providers.base import Provider
+from vrtx_pipelines.connections import Status
+from vrtx_pipelines.db.models import Integration, TenantIntegration, WebhookInbox, utcnow
+from vrtx_pipelines.db.session import session_scope
+from vrtx_pipelines.health import run_tags
+from vrtx_pipelines.partitions import partition_set_name
+
+BATCH_TAG = "vrtx/webhook_batch"
+# A claimed batch with no run this long after its claim lost its launch (a crash between the two): release it.
+ORPHAN_AFTER_S = 120
+CLAIM_LIMIT = 5000
+FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+
+@dataclass(frozen=True)
+class Batch:
+    """The claimed events of one connection, pulled by one run."""
+
+    slug: str
+    tenant_id: str
+    connection_id: int
+    entities: tuple[str, ...]
+    inbox_ids: tuple[int, ...]
+    key: str
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {
+            **run_tags(self.slug, self.tenant_id),
+            "vrtx/trigger": "webhook",
+            BATCH_TAG: self.key,
+            "vrtx/webhook_events": str(len(self.inbox_ids)),
+        }
+
+    @property
+    def asset_keys(self) -> list[AssetKey]:
+        return [AssetKey([self.slug, entity]) for entity in self.entities]
+
+    def run_request(self) -> RunRequest:
+        return RunRequest(
+            run_key=self.key, partition_key=self.tenant_id, asset_selection=self.asset_keys, tags=self.tags
+        )
+
+
+def batch_key(inbox_ids: Sequence[int], claimed_at: float) -> str:
+    """``wh:<claim epoch>:<digest of the ids>``: unique per claim, and old claims can be told by their age."""
+    digest = hashlib.sha256(",".join(map(str, sorted(inbox_ids))).encode()).hexdigest()[:24]
+    return f"wh:{int(claimed_at)}:{digest}"
+
+
+def _claimed_at(key: str) -> float:
+    try:
+        return float(key.split(":")[1])
+    except (IndexError, ValueError):
+        return 0.0
+
+
+def claim_batches(
+    session: Session,
+    provider: Provider,
+    *,
+    known_tenants: set[str] | None = None,
+    connection_id: int | None = None,
+    limit: int = CLAIM_LIMIT,
+) -> list[Batch]:
+    """Claim the provider's received events, one batch per connection, in the caller's transaction.
+
+    Tenants not (yet) in the provider's partitions (``known_tenants``) are left for a later tick; events that
+    ask for no pull this connection does (sync off, entity not synced, disconnected) are marked skipped.
+    """
+    if provider.pulls is None:
+        return []
+    query = (
+        select(
+            WebhookInbox.id,
+            WebhookInbox.payload,
+            TenantIntegration.id,
+            TenantIntegration.tenant_id,
+            TenantIntegration.status,
+            TenantIntegration.settings,
+        )
+        .join(TenantIntegration, TenantIntegration.id == WebhookInbox.tenant_integration_id)
+        .join(Integration, Integration.id == TenantIntegration.integration_id)
+        .where(Integration.slug == provider.slug, WebhookInbox.status == "received")
+        .order_by(WebhookInbox.id)
+        .limit(limit)
+    )
+    if connection_id is not None:
+        query = query.where(WebhookInbox.tenant_integration_id == connection_id)
+    grouped: dict[int, tuple[str, str, dict[str, object], list[tuple[int, list[str]]]]] = {}
+    for inbox_id, payload, conn_id, tenant_id, status, settings in session.execute(query):
+        entry = grouped.setdefault(conn_id, (tenant_id, status, settings or {}, []))
+        entry[3].append((inbox_id, list((payload or {}).get("entities") or [])))
+
+    batches = []
+    for conn_id, (tenant_id, status, settings, rows) in grouped.items():
+        if known_tenants is not None and tenant_id not in known_tenants and status != Status.DISCONNECTED:
+            continue
+        synced = _synced_entities(provider, status, settings)
+        wanted = {e for _, entities in rows for e in entities if e in synced}
+        pull_rows = [inbox_id for inbox_id, entities in rows if set(entities) & synced]
+        if skip := [inbox_id for inbox_id, entities in rows if not set(entities) & synced]:
+            _mark(session, skip, "skipped", "no pull follows: the entity is not synced for this connection")
+        if not pull_rows:
+            continue
+        claimed = list(
+            session.scalars(
+                update(WebhookInbox)
+                .where(WebhookInbox.id.in_(pull_rows), WebhookInbox.status == "received")
+                .values(status="dispatched")
+                .returning(WebhookInbox.id)
+            )
+        )
+        if not claimed:
+            continue  # another dispatcher got there first
+        key = batch_key(claimed, time.time())
+        session.execute(update(WebhookInbox).where(WebhookInbox.id.in_(claimed)).values(run_id=key))
+        entities = tuple(e for e in provider.pulls.entities if e in wanted)
+        batches.append(Batch(provider.slug, tenant_id, conn_id, entities, tuple(sorted(claimed)), key))
+    return batches
+
+
+def _synced_entities(provider: Provider, status: str, settings: dict[str, object]) -> set[str]:
+    assert provider.pulls is not None
+    if status == Status.DISCONNECTED or settings.get("sync_enabled", True) is False:
+        return set()
+    chosen = settings.get("entities")
+    entities = chosen if isinstance(chosen, list) else provider.pulls.entities
+    return {e for e in entities if e in provider.pulls.entities}
+
+
+def release(session: Session, inbox_ids: Iterable[int]) -> int:
+    """Put claimed rows back to ``received`` (their launch failed): the sensor picks them up again."""
+    ids = list(inbox_ids)
+    if not ids:
+        return 0
+    result = session.execute(
+        update(WebhookInbox)
+        .where(WebhookInbox.id.in_(ids), WebhookInbox.status == "dispatched")
+        .values(status="received", run_id=None)
+        .returning(WebhookInbox.id)
+    )
+    return len(result.all())
+
+
+def _mark(session: Session, ids: list[int], status: str, error: str | None, run_id: str | None = None) -> None:
+    values: dict[str, object] = {"status": status, "processed_at": utcnow(), "error_message": error}
+    if run_id is not None:
+        values["run_id"] = run_id
+    session.execute(update(WebhookInbox).where(WebhookInbox.id.in_(ids)).values(**values))
+
+
+@dataclass
+class Settled:
+    processed: int = 0
+    failed: int = 0
+    released: int = 0
+
+
+def settle(session: Session, instance: DagsterInstance, provider: Provider, now: float | None = None) -> Settled:
+    """Follow dispatched batches to their runs: success -> processed, failure -> failed with the run's error,
+    no run long after the claim -> released for another launch."""
+    now = now or time.time()
+    rows = session.execute(
+        select(WebhookInbox.id, WebhookInbox.run_id)
+        .join(TenantIntegration, TenantIntegration.id == WebhookInbox.tenant_integration_id)
+        .join(Integration, Integration.id == TenantIntegration.integration_id)
+        .where(Integration.slug == provider.slug, WebhookInbox.status == "dispatched")
+    ).all()
+    batches: dict[str, list[int]] = {}
+    for inbox_id, key in rows:
+        batches.setdefault(key or "", []).append(inbox_id)
+    outcome = Settled()
+    for key, ids in batches.items():
+        runs = instance.get_runs(RunsFilter(tags={BATCH_TAG: key})) if key else []
+        if not runs:
+            if now - _claimed_at(key) > ORPHAN_AFTER_S:
+                outcome.released += release(session, ids)
+            continue
+        succeeded = [run for run in runs if run.status == DagsterRunStatus.SUCCESS]
+        if succeeded:
+            _mark(session, ids, "processed", None, succeeded[0].run_id)
+            outcome.processed += len(ids)
+        elif all(run.status in FINISHED for run in runs):
+            latest = runs[0]  # newest first: a retry's failure is the one that counts
+            _mark(session, ids, "failed", _failure_message(instance, latest.run_id, latest.status), latest.run_id)
+            outcome.failed += len(ids)
+    return outcome
+
+
+def _failure_message(instance: DagsterInstance, run_id: str, status: DagsterRunStatus) -> str:
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        event = entry.dagster_event
+        error = getattr(event.event_specific_data, "error", None) if event else None
+        if error is not None:
+            return f"the pull run {run_id} failed: {error.message.strip()[:500]}"
+    return f"the pull run {run_id} ended {status.value.lower()}"
+
+
+def build_webhook_sensor(provider: Provider, job: UnresolvedAssetJobDefinition) -> SensorDefinition:
+    @sensor(
+        name=f"{provider.slug}_webhook_sensor",
+        job=job,
+        minimum_interval_seconds=5,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=f"Turns received {provider.name} webhook events into one targeted incremental pull per "
+        "connection (the entities the events name), and records each event's outcome when its run ends. "
+        "The API launches these pulls at once when it can reach the webserver; this sensor is the safety net.",
+    )
+    def _sensor(context: SensorEvaluationContext) -> SensorResult | SkipReason:
+        known = set(context.instance.get_dynamic_partitions(partition_set_name(provider.slug)))
+        with session_scope() as session:
+            settled = settle(session, context.instance, provider)
+            batches = claim_batches(session, provider, known_tenants=known)
+        if not batches:
+            return SkipReason(
+                f"no new events (processed={settled.processed} failed={settled.failed} released={settled.released})"
+            )
+        return SensorResult(run_requests=[batch.run_request() for batch in batches])
+
+    return _sensor

@@ -1,0 +1,154 @@
+"""Launching a webhook's targeted pull at once from the API process, through Dagster's GraphQL API.
+
+The sensor daemon ticks every 5 s at best, too slow for a change in the provider to show in the records API
+within seconds; so after acknowledging a delivery the API claims the connection's received events and submits
+the run to the Dagster webserver itself. Claims are atomic (see ``webhook_dispatch``): whatever this path does
+not launch stays ``received`` for the sensor. Launches run on a small worker pool, coalesced per connection, and
+pause for a while after the webserver failed to answer, so a burst of deliveries never becomes a burst of calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from sqlalchemy.orm import Session
+
+from providers.base import Provider
+from vrtx_pipelines.config import Settings
+from vrtx_pipelines.webhook_dispatch import Batch, claim_batches, release
+
+log = logging.getLogger("vrtx.webhooks")
+
+CODE_LOCATION = "vrtx"  # workspace.yaml
+REPOSITORY = "__repository__"  # the name Dagster gives a Definitions object's repository
+BACKOFF_AFTER_FAILURE_S = 30.0
+
+
+class RunLauncher(Protocol):
+    def launch(self, batch: Batch) -> str:
+        """Submit the batch's pull; returns the run id. Raises when the run could not be submitted."""
+        ...
+
+
+def dagster_webserver_url(settings: Settings) -> str:
+    """Where the Dagster webserver answers GraphQL: ``VRTX_DAGSTER_URL`` when set, else the local one."""
+    return (settings.dagster_url or f"http://127.0.0.1:{settings.dagster_port}").rstrip("/")
+
+
+class GraphQLRunLauncher:
+    """Submits runs of ``<slug>_sync`` with the batch's asset selection, partition and tags."""
+
+    def __init__(self, url: str, timeout_s: int = 10) -> None:
+        from dagster_graphql import DagsterGraphQLClient  # heavy import, only where runs are launched
+
+        parts = urlsplit(url)
+        self.url = url
+        self._client = DagsterGraphQLClient(
+            parts.hostname or "127.0.0.1",
+            port_number=parts.port,
+            use_https=parts.scheme == "https",
+            timeout=timeout_s,
+            path_prefix=parts.path.rstrip("/"),
+        )
+
+    def launch(self, batch: Batch) -> str:
+        return self._client.submit_job_execution(
+            f"{batch.slug}_sync",
+            repository_location_name=CODE_LOCATION,
+            repository_name=REPOSITORY,
+            run_config={},
+            tags={**batch.tags, "dagster/partition": batch.tenant_id},
+            asset_selection=[key.path for key in batch.asset_keys],
+        )
+
+
+class ImmediateDispatcher:
+    """Claims and launches a connection's received events right after they are stored."""
+
+    def __init__(
+        self,
+        sessions: Callable[[], Session],
+        launcher: RunLauncher,
+        *,
+        workers: int = 2,
+        backoff_s: float = BACKOFF_AFTER_FAILURE_S,
+    ) -> None:
+        self.sessions = sessions
+        self.launcher = launcher
+        self.backoff_s = backoff_s
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vrtx-webhook-launch")
+        self._lock = threading.Lock()
+        # connection id -> True when events arrived while its launch was in progress (launch again after)
+        self._active: dict[int, bool] = {}
+        self._paused_until = 0.0
+        self.launched: list[str] = []  # run ids, newest last (bounded), for operators and tests
+
+    def notify(self, provider: Provider, connection_id: int) -> None:
+        """Never blocks the caller: the work happens on the pool."""
+        if time.monotonic() < self._paused_until:
+            return  # the webserver failed a moment ago: the sensor is handling events meanwhile
+        with self._lock:
+            if connection_id in self._active:
+                self._active[connection_id] = True
+                return
+            self._active[connection_id] = False
+        self._executor.submit(self._drain, provider, connection_id)
+
+    def _drain(self, provider: Provider, connection_id: int) -> None:
+        while True:
+            try:
+                self.dispatch(provider, connection_id)
+            except Exception:  # a launch failure must never surface: the sensor is the safety net
+                log.exception("immediate webhook dispatch failed provider=%s", provider.slug)
+            with self._lock:
+                if self._active.get(connection_id):
+                    self._active[connection_id] = False
+                    continue
+                self._active.pop(connection_id, None)
+                return
+
+    def dispatch(self, provider: Provider, connection_id: int) -> list[str]:
+        """Claim the connection's received events and launch their pull; returns the launched run ids."""
+        session = self.sessions()
+        try:
+            batches = claim_batches(session, provider, connection_id=connection_id)
+            session.commit()
+            run_ids = []
+            for batch in batches:
+                try:
+                    run_ids.append(self.launcher.launch(batch))
+                except Exception as exc:  # noqa: BLE001 -- any failure to submit: hand the rows back
+                    self._paused_until = time.monotonic() + self.backoff_s
+                    release(session, batch.inbox_ids)
+                    session.commit()
+                    log.warning(
+                        "webhook pull not launched provider=%s tenant=%s events=%d (%s); the sensor will",
+                        batch.slug,
+                        batch.tenant_id,
+                        len(batch.inbox_ids),
+                        type(exc).__name__,
+                    )
+            with self._lock:
+                self.launched = (self.launched + run_ids)[-100:]
+            return run_ids
+        finally:
+            session.close()
+
+    def wait_idle(self, timeout_s: float = 10.0) -> bool:
+        """True once no launch is pending (tests, shutdown)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if not self._active:
+                    return True
+            time.sleep(0.01)
+        return False
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,410 @@
+"""Inbound webhooks: each connection's webhook configuration, and the verified, deduplicated inbox.
+
+The receiving path (``ingest``) is the hot one: one lookup, an in-process cache of the decrypted secret, a
+constant-time signature check by the provider's ``WebhookSpec``, and one insert that drops duplicates at the
+database (``ON CONFLICT DO NOTHING``), all in one transaction and with no provider call. Turning stored events
+into pulls is ``vrtx_pipelines.webhook_dispatch``'s job.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from providers.base import Provider, WebhookEvent, WebhookSpec
+from vrtx_pipelines.config import Settings
+from vrtx_pipelines.connections import Status, require_connection
+from vrtx_pipelines.credentials import webhook_secret_context
+from vrtx_pipelines.db.models import Integration, IntegrationWebhook, TenantIntegration, WebhookInbox, utcnow
+from vrtx_pipelines.errors import Conflict, IntegrationError, ValidationFailed
+from vrtx_pipelines.vault import Vault
+
+log = logging.getLogger("vrtx.webhooks")
+
+MAX_BODY_BYTES = 1024 * 1024
+SECRET_CACHE_TTL_S = 45.0
+# last_received_at is for people; rewriting it on every one of a burst of deliveries only adds write load.
+LAST_RECEIVED_RESOLUTION = timedelta(seconds=5)
+# Payments hang off invoices: a change to an invoice (a payment applied, a void) can change its payments.
+DEPENDENT_ENTITIES: Mapping[str, tuple[str, ...]] = {"invoices": ("payments",)}
+
+
+class WebhookRejected(IntegrationError):
+    """One answer for every authentication failure, so a caller learns nothing about which tenants exist."""
+
+    code = "webhook_rejected"
+    http_status = 401
+
+    def __init__(self) -> None:
+        super().__init__("the webhook signature could not be verified")
+
+
+class WebhookMalformed(IntegrationError):
+    code = "webhook_malformed"
+    http_status = 400
+
+
+class WebhookTooLarge(IntegrationError):
+    code = "payload_too_large"
+    http_status = 413
+
+    def __init__(self) -> None:
+        super().__init__(f"webhook bodies are limited to {MAX_BODY_BYTES} bytes")
+
+
+class WebhooksNotSupported(Conflict):
+    code = "webhooks_not_supported"
+
+
+# --- configuration -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    endpoint_url: str
+    events: list[str]
+    is_active: bool
+    last_received_at: datetime | None
+    # Where the signing secret comes from: "connection" (set for this tenant), "app" (the platform's provider app,
+    # VRTX_OAUTH_CLIENTS.<slug>.webhook_key) or None (no secret: every delivery is refused).
+    secret_source: str | None
+
+
+def endpoint_url(settings: Settings, slug: str, tenant_id: str) -> str:
+    """The URL to paste into the provider's webhook settings."""
+    return f"{settings.public_url.rstrip('/')}/api/v1/webhooks/{slug}/{tenant_id}"
+
+
+def app_webhook_key(settings: Settings, slug: str) -> str | None:
+    """The platform app's webhook key: Xero signs with a key that belongs to the app, not to a tenant."""
+    return settings.oauth_clients.get(slug, {}).get("webhook_key") or None
+
+
+def require_webhooks(provider: Provider) -> WebhookSpec:
+    if provider.webhooks is None:
+        raise WebhooksNotSupported(f"{provider.name} does not send webhooks to this platform")
+    return provider.webhooks
+
+
+def _webhook_row(session: Session, connection_id: int) -> IntegrationWebhook | None:
+    return session.scalar(
+        select(IntegrationWebhook)
+        .where(IntegrationWebhook.tenant_integration_id == connection_id)
+        .order_by(IntegrationWebhook.id)
+        .limit(1)
+    )
+
+
+def read_webhook_config(session: Session, settings: Settings, provider: Provider, tenant_id: str) -> WebhookConfig:
+    require_webhooks(provider)
+    connection = require_connection(session, tenant_id, provider.slug)
+    row = _webhook_row(session, connection.id)
+    return _config_of(settings, provider, tenant_id, row)
+
+
+def configure_webhook(
+    session: Session,
+    vault: Vault,
+    settings: Settings,
+    provider: Provider,
+    tenant_id: str,
+    *,
+    secret: str | None,
+    events: list[str] | None,
+    is_active: bool | None,
+) -> WebhookConfig:
+    """Store the connection's webhook secret (encrypted, bound to its row) and subscribed events."""
+    require_webhooks(provider)
+    connection = require_connection(session, tenant_id, provider.slug)
+    if secret is not None and not secret.strip():
+        raise ValidationFailed("the webhook secret is empty", details=[{"field": "secret", "message": "empty"}])
+    row = _webhook_row(session, connection.id)
+    if row is None:
+        row = IntegrationWebhook(tenant_integration_id=connection.id, events=[], is_active=True)
+        session.add(row)
+    row.endpoint_url = endpoint_url(settings, provider.slug, tenant_id)
+    if secret is not None:
+        row.secret_key = vault.encrypt_text(secret.strip(), webhook_secret_context(connection.id))
+    if events is not None:
+        row.events = sorted(set(events))
+    if is_active is not None:
+        row.is_active = is_active
+    session.flush()
+    return _config_of(settings, provider, tenant_id, row)
+
+
+def _config_of(settings: Settings, provider: Provider, tenant_id: str, row: IntegrationWebhook | None) -> WebhookConfig:
+    source = None
+    if row is not None and row.secret_key:
+        source = "connection"
+    elif app_webhook_key(settings, provider.slug):
+        source = "app"
+    return WebhookConfig(
+        endpoint_url=endpoint_url(settings, provider.slug, tenant_id),
+        events=list(row.events or []) if row else [],
+        is_active=row.is_active if row else True,
+        last_received_at=row.last_received_at if row else None,
+        secret_source=source,
+    )
+
+
+# --- receiving -----------------------------------------------------------------------------------------------
+
+
+class SecretCache:
+    """Decrypted webhook secrets for a short while, keyed by the connection and the stored envelope: a rotated
+    secret is a new key, so it applies at once; a removed one ages out within the TTL."""
+
+    def __init__(self, ttl_s: float = SECRET_CACHE_TTL_S) -> None:
+        self.ttl_s = ttl_s
+        self._values: dict[tuple[int, str], tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, vault: Vault, connection_id: int, envelope: str) -> str:
+        key = (connection_id, envelope)
+        now = time.monotonic()
+        with self._lock:
+            cached = self._values.get(key)
+            if cached is not None and cached[1] > now:
+                return cached[0]
+        secret = vault.decrypt_text(envelope, webhook_secret_context(connection_id))
+        with self._lock:
+            if len(self._values) > 10_000:
+                self._values = {k: v for k, v in self._values.items() if v[1] > now}
+            self._values[key] = (secret, now + self.ttl_s)
+        return secret
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    connection_id: int
+    stored: int = 0
+    duplicates: int = 0
+    dropped: int = 0  # stale, about another organisation, or not subscribed
+
+    @property
+    def handshake(self) -> bool:
+        return self.stored == self.duplicates == self.dropped == 0
+
+
+@dataclass(frozen=True)
+class _Target:
+    connection_id: int
+    external_tenant_id: str | None
+    envelope: str | None
+    events: list[str]
+    webhook_id: int | None
+    last_received_at: datetime | None
+
+
+def _find_target(session: Session, slug: str, tenant_id: str) -> _Target | None:
+    row = session.execute(
+        select(
+            TenantIntegration.id,
+            TenantIntegration.meta,
+            IntegrationWebhook.secret_key,
+            IntegrationWebhook.events,
+            IntegrationWebhook.is_active,
+            IntegrationWebhook.id,
+            IntegrationWebhook.last_received_at,
+        )
+        .join(Integration, Integration.id == TenantIntegration.integration_id)
+        .outerjoin(IntegrationWebhook, IntegrationWebhook.tenant_integration_id == TenantIntegration.id)
+        .where(
+            Integration.slug == slug,
+            TenantIntegration.tenant_id == tenant_id,
+            TenantIntegration.status != Status.DISCONNECTED,
+        )
+        .order_by(IntegrationWebhook.id)
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    connection_id, meta, envelope, events, is_active, webhook_id, last_received_at = row
+    if is_active is False:
+        return None
+    return _Target(
+        connection_id=connection_id,
+        external_tenant_id=(meta or {}).get("external_account_id"),
+        envelope=envelope,
+        events=list(events or []),
+        webhook_id=webhook_id,
+        last_received_at=last_received_at,
+    )
+
+
+def _subscribed(event_type: str, subscriptions: list[str]) -> bool:
+    """No subscriptions = every event; otherwise exact types or a category wildcard ("invoice.*")."""
+    if not subscriptions:
+        return True
+    category = event_type.split(".", 1)[0]
+    return event_type in subscriptions or f"{category}.*" in subscriptions
+
+
+def pull_entities(provider: Provider, event: WebhookEvent) -> list[str]:
+    """The pull entities an event asks to refresh, limited to what the provider pulls."""
+    if event.entity is None or provider.pulls is None:
+        return []
+    wanted = [event.entity, *DEPENDENT_ENTITIES.get(event.entity, ())]
+    return [e for e in wanted if e in provider.pulls.entities]
+
+
+def _inbox_row(provider: Provider, connection_id: int, event: WebhookEvent, now: datetime) -> dict[str, Any]:
+    return {
+        "tenant_integration_id": connection_id,
+        "provider_event_id": event.event_id[:200],
+        "event_type": event.event_type[:100],
+        "status": "received",
+        "received_at": now,
+        "payload": {
+            "event_type": event.event_type,
+            "entity": event.entity,
+            "entities": pull_entities(provider, event),
+            "external_id": event.external_id,
+            "external_tenant_id": event.external_tenant_id,
+            "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None,
+            "data": dict(event.data),
+        },
+    }
+
+
+def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> int:
+    """Insert inbox rows; a (connection, provider event id) already stored is skipped by the database itself,
+    so two deliveries racing each other still store the event once. Returns how many were new."""
+    if not rows:
+        return 0
+    dialect = session.get_bind().dialect.name
+    insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement: Insert = (
+        insert_of(WebhookInbox)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["tenant_integration_id", "provider_event_id"])
+        .returning(WebhookInbox.id)
+    )
+    return len(session.execute(statement).all())
+
+
+def ingest(
+    session: Session,
+    vault: Vault,
+    settings: Settings,
+    provider: Provider,
+    tenant_id: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    secrets: SecretCache,
+    now: datetime | None = None,
+) -> IngestResult:
+    """Verify, parse, filter and store one delivery, in the caller's transaction (the caller commits).
+
+    Raises ``WebhookRejected`` (401) for anything that fails authentication, ``WebhookMalformed`` (400) for a
+    verified body that does not parse; in both cases nothing is stored.
+    """
+    spec = provider.webhooks
+    if spec is None:
+        raise WebhookRejected()
+    target = _find_target(session, provider.slug, tenant_id)
+    if target is None:
+        raise WebhookRejected()
+    if target.envelope:
+        secret = secrets.get(vault, target.connection_id, target.envelope)
+    else:
+        app_key = app_webhook_key(settings, provider.slug)
+        if app_key is None:
+            raise WebhookRejected()
+        secret = app_key
+    if len(body) > MAX_BODY_BYTES:
+        raise WebhookTooLarge()
+    if not spec.verify(body, headers, secret):
+        raise WebhookRejected()
+    try:
+        events = spec.parse(body)
+    except ValueError as exc:
+        raise WebhookMalformed(f"the webhook body is not a valid {provider.name} payload: {exc}") from exc
+    now = now or utcnow()
+    kept, dropped = _keep(events, spec, target, now)
+    by_id = {event.event_id: event for event in kept}  # the same event twice in one body is still one event
+    stored = insert_ignoring_duplicates(
+        session, [_inbox_row(provider, target.connection_id, e, now) for e in by_id.values()]
+    )
+    if target.webhook_id is not None and (
+        target.last_received_at is None or now - target.last_received_at >= LAST_RECEIVED_RESOLUTION
+    ):
+        session.execute(
+            update(IntegrationWebhook).where(IntegrationWebhook.id == target.webhook_id).values(last_received_at=now)
+        )
+    result = IngestResult(target.connection_id, stored, len(kept) - stored, dropped)
+    if dropped:
+        log.info(
+            "webhook events dropped provider=%s tenant=%s dropped=%d stored=%d",
+            provider.slug,
+            tenant_id,
+            dropped,
+            stored,
+        )
+    return result
+
+
+def _keep(
+    events: Iterable[WebhookEvent], spec: WebhookSpec, target: _Target, now: datetime
+) -> tuple[list[WebhookEvent], int]:
+    oldest = now - timedelta(seconds=spec.tolerance_s)
+    kept: list[WebhookEvent] = []
+    dropped = 0
+    for event in events:
+        stale = event.occurred_at is not None and event.occurred_at < oldest
+        # An event about another organisation was not meant for this connection, however well signed.
+        foreign = (
+            event.external_tenant_id is not None
+            and target.external_tenant_id is not None
+            and event.external_tenant_id != target.external_tenant_id
+        )
+        if stale or foreign or not _subscribed(event.event_type, target.events):
+            dropped += 1
+        else:
+            kept.append(event)
+    return kept, dropped
+
+
+# --- `vrtx dev` ----------------------------------------------------------------------------------------------
+
+
+def subscribe_demo_webhooks(
+    session: Session, vault: Vault, settings: Settings, tenant_id: str, sandboxes: Mapping[str, Any], api_url: str
+) -> list[str]:
+    """Give the demo tenant a fresh webhook key per provider sandbox that sends webhooks, and subscribe the
+    sandbox to the API's endpoint for it, so a change made in a sandbox flows in like a real provider's would.
+    ``sandboxes`` maps slug -> the sandbox's ASGI app (its ``state.<slug>`` exposes ``subscribe_webhooks``)."""
+    from vrtx_pipelines.registry import load_providers  # the registry imports every provider: keep it off the hot path
+
+    subscribed = []
+    for slug, app in sandboxes.items():
+        provider = load_providers().get(slug)
+        sandbox: Any = getattr(app.state, slug, None)
+        if provider is None or provider.webhooks is None or not hasattr(sandbox, "subscribe_webhooks"):
+            continue
+        connection = session.scalar(
+            select(TenantIntegration)
+            .join(Integration, Integration.id == TenantIntegration.integration_id)
+            .where(Integration.slug == slug, TenantIntegration.tenant_id == tenant_id)
+        )
+        if connection is None or connection.status == Status.DISCONNECTED:
+            continue
+        key = secrets.token_urlsafe(32)
+        configure_webhook(session, vault, settings, provider, tenant_id, secret=key, events=None, is_active=True)
+        organisation = (connection.meta or {}).get("external_account_id")
+        url = f"{api_url.rstrip('/')}/api/v1/webhooks/{slug}/{tenant_id}"
+        sandbox.subscribe_webhooks(url, key, [organisation] if organisation else None)
+        subscribed.append(slug)
+    return subscribed

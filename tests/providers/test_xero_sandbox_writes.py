@@ -408,9 +408,12 @@ def test_xero_python_sdk_creates_a_contact_and_an_invoice_unchanged(xero: Xero) 
     from xero_python.api_client.oauth2 import OAuth2Token
     from xero_python.exceptions.http_status_exceptions import BadRequestException
 
+    from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
     token = {"access_token": xero.token, "token_type": "Bearer", "expires_in": 1800, "scope": ["accounting.contacts"]}
+    # The SDK keeps its Configuration's OAuth client process-wide: other tests in this process use the demo app.
     client = ApiClient(
-        Configuration(oauth2_token=OAuth2Token(client_id="x", client_secret="y")),
+        Configuration(oauth2_token=OAuth2Token(client_id=DEMO_CLIENT_ID, client_secret=DEMO_CLIENT_SECRET)),
         pool_threads=1,
         oauth2_token_getter=lambda: token,
         oauth2_token_saver=lambda new: None,

@@ -249,3 +249,45 @@ def test_xeros_intent_to_receive_handshake_passes_against_the_served_api(
     assert result.slowest_s < 5
     assert not wrong_key.passed and wrong_key.signed_status == 401
     assert inbox(settings) == []
+
+
+def test_the_app_url_routes_each_event_to_the_tenants_connected_to_its_organisation(
+    api: TestClient, settings: Settings, xero: Xero
+) -> None:
+    sandbox, _served, org = xero
+    make_tenant(settings, "acme")
+    connect_xero(settings, "acme")
+    beta_org = sandbox.add_organisation("Beta Ltd", contacts=2, invoices=2, lines_per_invoice=1, payments=0, items=1)
+    make_tenant(settings, "beta")
+    connect_xero(settings, "beta", [beta_org])
+    body = xero_payload(
+        org,
+        xero_event(org, "INVOICE", "for-acme"),
+        xero_event(beta_org, "CONTACT", "for-beta"),
+        xero_event("00000000-0000-0000-0000-000000000000", "INVOICE", "for-nobody"),
+    )
+    headers = {"x-xero-signature": signature(body, "app-key-1")}
+
+    assert (
+        api.post("/api/v1/webhooks/xero", content=body, headers={"x-xero-signature": signature(body, KEY)}).status_code
+        == 401
+    )
+    assert inbox(settings) == []
+    first = api.post("/api/v1/webhooks/xero", content=body, headers=headers)
+    replay = api.post("/api/v1/webhooks/xero", content=body, headers=headers)
+
+    assert (first.status_code, first.content, replay.status_code) == (200, b"", 200)
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        from vrtx_pipelines.db.models import TenantIntegration
+
+        tenant_of = {c.id: c.tenant_id for c in session.scalars(select(TenantIntegration))}
+    routed = sorted((tenant_of[row.tenant_integration_id], row.payload["external_id"]) for row in inbox(settings))
+    assert routed == [("acme", "for-acme"), ("beta", "for-beta")]
+    handshake = xero_payload(org)
+    assert (
+        api.post(
+            "/api/v1/webhooks/xero", content=handshake, headers={"x-xero-signature": signature(handshake, "app-key-1")}
+        ).status_code
+        == 200
+    )
+    assert api.post("/api/v1/webhooks/xero", content=handshake, headers={"x-xero-signature": "bad"}).status_code == 401

@@ -356,6 +356,98 @@ def ingest(
     return result
 
 
+@dataclass(frozen=True)
+class AppIngestResult:
+    stored: int = 0
+    duplicates: int = 0
+    dropped: int = 0  # stale, for no connected organisation, or not subscribed
+    connection_ids: tuple[int, ...] = ()
+
+
+def ingest_for_app(
+    session: Session,
+    settings: Settings,
+    provider: Provider,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    now: datetime | None = None,
+) -> AppIngestResult:
+    """One delivery to the platform app's URL (Xero sends every organisation's events to one URL per app),
+    verified with the app's webhook key and routed by each event's organisation to the connections that reach it.
+
+    Same answers as ``ingest``: ``WebhookRejected`` when it does not verify, ``WebhookMalformed`` when a verified
+    body does not parse; nothing is stored then. A connection with its own webhook secret still receives events
+    here: the app's signature is the authority for the app's URL.
+    """
+    spec = provider.webhooks
+    app_key = app_webhook_key(settings, provider.slug)
+    if spec is None or app_key is None:
+        raise WebhookRejected()
+    if len(body) > MAX_BODY_BYTES:
+        raise WebhookTooLarge()
+    if not spec.verify(body, headers, app_key):
+        raise WebhookRejected()
+    try:
+        events = spec.parse(body)
+    except ValueError as exc:
+        raise WebhookMalformed(f"the webhook body is not a valid {provider.name} payload: {exc}") from exc
+    now = now or utcnow()
+    organisations = {e.external_tenant_id for e in events if e.external_tenant_id}
+    targets = _targets_for_organisations(session, provider.slug, organisations)
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    dropped = 0
+    kept_total = 0
+    for organisation in organisations | ({None} if any(not e.external_tenant_id for e in events) else set()):
+        mine = [e for e in events if e.external_tenant_id == organisation]
+        receivers = targets.get(organisation, []) if organisation else []
+        if not receivers:
+            dropped += len(mine)
+            continue
+        for target in receivers:
+            kept, skipped = _keep(mine, spec, target, now)
+            dropped += skipped
+            for event in kept:
+                rows[(target.connection_id, event.event_id)] = _inbox_row(provider, target.connection_id, event, now)
+            kept_total += len({e.event_id for e in kept})
+    stored = insert_ignoring_duplicates(session, list(rows.values()))
+    receiving = tuple(sorted({connection_id for connection_id, _ in rows}))
+    if receiving:
+        session.execute(
+            update(IntegrationWebhook)
+            .where(IntegrationWebhook.tenant_integration_id.in_(receiving))
+            .values(last_received_at=now)
+        )
+    return AppIngestResult(stored, kept_total - stored, dropped, receiving)
+
+
+def _targets_for_organisations(session: Session, slug: str, organisations: set[str]) -> dict[str, list[_Target]]:
+    if not organisations:
+        return {}
+    rows = session.execute(
+        select(
+            TenantIntegration.id,
+            TenantIntegration.meta,
+            IntegrationWebhook.events,
+            IntegrationWebhook.is_active,
+            IntegrationWebhook.id,
+            IntegrationWebhook.last_received_at,
+        )
+        .join(Integration, Integration.id == TenantIntegration.integration_id)
+        .outerjoin(IntegrationWebhook, IntegrationWebhook.tenant_integration_id == TenantIntegration.id)
+        .where(Integration.slug == slug, TenantIntegration.status != Status.DISCONNECTED)
+    ).all()
+    targets: dict[str, list[_Target]] = {}
+    for connection_id, meta, events, is_active, webhook_id, last_received_at in rows:
+        organisation = (meta or {}).get("external_account_id")
+        if organisation not in organisations or is_active is False:
+            continue
+        targets.setdefault(organisation, []).append(
+            _Target(connection_id, organisation, None, list(events or []), webhook_id, last_received_at)
+        )
+    return targets
+
+
 def _keep(
     events: Iterable[WebhookEvent], spec: WebhookSpec, target: _Target, now: datetime
 ) -> tuple[list[WebhookEvent], int]:

@@ -142,6 +142,38 @@ def dispatcher_for(state: State) -> ImmediateDispatcher | None:
     return dispatcher
 
 
+def _ingest_for_app(state: State, provider: Provider, body: bytes, headers: dict[str, str]) -> tuple[int, ...]:
+    session = state.sessions()
+    try:
+        result = webhooks.ingest_for_app(session, state.settings, provider, body, headers)
+        session.commit()
+    finally:
+        session.close()
+    return result.connection_ids if result.stored else ()
+
+
+@router.post(
+    "/api/v1/webhooks/{slug}",
+    status_code=200,
+    response_class=Response,
+    summary="Receive a provider's webhook for the platform's app",
+    description="For providers that deliver every organisation's events to one URL per app (Xero): verified with "
+    "the app's webhook key (`VRTX_OAUTH_CLIENTS.<slug>.webhook_key`) and routed by each event's organisation to "
+    "the tenants connected to it. Same answers as the per-tenant endpoint.",
+    responses={401: {"description": "signature not verified"}, 400: {"description": "malformed body"}},
+)
+async def receive_app_webhook(slug: str, request: Request) -> Response:
+    provider = _provider_or_reject(slug)
+    body = await _read_body(request)
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    connection_ids = await run_in_threadpool(_ingest_for_app, request.app.state, provider, body, headers)
+    dispatcher = dispatcher_for(request.app.state) if connection_ids else None
+    for connection_id in connection_ids:
+        if dispatcher is not None:
+            dispatcher.notify(provider, connection_id)
+    return Response(status_code=200)
+
+
 @router.post(
     "/api/v1/webhooks/{slug}/{tenant}",
     status_code=200,

@@ -168,6 +168,47 @@ class IntegrationFieldMapping(Timestamps, Base):
     transform_type: Mapped[str | None] = mapped_column(String(20))
     transform_config: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Which way the mapping applies: "both", "pull" (provider -> VRTX) or "push" (VRTX -> provider).
+    direction: Mapped[str] = mapped_column(String(10), default="both", server_default="both")
+    position: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class FieldMappingVersion(Base):
+    """Every change of a connection's mappings for one entity type: who, when, and the whole set after it."""
+
+    __tablename__ = "integration_field_mapping_versions"
+    __table_args__ = (UniqueConstraint("tenant_integration_id", "entity_type", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_integration_id: Mapped[int] = mapped_column(ForeignKey("tenant_integrations.id", ondelete="CASCADE"))
+    entity_type: Mapped[str] = mapped_column(String(50))
+    version: Mapped[int] = mapped_column(Integer)
+    mappings: Mapped[list[Any]] = mapped_column(JSONType)
+    changed_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class SyncConflict(Timestamps, Base):
+    """A change made on both sides between syncs that the tenant's conflict policy could not settle."""
+
+    __tablename__ = "sync_conflicts"
+    __table_args__ = (Index("ix_sync_conflicts_open", "tenant_integration_id", "status"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_integration_id: Mapped[int] = mapped_column(ForeignKey("tenant_integrations.id", ondelete="CASCADE"))
+    entity_type: Mapped[str] = mapped_column(String(50))
+    vrtx_id: Mapped[str | None] = mapped_column(String(100))
+    external_id: Mapped[str | None] = mapped_column(String(100))
+    fields: Mapped[list[Any]] = mapped_column(JSONType)  # the fields both sides changed
+    base_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)  # as last synced
+    crm_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    provider_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    policy: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="open")  # open | resolved
+    resolution: Mapped[str | None] = mapped_column(String(20))  # crm | provider | merged | auto:<policy>
+    resolved_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    push_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class IntegrationWebhook(Timestamps, Base):
@@ -203,6 +244,9 @@ class EntityLink(Timestamps, Base):
     last_synced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     remote_version: Mapped[str | None] = mapped_column(String(100))
     remote_hash: Mapped[str | None] = mapped_column(String(64))
+    # The CRM's side as last synced: its canonical hash and data (the common base a conflict is judged from).
+    local_hash: Mapped[str | None] = mapped_column(String(64))
+    synced_data: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class PushOutbox(Timestamps, Base):

@@ -7,7 +7,21 @@ import logging
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
-from api.routes import connections, events, health, integrations, oauth, pushes, records, sync, webhooks
+from api.pages import install_pages
+from api.routes import (
+    conflicts,
+    connections,
+    events,
+    health,
+    integrations,
+    mappings,
+    oauth,
+    pushes,
+    records,
+    sync,
+    tenant,
+    webhooks,
+)
 from api.routes import settings as settings_routes
 from vrtx_pipelines import __version__
 from vrtx_pipelines.config import Settings, get_settings
@@ -46,7 +60,11 @@ def create_app(
     app.include_router(oauth.router)
     app.include_router(records.router)
     app.include_router(pushes.router)
+    app.include_router(conflicts.router)
+    app.include_router(mappings.router)
     app.include_router(webhooks.router)
     app.include_router(sync.router)
     app.include_router(events.router)
+    app.include_router(tenant.router)
+    install_pages(app)
     return app

@@ -122,6 +122,14 @@ class PullSpec:
     # resource name -> raw provider row -> a canonical model (pydantic)
     mappers: Mapping[str, Callable[[Mapping[str, Any]], Any]]
     max_concurrent_calls: int | None = None
+    # (connection, entity, ids) -> the raw rows of ``entity`` about the records a webhook named (decoded as the
+    # source yields them, so ``mappers`` apply): the records themselves for their own entity, the records that
+    # hang off them for a dependent one (Xero: an invoice's payments). ``None``: webhooks wait for a pull.
+    fetch_by_ids: Callable[[PullConnection, str, Sequence[str]], list[Mapping[str, Any]]] | None = None
+    # resource name -> the provider record's fields as dotted paths ("Contact.Name") -> their type (string,
+    # number, boolean, date, datetime, object, array; "LineItems[].TaxType" is a field of a list's items).
+    # Field mappings are checked against it, and re-deriving reads the warehouse's columns back by it.
+    record_fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,9 @@ class PushRequest:
     settings: Mapping[str, Any]  # the connection's settings (defaults applied)
     # (entity, VRTX id) -> the linked provider id, for references (an invoice's contact, a payment's invoice).
     linked_id: Callable[[str, str], str | None]
+    # The tenant's push-direction field mappings: provider field path ("Reference", "Contact.Name") -> the JSON
+    # value to send there, set over what the provider's own push mapping wrote.
+    overrides: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,16 @@ ensure_postgres_installed() {
   [ -n "$(pg_bin_dir)" ]
 }
 
+# Debian's Chromium for the browser tests (Playwright's own browser download is not used: tests launch this one).
+ensure_chromium_installed() {
+  if [ -x /usr/bin/chromium ]; then return 0; fi
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> installing Chromium with apt-get (browser tests)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+  [ -x /usr/bin/chromium ]
+}
+
 # Starts a private cluster on a free loopback port; exports VRTX_TEST_POSTGRES_URL; stopped on exit.
 start_throwaway_postgres() {
   local bin port run_as=()

@@ -67,4 +67,4 @@ def test_the_daemon_launches_the_push_run_and_the_external_id_comes_back(
     with DagsterInstance.get() as instance:
         (run,) = instance.get_runs(RunsFilter(run_ids=[state["run_id"]]))
     assert run.job_name == "xero_push"
-    assert run.tags["vrtx/kind"] == "push" and run.tags["vrtx/connection"] == "xero:acme"
+    assert run.tags["vrtx/kind"] == "push" and run.tags["vrtx/push-connection"] == "xero:acme"

@@ -116,7 +116,7 @@ def test_a_pushed_contact_is_created_once_linked_and_readable_as_a_record(
 
     (request,) = tick(instance)
     assert request.tags["vrtx/kind"] == "push" and request.tags["vrtx/trigger"] == "push"
-    assert request.tags["vrtx/connection"] == "xero:acme"
+    assert request.tags["vrtx/push-connection"] == "xero:acme"
     result = JOB.execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags)
     run_id = result.run_id
     (output,) = [e for e in result.all_node_events if e.event_type_value == "STEP_OUTPUT"]
@@ -335,7 +335,7 @@ def test_each_tenants_pushes_go_to_its_own_organisation_in_its_own_run(
     }
     assert pushed["acme"]["id"] != pushed["globex"]["id"]
     requests = tick(instance)
-    assert sorted(r.tags["vrtx/connection"] for r in requests) == ["xero:acme", "xero:globex"]
+    assert sorted(r.tags["vrtx/push-connection"] for r in requests) == ["xero:acme", "xero:globex"]
     for request in requests:
         run(instance, request)
     assert sandbox.count(first_org, "contacts") == counts[first_org] + 1

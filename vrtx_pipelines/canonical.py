@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,6 +18,11 @@ class CanonicalModel(BaseModel):
     id: str | None = Field(default=None, description="The VRTX id, when the record exists in the CRM.")
     external_id: str | None = Field(default=None, description="The provider's id, when linked.")
     updated_at: datetime | None = None
+    # Fields of the CRM that have no canonical counterpart, filled by the tenant's field mappings
+    # (``custom_fields.<name>``). None rather than {} when unused: records without mappings keep their hash.
+    custom_fields: dict[str, Any] | None = Field(
+        default=None, description="CRM custom fields set or read by the tenant's field mappings."
+    )
 
 
 class Address(BaseModel):

@@ -72,6 +72,18 @@ def initialise_instance(env: dict[str, str]) -> None:
                 os.environ[key] = value
 
 
+def marketplace_link(api_url: str, token: str) -> str:
+    """A signed link that opens the demo tenant's marketplace pages in a browser, asked of the running API."""
+    try:
+        answer = httpx.post(
+            f"{api_url}/api/v1/marketplace/sessions", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        answer.raise_for_status()
+    except httpx.HTTPError as exc:
+        return f"(could not get a link: {type(exc).__name__})"
+    return str(answer.json()["url"])
+
+
 def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float, give_up: Callable[[], bool]) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -209,6 +221,8 @@ def run_dev(
             f"  Dagster UI   {dagster_url}  (code location: vrtx)",
             f"  Database     {make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)}",
             f"  Demo tenant  {tenant_id}: Authorization: Bearer {token}",
+            f"  Marketplace  {marketplace_link(api_url, token)}  (this link works for 10 minutes; "
+            f"POST {api_url}/api/v1/marketplace/sessions gives a fresh one)",
             *(f"  Sandbox      {slug} {url}" for slug, url in settings.provider_base_urls.items()),
         ]
         if demo_connections:

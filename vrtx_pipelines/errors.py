@@ -93,3 +93,13 @@ class OrchestratorUnavailable(IntegrationError):
 
     code = "orchestrator_unavailable"
     http_status = 503
+
+
+class ConflictNotFound(NotFound):
+    code = "conflict_not_found"
+
+
+class ConflictAlreadyResolved(Conflict):
+    """A sync conflict that was settled already (by a person, or superseded by a newer push)."""
+
+    code = "conflict_already_resolved"

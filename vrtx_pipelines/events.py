@@ -22,6 +22,10 @@ class EventType(StrEnum):
     SYNC_FAILED = "sync.failed"
     PUSH_FINISHED = "push.finished"
     RECORDS_CHANGED = "records.changed"
+    # A change made on both sides that the conflict policy could not settle: its push is held until resolved.
+    CONFLICT_DETECTED = "conflict.detected"
+    # A conflict settled by the policy or through the API: carries the record the CRM should now hold.
+    CONFLICT_RESOLVED = "conflict.resolved"
 
 
 def record_event(

@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from vrtx_pipelines.db.session import session_factory
 from vrtx_pipelines.errors import IntegrationError
 from vrtx_pipelines.governor import RateGovernor
 from vrtx_pipelines.http import provider_client
+from vrtx_pipelines.mapping import mapped_mappers
 from vrtx_pipelines.partitions import tenants_partitions
 from vrtx_pipelines.records import ApplyReport, apply_spool, canonical_json, spool_row
 from vrtx_pipelines.vault import vault_from_settings
@@ -49,6 +51,33 @@ from vrtx_pipelines.vault import vault_from_settings
 # dlt's intermediate files live a few seconds on local disk: compressing them cost more than a tenth of a
 # pull's time (measured with bench/pull.py), and saves nothing that matters.
 os.environ.setdefault("DATA_WRITER__DISABLE_COMPRESSION", "true")
+# Files of at most this many rows: a large pull's rows can then be normalised by several processes and loaded
+# by several COPYs at once (see normalize_workers).
+os.environ.setdefault("DATA_WRITER__FILE_MAX_ITEMS", "20000")
+
+
+def normalize_workers(first_sync: bool) -> int:
+    """Processes for dlt's normalize step, its slowest on a large pull: one per core for a first (full) sync;
+    incremental syncs normalise in process, where starting workers would cost more than their few rows."""
+    configured = os.environ.get("VRTX_NORMALIZE_WORKERS")
+    if configured and configured.isdigit() and int(configured) > 0:
+        return int(configured)
+    return max(1, min(os.cpu_count() or 1, 4)) if first_sync else 1
+
+
+@contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """dlt reads its configuration from the environment when each step starts."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def dataset_name(slug: str, tenant_id: str) -> str:
@@ -217,7 +246,8 @@ def run_pull(
         with provider_client(settings) as http, tempfile.TemporaryDirectory(prefix="vrtx-spool-") as spool_dir:
             pull_connection = provider_connection(ctx, provider, connection.id, http, governor)
             source = spec.make_source(pull_connection, selected)
-            spool = RecordSpool(Path(spool_dir), spec.mappers)
+            # The tenant's pull mappings follow the provider's mapper (nothing is wrapped when it has none).
+            spool = RecordSpool(Path(spool_dir), mapped_mappers(session, connection.id, spec.mappers))
             for name in selected:
                 if name in spec.mappers:
                     source.resources[name].add_map(spool.capture(name))
@@ -227,11 +257,13 @@ def run_pull(
             run_args: dict[str, Any] = {"refresh": "drop_sources"} if full else {}
             if settings.uses_postgres:
                 run_args["loader_file_format"] = "csv"  # COPY, several times faster than INSERT VALUES
-            results = list(
-                DagsterDltResource().run(
-                    context, dlt_source=source, dlt_pipeline=pipeline, dagster_dlt_translator=translator, **run_args
+            first_sync = full or not cursors_before
+            with _environment(NORMALIZE__WORKERS=str(normalize_workers(first_sync))):
+                results = list(
+                    DagsterDltResource().run(
+                        context, dlt_source=source, dlt_pipeline=pipeline, dagster_dlt_translator=translator, **run_args
+                    )
                 )
-            )
             cursors_after = incremental_cursors(pipeline, source.name)
             step_ms = step_durations_ms(pipeline)
             apply_started = time.monotonic()

@@ -39,6 +39,9 @@ class PushStatus:
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    # Both sides changed the record and the conflict policy could not settle it: waits for POST .../resolve.
+    # Not "unfinished" for ordering: a later push of the same record supersedes it (vrtx_pipelines.conflicts).
+    HELD = "held"
 
     UNFINISHED = (PENDING, RUNNING)
 
@@ -47,6 +50,10 @@ class PushStatus:
 PUSHABLE = (Status.CONNECTED, Status.ERROR)
 # Operations that create at the provider, and so need the VRTX id the entity link is recorded under.
 CREATING = frozenset({"create", "upsert"})
+# Operations that name a record rather than carry it (archive a contact, void or delete an invoice, approve one):
+# the CRM may send just ``id`` or ``external_id``, and they are never judged field by field for conflicts.
+REFERENCE_OPERATIONS = frozenset({"archive", "delete", "void", "approve"})
+_REFERENCE_KEYS = frozenset({"id", "external_id", "updated_at"})
 
 
 @dataclass(frozen=True)
@@ -101,6 +108,8 @@ def validate_push(provider: Provider, entity: str, operation: str, data: Mapping
             f"{provider.name} cannot {operation} a {entity}",
             details=[{"field": "operation", "message": f"one of {', '.join(sorted(operations))}"}],
         )
+    if operation in REFERENCE_OPERATIONS and set(data) <= _REFERENCE_KEYS:
+        return _reference(entity, operation, data)
     try:
         parsed: BaseModel = model.model_validate(dict(data))
     except ValidationError as exc:
@@ -118,6 +127,16 @@ def validate_push(provider: Provider, entity: str, operation: str, data: Mapping
             details=[{"field": "data.id", "message": "required: the link to the provider's record is kept under it"}],
         )
     if operation not in CREATING and not (payload.get("id") or payload.get("external_id")):
+        raise ValidationFailed(
+            f"a {entity} {operation} needs the record it applies to",
+            details=[{"field": "data.id", "message": "give the VRTX id of a linked record, or data.external_id"}],
+        )
+    return payload
+
+
+def _reference(entity: str, operation: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    payload = {key: str(value) for key, value in data.items() if value not in (None, "")}
+    if not (payload.get("id") or payload.get("external_id")):
         raise ValidationFailed(
             f"a {entity} {operation} needs the record it applies to",
             details=[{"field": "data.id", "message": "give the VRTX id of a linked record, or data.external_id"}],

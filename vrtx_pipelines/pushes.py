@@ -11,7 +11,7 @@ with the original write (Xero keeps Idempotency-Key responses for a day). Nothin
 import hashlib
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -43,6 +43,7 @@ from providers.errors import (
 )
 from providers.schema import defaults_from_schema
 from vrtx_pipelines.config import get_settings
+from vrtx_pipelines.conflicts import PushPlan, agree, plan_push, provider_record, record_written, supersede_held
 from vrtx_pipelines.connections import ConnectionContext
 from vrtx_pipelines.db.models import PushOutbox, TenantIntegration, utcnow
 from vrtx_pipelines.db.session import session_factory, session_scope
@@ -51,6 +52,7 @@ from vrtx_pipelines.events import EventType, record_event
 from vrtx_pipelines.governor import RateGovernor
 from vrtx_pipelines.health import run_tags
 from vrtx_pipelines.http import provider_client, redact
+from vrtx_pipelines.mapping import push_overrides
 from vrtx_pipelines.pulls import provider_connection
 from vrtx_pipelines.push_outbox import (
     CREATING,
@@ -69,10 +71,10 @@ from vrtx_pipelines.push_outbox import (
     running_rows,
     waits_for_earlier,
 )
-from vrtx_pipelines.records import apply_records
 from vrtx_pipelines.vault import vault_from_settings
 
 POLICY = RetryPolicy()
+PUSH_CONNECTION_TAG = "vrtx/push-connection"
 SAMPLES_KEPT = 5
 ACTIVE_RUN = (
     DagsterRunStatus.QUEUED,
@@ -100,7 +102,7 @@ class BatchReport:
 
     def count(self, entity: str, outcome: str) -> None:
         per_entity = self.counts.setdefault(entity, {"done": 0, "failed": 0, "retrying": 0})
-        per_entity[outcome] += 1
+        per_entity[outcome] = per_entity.get(outcome, 0) + 1  # "held" only appears when a push was held
 
 
 def send_batch(
@@ -155,7 +157,11 @@ class _Sender:
             blocker = waits_for_earlier(self.session, row)
             if blocker is not None:
                 raise _Deferred(f"waiting for push {blocker.id} of the same {entity} to finish")
-            outcome = self.spec.push(target, self._request(row))
+            plan = self._plan(target, row)
+            if plan.request is None:
+                self._not_sent(row, plan)
+                return
+            outcome = self.spec.push(target, plan.request)
         except _Deferred as exc:
             retry_later(row, self.policy, str(exc), counts_as_attempt=False)
             self._settled(row, "retrying")
@@ -178,6 +184,58 @@ class _Sender:
         else:
             self._done(row, outcome)
 
+    def _plan(self, target: Any, row: PushOutbox) -> PushPlan:
+        """Two-way sync's say on the push: as asked, merged with the provider's own changes, or not at all."""
+        for closed in supersede_held(self.session, row):
+            event = push_event(self.provider.slug, closed)
+            record_event(self.session, self.connection.tenant_id, EventType.PUSH_FINISHED, self.provider.slug, event)
+        request = self._request(row)
+        entity_type = records_entity(self.provider, row.entity_type)
+
+        def provider_current() -> Mapping[str, Any] | None:
+            assert request.external_id is not None
+            return provider_record(
+                self.session, self.provider, target, self.connection.id, entity_type, request.external_id
+            )
+
+        plan = plan_push(self.session, self.connection, row, request, entity_type, self.settings, provider_current)
+        if plan.request is not None and plan.request.payload is not request.payload:
+            # A merged or resolved record: the tenant's push mappings apply to what is actually sent.
+            overrides = push_overrides(self.session, self.connection.id, entity_type, plan.request.payload)
+            plan = replace(plan, request=replace(plan.request, overrides=overrides))
+        return plan
+
+    def _not_sent(self, row: PushOutbox, plan: PushPlan) -> None:
+        if plan.held is not None:
+            conflict = plan.held
+            row.status, row.next_attempt_at = PushStatus.HELD, None
+            row.error_message = (
+                f"held: the {row.entity_type} changed in VRTX and in {self.provider.name} "
+                f"({', '.join(conflict.fields)}); resolve conflict {conflict.id}"
+            )
+            self._settled(row, "held")
+            return
+        agreed = dict(plan.agreed or {})
+        if row.vrtx_id:
+            agree(
+                self.session,
+                self.connection.id,
+                records_entity(self.provider, row.entity_type),
+                row.vrtx_id,
+                agreed,
+                row.payload,
+            )
+        version = agreed.get("updated_at")
+        external_id = str(agreed.get("external_id") or "") or None
+        finish(
+            row,
+            PushStatus.DONE,
+            external_id=external_id,
+            remote_version=str(version) if version else None,
+            error=plan.note,
+        )
+        self._settled(row, "done")
+
     def _request(self, row: PushOutbox) -> PushRequest:
         return PushRequest(
             entity=row.entity_type,
@@ -187,6 +245,10 @@ class _Sender:
             idempotency_key=provider_idempotency_key(row),
             settings=self.settings,
             linked_id=self._linked_id,
+            # The tenant's push mappings; MappingFailed (an IntegrationError) fails the push with the mapping named.
+            overrides=push_overrides(
+                self.session, self.connection.id, records_entity(self.provider, row.entity_type), row.payload
+            ),
         )
 
     def _target_id(self, row: PushOutbox) -> str | None:
@@ -220,9 +282,6 @@ class _Sender:
 
     def _done(self, row: PushOutbox, outcome: PushOutcome) -> None:
         entity_type = records_entity(self.provider, row.entity_type)
-        if outcome.canonical is not None:
-            record = {**outcome.canonical, "external_id": outcome.external_id}
-            apply_records(self.session, self.connection.id, entity_type, [record])
         if row.vrtx_id:
             link(
                 self.session,
@@ -233,6 +292,7 @@ class _Sender:
                 remote_version=outcome.remote_version,
                 remote_hash=outcome.remote_hash,
             )
+        record_written(self.session, self.connection.id, entity_type, row, outcome.canonical, outcome.external_id)
         # push() returns only when the provider accepted the write (2xx).
         finish(
             row,
@@ -343,8 +403,19 @@ def push_run_request(slug: str, batch: Batch) -> RunRequest:
                 push_op_name(slug): {"config": {"connection_id": batch.connection_id, "push_ids": list(batch.push_ids)}}
             }
         },
-        tags={**run_tags(slug, batch.tenant_id), "vrtx/kind": "push", "vrtx/trigger": "push"},
+        tags=push_run_tags(slug, batch.tenant_id),
     )
+
+
+def push_run_tags(slug: str, tenant_id: str) -> dict[str, str]:
+    """Push runs queue one per connection under their own tag, not behind the connection's pulls: a first full
+    sync may hold ``vrtx/connection`` for minutes, and a push shares no cursor with it."""
+    return {
+        "vrtx/provider": slug,
+        PUSH_CONNECTION_TAG: f"{slug}:{tenant_id}",
+        "vrtx/kind": "push",
+        "vrtx/trigger": "push",
+    }
 
 
 def abandoned_rows(instance: Any, rows: list[tuple[int, str | None, datetime | None]], now: datetime) -> list[int]:
@@ -367,7 +438,7 @@ def busy_tenants(instance: Any, slug: str) -> set[str]:
     """Tenants with a push run queued or running: their next batch waits for it rather than overlapping."""
     runs = instance.get_runs(RunsFilter(job_name=push_job_name(slug), statuses=list(ACTIVE_RUN)))
     prefix = f"{slug}:"
-    return {run.tags["vrtx/connection"].removeprefix(prefix) for run in runs if "vrtx/connection" in run.tags}
+    return {run.tags[PUSH_CONNECTION_TAG].removeprefix(prefix) for run in runs if PUSH_CONNECTION_TAG in run.tags}
 
 
 def push_sensor(provider: Provider, push: JobDefinition) -> SensorDefinition:

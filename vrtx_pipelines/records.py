@@ -80,20 +80,23 @@ def apply_records(
         by_id = {str(item["external_id"]): item for item in batch}
         # Only the columns needed to decide: loading whole rows (JSON data) would double the cost.
         rows = session.execute(
-            select(CanonicalRecord.external_id, CanonicalRecord.content_hash).where(
+            select(CanonicalRecord.external_id, CanonicalRecord.content_hash, CanonicalRecord.remote_updated_at).where(
                 CanonicalRecord.tenant_integration_id == connection_id,
                 CanonicalRecord.entity_type == entity_type,
                 CanonicalRecord.external_id.in_(list(by_id)),
             )
         )
-        existing = {external_id: digest for external_id, digest in rows}
+        existing = {external_id: (digest, updated) for external_id, digest, updated in rows}
         now = utcnow()
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         for external_id, data in by_id.items():
             digest = content_hash(data)
-            known = existing.get(external_id)
-            if known == digest:
+            known, known_updated = existing.get(external_id, (None, None))
+            remote_updated = _parse_time(data.get("updated_at"))
+            # An older copy (a long pull's page read before a webhook's fetch) never overwrites a newer one.
+            stale = known_updated is not None and remote_updated is not None and remote_updated < known_updated
+            if known == digest or stale:
                 report.unchanged += 1
                 continue
             next_seq += 1
@@ -102,7 +105,7 @@ def apply_records(
                 "content_hash": digest,
                 "change_seq": next_seq,
                 "deleted": _is_deleted(data),
-                "remote_updated_at": _parse_time(data.get("updated_at")),
+                "remote_updated_at": remote_updated,
                 "updated_at": now,
             }
             if known is None:
@@ -202,6 +205,8 @@ changed AS (
     LEFT JOIN canonical_records c
       ON c.tenant_integration_id = :cid AND c.entity_type = :etype AND c.external_id = l.external_id
     WHERE c.content_hash IS DISTINCT FROM l.content_hash
+      -- an older copy (a long pull's page read before a webhook's fetch) never overwrites a newer one
+      AND (c.remote_updated_at IS NULL OR l.updated_at_raw = '' OR l.updated_at_raw::timestamptz >= c.remote_updated_at)
 ),
 base AS (
     SELECT coalesce(max(change_seq), 0) AS seq FROM canonical_records WHERE tenant_integration_id = :cid

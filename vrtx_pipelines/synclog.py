@@ -227,10 +227,12 @@ def summarise_push(run: DagsterRun, session: Session, failure: str | None) -> tu
     for entity, batch in by_entity.items():
         done = [r for r in batch if r.status == "done"]
         failed = [r for r in batch if r.status == "failed"]
-        unfinished = len(batch) - len(done) - len(failed)
-        if len(done) == len(batch):
+        # Held: a conflict the tenant's policy could not settle waits for a person (GET .../conflicts), not a retry.
+        held = [r for r in batch if r.status == "held"]
+        unfinished = len(batch) - len(done) - len(failed) - len(held)
+        if not failed and not unfinished:
             status = SUCCESS
-        elif not done:
+        elif not done and not held:
             status = FAILED
         else:
             status = PARTIAL
@@ -244,7 +246,13 @@ def summarise_push(run: DagsterRun, session: Session, failure: str | None) -> tu
                 entity=entity,
                 status=status,
                 sync_type=PUSH,
-                counts={"pushed": len(batch), "done": len(done), "failed": len(failed), "retrying": unfinished},
+                counts={
+                    "pushed": len(batch),
+                    "done": len(done),
+                    "failed": len(failed),
+                    "held": len(held),
+                    "retrying": unfinished,
+                },
                 duration_ms=round(max(durations)) if durations else None,
                 error_message=scrub(message) if message else None,
                 request_data=redact(
@@ -395,7 +403,8 @@ def mirror_run(instance: DagsterInstance, run: DagsterRun, *, succeeded: bool) -
     provider = load_providers().get(slug) if slug else None
     if provider is None:
         return None
-    tenant_id = run.tags.get("dagster/partition") or run.tags.get("vrtx/connection", "").partition(":")[2]
+    connection_tag = run.tags.get("vrtx/connection") or run.tags.get("vrtx/push-connection", "")
+    tenant_id = run.tags.get("dagster/partition") or connection_tag.partition(":")[2]
     finished, duration = _run_times(instance, run)
     record = instance.get_run_record_by_id(run.run_id)
     started = datetime.fromtimestamp(record.start_time, UTC) if record and record.start_time else None

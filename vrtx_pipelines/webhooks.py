@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, select, update
+from sqlalchemy import Insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ log = logging.getLogger("vrtx.webhooks")
 
 MAX_BODY_BYTES = 1024 * 1024
 SECRET_CACHE_TTL_S = 45.0
+TARGET_CACHE_TTL_S = 5.0
 # last_received_at is for people; rewriting it on every one of a burst of deliveries only adds write load.
 LAST_RECEIVED_RESOLUTION = timedelta(seconds=5)
 # Payments hang off invoices: a change to an invoice (a payment applied, a void) can change its payments.
@@ -278,20 +279,65 @@ def _inbox_row(provider: Provider, connection_id: int, event: WebhookEvent, now:
     }
 
 
+_INSERT_IGNORING_DUPLICATES: dict[str, Insert] = {}
+
+
 def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> int:
     """Insert inbox rows; a (connection, provider event id) already stored is skipped by the database itself,
     so two deliveries racing each other still store the event once. Returns how many were new."""
     if not rows:
         return 0
     dialect = session.get_bind().dialect.name
-    insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement: Insert = (
-        insert_of(WebhookInbox)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["tenant_integration_id", "provider_event_id"])
-        .returning(WebhookInbox.id)
-    )
-    return len(session.execute(statement).all())
+    statement = _INSERT_IGNORING_DUPLICATES.get(dialect)
+    if statement is None:
+        # Built once and executed with the rows as parameters: its compiled form is cached, where a statement
+        # carrying its own VALUES would be compiled again for every delivery.
+        insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = _INSERT_IGNORING_DUPLICATES[dialect] = (
+            insert_of(WebhookInbox)
+            .on_conflict_do_nothing(index_elements=["tenant_integration_id", "provider_event_id"])
+            .returning(WebhookInbox.id)
+        )
+    return len(session.execute(statement, rows).all())
+
+
+class TargetCache:
+    """Where deliveries for (provider, tenant) go, for a few seconds: the lookup is most of a delivery's cost
+    under load. A connection disconnected or reconfigured takes effect within ``ttl_s``; a signature that fails
+    against a cached target is checked once more against a fresh one, so a rotated secret applies at once."""
+
+    def __init__(self, ttl_s: float = TARGET_CACHE_TTL_S) -> None:
+        self.ttl_s = ttl_s
+        self._values: dict[tuple[str, str], tuple[_Target | None, float]] = {}
+        self._touched: dict[int, datetime] = {}
+        self._lock = threading.Lock()
+
+    def touch_due(self, connection_id: int, now: datetime) -> bool:
+        with self._lock:
+            last = self._touched.get(connection_id)
+            if last is not None and now - last < LAST_RECEIVED_RESOLUTION:
+                return False
+            self._touched[connection_id] = now
+            return True
+
+    def forget(self, slug: str, tenant_id: str) -> None:
+        with self._lock:
+            self._values.pop((slug, tenant_id), None)
+
+    def get(self, session: Session, slug: str, tenant_id: str, *, fresh: bool = False) -> _Target | None:
+        key = (slug, tenant_id)
+        now = time.monotonic()
+        if not fresh:
+            with self._lock:
+                cached = self._values.get(key)
+            if cached is not None and cached[1] > now:
+                return cached[0]
+        target = _find_target(session, slug, tenant_id)
+        with self._lock:
+            if len(self._values) > 10_000:
+                self._values = {k: v for k, v in self._values.items() if v[1] > now}
+            self._values[key] = (target, now + self.ttl_s)
+        return target
 
 
 def ingest(
@@ -304,6 +350,7 @@ def ingest(
     headers: Mapping[str, str],
     *,
     secrets: SecretCache,
+    targets: TargetCache | None = None,
     now: datetime | None = None,
 ) -> IngestResult:
     """Verify, parse, filter and store one delivery, in the caller's transaction (the caller commits).
@@ -314,20 +361,9 @@ def ingest(
     spec = provider.webhooks
     if spec is None:
         raise WebhookRejected()
-    target = _find_target(session, provider.slug, tenant_id)
-    if target is None:
-        raise WebhookRejected()
-    if target.envelope:
-        secret = secrets.get(vault, target.connection_id, target.envelope)
-    else:
-        app_key = app_webhook_key(settings, provider.slug)
-        if app_key is None:
-            raise WebhookRejected()
-        secret = app_key
     if len(body) > MAX_BODY_BYTES:
         raise WebhookTooLarge()
-    if not spec.verify(body, headers, secret):
-        raise WebhookRejected()
+    target = _verified_target(session, vault, settings, spec, provider.slug, tenant_id, body, headers, secrets, targets)
     try:
         events = spec.parse(body)
     except ValueError as exc:
@@ -338,11 +374,18 @@ def ingest(
     stored = insert_ignoring_duplicates(
         session, [_inbox_row(provider, target.connection_id, e, now) for e in by_id.values()]
     )
-    if target.webhook_id is not None and (
-        target.last_received_at is None or now - target.last_received_at >= LAST_RECEIVED_RESOLUTION
-    ):
+    if target.webhook_id is not None and _due_for_touch(targets, target, now):
+        # Only when the stored value is older than the resolution: concurrent deliveries do not queue on the row.
         session.execute(
-            update(IntegrationWebhook).where(IntegrationWebhook.id == target.webhook_id).values(last_received_at=now)
+            update(IntegrationWebhook)
+            .where(
+                IntegrationWebhook.id == target.webhook_id,
+                or_(
+                    IntegrationWebhook.last_received_at.is_(None),
+                    IntegrationWebhook.last_received_at < now - LAST_RECEIVED_RESOLUTION,
+                ),
+            )
+            .values(last_received_at=now)
         )
     result = IngestResult(target.connection_id, stored, len(kept) - stored, dropped)
     if dropped:
@@ -446,6 +489,44 @@ def _targets_for_organisations(session: Session, slug: str, organisations: set[s
             _Target(connection_id, organisation, None, list(events or []), webhook_id, last_received_at)
         )
     return targets
+
+
+def _due_for_touch(targets: TargetCache | None, target: _Target, now: datetime) -> bool:
+    """Whether to refresh last_received_at: at most once per resolution per process (a cached target's own value
+    is as old as the cache entry)."""
+    if targets is None:
+        return target.last_received_at is None or now - target.last_received_at >= LAST_RECEIVED_RESOLUTION
+    return targets.touch_due(target.connection_id, now)
+
+
+def _verified_target(
+    session: Session,
+    vault: Vault,
+    settings: Settings,
+    spec: WebhookSpec,
+    slug: str,
+    tenant_id: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    secrets: SecretCache,
+    targets: TargetCache | None,
+) -> _Target:
+    """The connection this delivery is for, once its signature verifies; ``WebhookRejected`` otherwise."""
+    attempts = (False, True) if targets is not None else (True,)
+    for fresh in attempts:
+        target = (
+            targets.get(session, slug, tenant_id, fresh=fresh) if targets else _find_target(session, slug, tenant_id)
+        )
+        secret = _secret_of(vault, settings, slug, target, secrets) if target is not None else None
+        if target is not None and secret is not None and spec.verify(body, headers, secret):
+            return target
+    raise WebhookRejected()
+
+
+def _secret_of(vault: Vault, settings: Settings, slug: str, target: _Target, secrets: SecretCache) -> str | None:
+    if target.envelope:
+        return secrets.get(vault, target.connection_id, target.envelope)
+    return app_webhook_key(settings, slug)
 
 
 def _keep(

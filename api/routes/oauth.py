@@ -6,11 +6,14 @@ from html import escape
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from api.deps import ContextDep, ProviderDep, TenantDep
+from api.pages.oauth_return import failure_url, page_return_to, return_to_for_state
 from api.schemas import ConnectionOut, connection_out
+from providers.errors import ProviderError
 from vrtx_pipelines import oauth
+from vrtx_pipelines.errors import IntegrationError
 
 router = APIRouter(prefix="/api/v1/integrations/{slug}", tags=["oauth"])
 
@@ -36,8 +39,17 @@ def authorization_url(
 )
 def callback(provider: ProviderDep, ctx: ContextDep, request: Request) -> Response:
     params = dict(request.query_params)
-    result = oauth.complete_authorization(ctx, provider, params)
+    try:
+        result = oauth.complete_authorization(ctx, provider, params)
+    except (IntegrationError, ProviderError) as exc:
+        # Started from a marketplace page: that page reports the failure; API callers keep the JSON error.
+        back = return_to_for_state(ctx.session, params.get("state", ""))
+        if back is None:
+            raise
+        return RedirectResponse(failure_url(back, exc.code, params.get("error")), status_code=303)
     ctx.session.commit()
+    if page_return_to(result.return_to):
+        return RedirectResponse(str(result.return_to), status_code=303)
     organisations = [{"id": o.id, "name": o.name} for o in result.organisations]
     body = {**connection_out(provider.slug, result.connection).model_dump(mode="json"), "organisations": organisations}
     if "text/html" in request.headers.get("accept", ""):

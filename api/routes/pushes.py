@@ -6,25 +6,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
+from starlette.datastructures import State
 
 from api.deps import ProviderDep, SessionDep, TenantDep
 from vrtx_pipelines import push_outbox
 from vrtx_pipelines.db.models import PushOutbox
 from vrtx_pipelines.errors import MissingIdempotencyKey
+from vrtx_pipelines.orchestrator import dagster_webserver_url
+from vrtx_pipelines.push_launch import PushLauncher
 
 router = APIRouter(prefix="/api/v1/integrations/{slug}/push", tags=["pushes"])
 
-Operation = Literal["create", "update", "upsert", "approve", "void"]
-PushState = Literal["pending", "running", "done", "failed"]
+Operation = Literal["create", "update", "upsert", "approve", "void", "archive", "delete"]
+PushState = Literal["pending", "running", "done", "failed", "held"]
 
 
 class PushIn(BaseModel):
     operation: Operation = Field(
         description="`create` needs `data.id` (the VRTX id the link is kept under); `update`, `approve` and "
         "`void` apply to a record linked by an earlier push (by `data.id`) or named by `data.external_id`; "
-        "`upsert` updates the linked record or creates it."
+        "`upsert` updates the linked record or creates it. `archive` (a contact: the CRM deleted it), `void` and "
+        "`delete` (an invoice; Xero deletes only drafts) need only `data.id` or `data.external_id`."
     )
     data: dict[str, Any] = Field(
         description="The canonical record (Contact, Invoice or InvoicePayment, as in the records API). References "
@@ -37,12 +41,18 @@ class PushOut(BaseModel):
     integration: str
     entity: str
     operation: str
-    status: PushState = Field(description="pending (queued or waiting to retry), running, done or failed")
+    status: PushState = Field(
+        description="pending (queued or waiting to retry), running, done, failed, or held (the record changed in "
+        "VRTX and at the provider and the conflict policy could not settle it: see .../conflicts)"
+    )
     idempotency_key: str
     vrtx_id: str | None
     external_id: str | None = Field(description="The provider's id of the record, once written.")
     remote_version: str | None = Field(description="The provider's modification stamp after the write.")
-    error: str | None = Field(description="Why it failed, in the provider's own words (or why it is retrying).")
+    error: str | None = Field(
+        description="Why it failed, in the provider's own words (or why it is retrying or held; for a done push, "
+        "why nothing was sent, e.g. superseded by the provider's change)."
+    )
     provider_status: int | None = Field(description="The provider's HTTP status for the last attempt.")
     attempts: int
     next_attempt_at: datetime | None
@@ -95,6 +105,7 @@ def create_push(
     provider: ProviderDep,
     tenant: TenantDep,
     session: SessionDep,
+    request: Request,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -111,7 +122,17 @@ def create_push(
     if not created:
         response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
+    elif (launcher := push_launcher(request.app.state)) is not None:
+        launcher.notify(provider, row.tenant_integration_id)
     return push_out(provider.slug, row)
+
+
+def push_launcher(state: State) -> PushLauncher | None:
+    """The app's immediate push launcher; ``app.state.push_launcher = None`` turns it off (sensor only)."""
+    if not hasattr(state, "push_launcher"):
+        state.push_launcher = PushLauncher(state.sessions, dagster_webserver_url(state.settings))
+    launcher: PushLauncher | None = state.push_launcher
+    return launcher
 
 
 @router.get("/{push_id}", response_model=PushOut, summary="A push's state")

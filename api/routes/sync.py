@@ -14,7 +14,6 @@ import math
 import os
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
@@ -34,8 +33,8 @@ from vrtx_pipelines.errors import (
     OrchestratorUnavailable,
     ValidationFailed,
 )
+from vrtx_pipelines.orchestrator import dagster_webserver_url, graphql_client
 from vrtx_pipelines.partitions import partition_set_name
-from vrtx_pipelines.webhook_launch import dagster_webserver_url
 
 log = logging.getLogger("vrtx.api")
 router = APIRouter(prefix="/api/v1/integrations/{slug}/sync", tags=["sync"])
@@ -277,14 +276,8 @@ def _aware(moment: datetime) -> datetime:
 
 
 def _graphql_client(base_url: str) -> DagsterGraphQLClient:
-    parts = urlsplit(base_url)
-    return DagsterGraphQLClient(
-        parts.hostname or "127.0.0.1",
-        port_number=parts.port,
-        use_https=parts.scheme == "https",
-        timeout=15,
-        path_prefix=parts.path.rstrip("/"),
-    )
+    client: DagsterGraphQLClient = graphql_client(base_url, timeout_s=15)
+    return client
 
 
 def launch_pull(

@@ -19,6 +19,7 @@ from providers.base import Provider
 from vrtx_pipelines import webhooks
 from vrtx_pipelines.errors import UnknownIntegration
 from vrtx_pipelines.registry import get_provider
+from vrtx_pipelines.webhook_apply import WebhookApplier
 from vrtx_pipelines.webhook_launch import GraphQLRunLauncher, ImmediateDispatcher, dagster_webserver_url
 
 router = APIRouter(tags=["webhooks"])
@@ -77,6 +78,7 @@ def put_webhook(
     session: SessionDep,
     settings: SettingsDep,
     vault: VaultDep,
+    request: Request,
     body: Annotated[WebhookIn, Body()],
 ) -> WebhookOut:
     config = webhooks.configure_webhook(
@@ -90,6 +92,8 @@ def put_webhook(
         is_active=body.is_active,
     )
     session.commit()
+    # This process applies the change at once; other API processes within the target cache's few seconds.
+    _target_cache(request.app.state).forget(provider.slug, tenant.id)
     return _out(provider.slug, config)
 
 
@@ -118,7 +122,15 @@ def _ingest(state: State, provider: Provider, tenant: str, body: bytes, headers:
     session = state.sessions()
     try:
         result = webhooks.ingest(
-            session, state.vault, state.settings, provider, tenant, body, headers, secrets=_secret_cache(state)
+            session,
+            state.vault,
+            state.settings,
+            provider,
+            tenant,
+            body,
+            headers,
+            secrets=_secret_cache(state),
+            targets=_target_cache(state),
         )
         session.commit()
     finally:
@@ -133,11 +145,20 @@ def _secret_cache(state: State) -> webhooks.SecretCache:
     return cache
 
 
+def _target_cache(state: State) -> webhooks.TargetCache:
+    cache = getattr(state, "webhook_targets", None)
+    if cache is None:
+        cache = state.webhook_targets = webhooks.TargetCache()
+    return cache
+
+
 def dispatcher_for(state: State) -> ImmediateDispatcher | None:
     """The app's immediate launcher; ``app.state.webhook_dispatcher = None`` turns it off (sensor only)."""
     if not hasattr(state, "webhook_dispatcher"):
         launcher = GraphQLRunLauncher(dagster_webserver_url(state.settings))
-        state.webhook_dispatcher = ImmediateDispatcher(state.sessions, launcher)
+        # Applies each webhook's records in this process at once; the launched run refreshes the warehouse.
+        applier = WebhookApplier(state.sessions, state.vault, state.settings)
+        state.webhook_dispatcher = ImmediateDispatcher(state.sessions, launcher, applier=applier)
     dispatcher: ImmediateDispatcher | None = state.webhook_dispatcher
     return dispatcher
 

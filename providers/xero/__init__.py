@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, RateLimit
 from providers.schema import settings_schema
+from vrtx_pipelines.two_way import CONTACT_FIELDS
 
 from .identity import discover_tenants
 from .pulls import PULLS
@@ -95,6 +96,29 @@ PROVIDER = Provider(
                 ),
                 "enum": ["DRAFT", "SUBMITTED", "AUTHORISED"],
                 "default": "DRAFT",
+            },
+            "conflict_policy": {
+                "type": "string",
+                "title": "When a contact changed in VRTX and in Xero",
+                "description": (
+                    "Which side a field changed on both sides since the last sync takes: crm_wins, provider_wins, "
+                    "latest_wins (the later modification time; held for you to resolve when one is missing) or "
+                    "per_field (each field as conflict_fields says, latest_wins for the rest). Fields changed on "
+                    "one side only always merge."
+                ),
+                "enum": ["crm_wins", "provider_wins", "latest_wins", "per_field"],
+                "default": "latest_wins",
+            },
+            "conflict_fields": {
+                "type": "object",
+                "title": "Per-field conflict rules",
+                "description": (
+                    "With per_field: contact field -> crm_wins, provider_wins, latest_wins or manual (always "
+                    "held for you to resolve)."
+                ),
+                "propertyNames": {"enum": list(CONTACT_FIELDS)},
+                "additionalProperties": {"enum": ["crm_wins", "provider_wins", "latest_wins", "manual"]},
+                "default": {},
             },
         },
     ),

@@ -8,7 +8,9 @@ https://developer.xero.com/documentation/api/accounting/payments (PUT Payments)
   (create, update or upsert): a retried create of a record that got linked meanwhile never makes a second one.
   ``update`` of an unlinked record, and ``approve``/``void`` of an unlinked invoice, are refused.
 - Invoices are created with the connection's ``invoice_status_on_push``; an update keeps the invoice's status and
-  ``approve``/``void`` only change it (Status AUTHORISED / VOIDED), as Xero's approval and voiding work.
+  ``approve``/``void``/``delete`` only change it (Status AUTHORISED / VOIDED / DELETED), as Xero's approval,
+  voiding and deleting work. ``archive`` of a contact is Xero's only contact "delete" (ContactStatus ARCHIVED).
+  These status changes need only the record's link, not its content.
 - References (an invoice's contact, a payment's invoice) are VRTX ids resolved through ``request.linked_id``: an
   unlinked one fails the push at once (``UnlinkedReference``, a ``ProviderRejected``), since retrying cannot help
   until the referenced record has been pushed.
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
@@ -31,7 +33,7 @@ from vrtx_pipelines.canonical import Contact, Invoice, InvoicePayment
 
 from .mappers import to_contact, to_invoice, to_payment
 from .pulls import API_BASE_URL
-from .push_mappers import contact_element, invoice_element, payment_element
+from .push_mappers import contact_element, invoice_element, payment_element, with_overrides
 
 if TYPE_CHECKING:
     from .client import XeroClient
@@ -47,6 +49,8 @@ def push(connection: PullConnection, request: PushRequest) -> PushOutcome:
     operations = PUSHES.entities.get(request.entity)
     if operations is None or request.operation not in operations[1]:
         raise ProviderRejected(f"Xero cannot {request.operation} a {request.entity}.")
+    if request.operation in _STATUS_CHANGES:
+        return _change_status(_client(connection), request)
     try:
         model = operations[0].model_validate(request.payload)
     except ValidationError as exc:
@@ -62,19 +66,36 @@ def push(connection: PullConnection, request: PushRequest) -> PushOutcome:
         return _outcome(record, "InvoiceID", to_invoice(record), envelope)
     assert isinstance(model, InvoicePayment)
     invoice_id = _linked(request, "invoice", model.invoice_id, "payment's invoice")
-    element = payment_element(model, invoice_id, request.settings)
+    element = with_overrides(payment_element(model, invoice_id, request.settings), request.overrides)
     envelope = client.write("PUT", "Payments", {"Payments": [element]}, idempotency_key=request.idempotency_key)
     record = _first(envelope, "Payments")
     return _outcome(record, "PaymentID", to_payment(record), envelope)
 
 
+# (entity, operation) -> (endpoint, id field, status field, status): writes that only change a record's status.
+# Xero deletes no contact (it archives them) and deletes only draft or submitted invoices (an approved one is
+# voided); its own validation message explains a refusal.
+_STATUS_CHANGES = {"archive", "approve", "void", "delete"}
+_STATUS_WRITES = {
+    ("contact", "archive"): ("Contacts", "ContactID", "ContactStatus", "ARCHIVED"),
+    ("invoice", "approve"): ("Invoices", "InvoiceID", "Status", "AUTHORISED"),
+    ("invoice", "void"): ("Invoices", "InvoiceID", "Status", "VOIDED"),
+    ("invoice", "delete"): ("Invoices", "InvoiceID", "Status", "DELETED"),
+}
+_MAPPERS: dict[str, Callable[[Mapping[str, Any]], BaseModel]] = {"Contacts": to_contact, "Invoices": to_invoice}
+
+
+def _change_status(client: XeroClient, request: PushRequest) -> PushOutcome:
+    endpoint, id_field, status_field, status = _STATUS_WRITES[(request.entity, request.operation)]
+    if not request.external_id:
+        raise UnlinkedReference(f"The {request.entity} cannot be {request.operation}d: it is not linked to Xero yet.")
+    body = {endpoint: [{id_field: request.external_id, status_field: status}]}
+    envelope = client.write("POST", f"{endpoint}/{request.external_id}", body, idempotency_key=request.idempotency_key)
+    record = _first(envelope, endpoint)
+    return _outcome(record, id_field, _MAPPERS[endpoint](record), envelope)
+
+
 def _push_invoice(client: XeroClient, invoice: Invoice, request: PushRequest) -> dict[str, Any]:
-    if request.operation in ("approve", "void"):
-        if not request.external_id:
-            raise UnlinkedReference(f"The invoice cannot be {request.operation}d: it is not linked to Xero yet.")
-        status = "AUTHORISED" if request.operation == "approve" else "VOIDED"
-        body = {"Invoices": [{"InvoiceID": request.external_id, "Status": status}]}
-        return client.write("POST", f"Invoices/{request.external_id}", body, idempotency_key=request.idempotency_key)
     contact_id = _linked(request, "contact", invoice.contact_id, "invoice's contact")
     element = invoice_element(invoice, contact_id, request.settings)
     if not request.external_id:
@@ -83,6 +104,7 @@ def _push_invoice(client: XeroClient, invoice: Invoice, request: PushRequest) ->
 
 
 def _save(client: XeroClient, endpoint: str, element: dict[str, Any], request: PushRequest) -> dict[str, Any]:
+    element = with_overrides(element, request.overrides)  # the tenant's push mappings have the last word
     if request.external_id:
         path = f"{endpoint}/{request.external_id}"
         return client.write("POST", path, {endpoint: [element]}, idempotency_key=request.idempotency_key)
@@ -149,8 +171,8 @@ def _client(connection: PullConnection) -> XeroClient:
 
 PUSHES = PushSpec(
     entities={
-        "contact": (Contact, frozenset({"create", "update", "upsert"})),
-        "invoice": (Invoice, frozenset({"create", "update", "upsert", "approve", "void"})),
+        "contact": (Contact, frozenset({"create", "update", "upsert", "archive"})),
+        "invoice": (Invoice, frozenset({"create", "update", "upsert", "approve", "void", "delete"})),
         "payment": (InvoicePayment, frozenset({"create"})),
     },
     push=push,

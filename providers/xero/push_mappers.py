@@ -8,6 +8,7 @@ data (phones are sent whole as ``PhoneNumber``; the first address is the STREET 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -93,6 +94,24 @@ def payment_element(payment: InvoicePayment, invoice_external_id: str, settings:
     if payment.reference:
         element["Reference"] = payment.reference
     return element
+
+
+def with_overrides(element: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``element`` with the tenant's push mappings set over it: dotted paths reach into nested objects
+    (``Contact.Name``), creating them when the element has none."""
+    if not overrides:
+        return element
+    merged = copy.deepcopy(element)
+    for path, value in overrides.items():
+        *parents, last = path.split(".")
+        target = merged
+        for part in parents:
+            child = target.get(part)
+            if not isinstance(child, dict):
+                child = target[part] = {}
+            target = child
+        target[last] = value
+    return merged
 
 
 def _number(value: Decimal) -> float | int:

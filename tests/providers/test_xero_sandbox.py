@@ -747,18 +747,16 @@ def test_same_seed_same_data_other_seed_other_data() -> None:
     assert first_page(43)[1] != first_page(42)[1]
 
 
-def test_page_50_of_a_100k_invoice_organisation_is_fast() -> None:
+def test_page_50_of_a_100k_invoice_organisation_has_exactly_its_thousand_invoices() -> None:
+    # How fast the sandbox serves a deep page is bench/pull.py's business; this checks what it serves.
     sandbox = XeroSandbox(seed=1, clock=Clock())
     tenant_id = sandbox.add_organisation("Big", contacts=5000, invoices=100_000, payments=40_000, items=50)
     with ServedApp(create_app(sandbox)) as served, httpx.Client(base_url=served.base_url, timeout=30) as http:
         x = Xero(sandbox, None, served.base_url, tenant_id, Clock(), http)
-        x.api("Organisation")  # warm up the connection
-        started = time.perf_counter()
         body = x.api("Invoices", params={"page": 50, "pageSize": 1000}).json()
-        elapsed = time.perf_counter() - started
     assert body["pagination"] == {"page": 50, "pageSize": 1000, "pageCount": 100, "itemCount": 100_000}
     assert body["Invoices"][0]["InvoiceNumber"] == "INV-049001" and len(body["Invoices"]) == 1000
-    assert elapsed < 1.0, f"page 50 of 1,000 took {elapsed:.3f}s"
+    assert body["Invoices"][-1]["InvoiceNumber"] == "INV-050000"
 
 
 @pytest.fixture(scope="session")

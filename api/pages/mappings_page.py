@@ -1,0 +1,185 @@
+"""The field mapping editor: list, add, edit and delete a connection's mappings per entity, with a preview of a
+real record before and after. It calls the mapping API's own functions (``api.routes.mappings``), so the rules,
+versioning and validation are the API's."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from pydantic import ValidationError
+
+from api.deps import SessionDep, SettingsDep
+from api.pages.common import provider_page, require_connection
+from api.pages.render import PageError, render
+from api.pages.session import Form, FormDep, PageDep, PageSession
+from api.routes import mappings as mapping_api
+from providers.base import Provider
+from vrtx_pipelines.db.models import Tenant
+from vrtx_pipelines.errors import IntegrationError
+from vrtx_pipelines.mapping.engine import FieldMappingSpec
+from vrtx_pipelines.mapping.store import mappable_entities
+
+router = APIRouter(include_in_schema=False)
+DIRECTIONS = ("both", "pull", "push")
+TRANSFORMS = ("direct", "formula")
+
+
+def _tenant(session: SessionDep, tenant_id: str) -> Tenant:
+    tenant = session.get(Tenant, tenant_id)
+    assert tenant is not None, "the page session checked the tenant"
+    return tenant
+
+
+def _entity(provider: Provider, page: PageSession, entity: str) -> str:
+    entities = mappable_entities(provider)
+    if not entities:
+        raise PageError(404, "No field mappings", f"{provider.name} has no records to map yet.", page.brand)
+    return entity if entity in entities else entities[0]
+
+
+def _draft(form: Form) -> dict[str, str]:
+    return {
+        name: form.get(name).strip()
+        for name in ("vrtx_field", "external_field", "direction", "transform", "expression")
+    }
+
+
+def _spec(draft: dict[str, str]) -> FieldMappingSpec:
+    formula = draft["transform"] == "formula"
+    return FieldMappingSpec(
+        vrtx_field=draft["vrtx_field"],
+        external_field=draft["external_field"],
+        direction=draft["direction"] if draft["direction"] in DIRECTIONS else "both",
+        transform_type="formula" if formula else "direct",
+        transform_config={"expression": draft["expression"]} if formula else None,
+    )
+
+
+def _page(
+    request: Request,
+    page: PageSession,
+    session: SessionDep,
+    provider: Provider,
+    entity: str,
+    *,
+    draft: dict[str, str] | None = None,
+    editing: int | None = None,
+    errors: dict[str, str] | None = None,
+    problem: str = "",
+    preview: Any = None,
+    saved: bool = False,
+    status_code: int = 200,
+) -> Response:
+    tenant = _tenant(session, page.tenant_id)
+    current = mapping_api.get_mappings(provider, tenant, session, entity).entities[entity]
+    fields = mapping_api.get_fields(provider, tenant, session, entity).entities[entity]
+    if draft is None and editing is not None and 0 <= editing < len(current.mappings):
+        chosen = current.mappings[editing]
+        draft = {
+            "vrtx_field": chosen.vrtx_field,
+            "external_field": chosen.external_field,
+            "direction": chosen.direction,
+            "transform": chosen.transform_type,
+            "expression": str((chosen.transform_config or {}).get("expression", "")),
+        }
+    return render(
+        request,
+        "mappings.html",
+        brand=page.brand,
+        csrf_token=page.csrf_token,
+        status_code=status_code,
+        provider=provider,
+        entity=entity,
+        entities=mappable_entities(provider),
+        mappings=current.mappings,
+        version=current.version,
+        vrtx_fields=[f.name for f in fields.vrtx_fields],
+        external_fields=sorted(fields.external_fields or {}),
+        draft=draft
+        or {"vrtx_field": "", "external_field": "", "direction": "both", "transform": "direct", "expression": ""},
+        editing=editing,
+        directions=DIRECTIONS,
+        transforms=TRANSFORMS,
+        errors=errors or {},
+        problem=problem,
+        preview=preview,
+        saved=saved,
+    )
+
+
+@router.get("/marketplace/{slug}/mappings", response_model=None)
+def mappings_page(
+    slug: str,
+    request: Request,
+    page: PageDep,
+    session: SessionDep,
+    entity: Annotated[str, Query(max_length=50)] = "",
+    edit: Annotated[int | None, Query(ge=0)] = None,
+    saved: bool = False,
+) -> Response:
+    provider = provider_page(slug, page)
+    require_connection(session, page, provider)
+    return _page(request, page, session, provider, _entity(provider, page, entity), editing=edit, saved=saved)
+
+
+@router.post("/marketplace/{slug}/mappings", response_model=None)
+def change_mappings(
+    slug: str, request: Request, page: PageDep, form: FormDep, session: SessionDep, settings: SettingsDep
+) -> Response:
+    provider = provider_page(slug, page)
+    require_connection(session, page, provider)
+    entity = _entity(provider, page, form.get("entity"))
+    tenant = _tenant(session, page.tenant_id)
+    current = list(mapping_api.get_mappings(provider, tenant, session, entity).entities[entity].mappings)
+    action = form.get("action")
+    index = int(form.get("index")) if form.get("index").isdigit() else None
+    draft = _draft(form)
+    if action == "delete":
+        candidate = [m for i, m in enumerate(current) if i != index]
+    else:
+        try:
+            spec = _spec(draft)
+        except ValidationError as exc:
+            problem = "; ".join(str(e.get("msg", "")) for e in exc.errors())
+            return _page(
+                request, page, session, provider, entity, draft=draft, editing=index, problem=problem, status_code=422
+            )
+        candidate = [spec if i == index else m for i, m in enumerate(current)]
+        if index is None or index >= len(current):
+            candidate.append(spec)
+            index = len(candidate) - 1
+    try:
+        if action == "preview":
+            body = mapping_api.PreviewIn(entity=entity, mappings=candidate)
+            found = mapping_api.preview(provider, tenant, session, settings, body)
+            return _page(
+                request,
+                page,
+                session,
+                provider,
+                entity,
+                draft=draft,
+                editing=index if index is not None and index < len(current) else None,
+                preview=found,
+            )
+        mapping_api.put_mappings(
+            provider, tenant, session, mapping_api.MappingsIn(mappings={entity: candidate}), "marketplace"
+        )
+    except IntegrationError as exc:
+        session.rollback()
+        errors = {
+            str(d.get("field", "")): str(d.get("message", ""))
+            for d in exc.details
+            if d.get("mapping") == index and action != "delete"
+        }
+        return _page(
+            request, page, session, provider, entity, draft=None if action == "delete" else draft,
+            editing=index if action != "delete" and index is not None and index < len(current) else None,
+            errors=errors, problem=exc.message, status_code=422 if exc.http_status == 422 else 409,
+        )  # fmt: skip
+    return RedirectResponse(
+        f"/marketplace/{slug}/mappings?{urlencode({'entity': entity, 'saved': 'true'})}", status_code=303
+    )

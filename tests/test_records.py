@@ -1,0 +1,75 @@
+"""Canonical records on SQLite and PostgreSQL: both write paths (rows and a pull's spool) keep one record per
+external id, number real changes only, and never let an older copy overwrite a newer one."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from tests.helpers import make_tenant
+from vrtx_pipelines.config import Settings
+from vrtx_pipelines.db.models import CanonicalRecord, Integration, TenantIntegration
+from vrtx_pipelines.db.session import engine_for, session_scope
+from vrtx_pipelines.platform import prepare_database
+from vrtx_pipelines.records import apply_records, apply_spool, spool_row
+
+
+def _connection(settings: Settings) -> int:
+    prepare_database(settings)
+    make_tenant(settings, "acme")
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        xero = session.scalars(select(Integration).where(Integration.slug == "xero")).one()
+        connection = TenantIntegration(tenant_id="acme", integration_id=xero.id, status="connected")
+        session.add(connection)
+        session.flush()
+        return connection.id
+
+
+def _contact(name: str, updated_at: str) -> dict[str, Any]:
+    return {"external_id": "c-1", "name": name, "updated_at": updated_at}
+
+
+def _spool(path: Path, *records: dict[str, Any]) -> Path:
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(spool_row(record) for record in records)
+    return path
+
+
+def _stored(settings: Settings) -> list[tuple[str, int]]:
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        return [(r.data["name"], r.change_seq) for r in session.scalars(select(CanonicalRecord))]
+
+
+def test_an_older_copy_never_overwrites_a_newer_one_on_either_write_path(settings: Settings, tmp_path: Path) -> None:
+    connection_id = _connection(settings)
+    engine = engine_for(settings.sqlalchemy_url)
+    newer = _contact("Newer Ltd", "2026-11-26T10:00:05+00:00")
+    older = _contact("Older Ltd", "2026-11-26T10:00:00+00:00")
+    with session_scope(engine) as session:
+        assert apply_records(session, connection_id, "contacts", [newer]).inserted == 1
+    with session_scope(engine) as session:
+        report = apply_records(session, connection_id, "contacts", [older])
+    assert (report.changed, report.unchanged) == (0, 1)
+    with session_scope(engine) as session:
+        report = apply_spool(session, connection_id, "contacts", _spool(tmp_path / "old.csv", older))
+    assert (report.changed, report.unchanged) == (0, 1)
+    assert _stored(settings) == [("Newer Ltd", 1)]
+
+    latest = _contact("Latest Ltd", "2026-11-26T10:00:09+00:00")
+    with session_scope(engine) as session:
+        report = apply_spool(session, connection_id, "contacts", _spool(tmp_path / "new.csv", latest))
+    assert (report.updated, report.unchanged) == (1, 0)
+    assert _stored(settings) == [("Latest Ltd", 2)]
+
+
+def test_a_record_met_twice_in_one_pull_is_one_record_with_its_last_content(settings: Settings, tmp_path: Path) -> None:
+    connection_id = _connection(settings)
+    first = _contact("First Ltd", "2026-11-26T10:00:00+00:00")
+    again = _contact("Again Ltd", "2026-11-26T10:00:01+00:00")
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        report = apply_spool(session, connection_id, "contacts", _spool(tmp_path / "twice.csv", first, again))
+    assert report.inserted == 1
+    assert [name for name, _ in _stored(settings)] == ["Again Ltd"]

@@ -155,6 +155,9 @@ class PushOutcome:
     remote_version: str | None = None  # the provider's modification stamp after the write
     remote_hash: str | None = None  # hash of the provider's record as written: a pull of it is no new change
     canonical: Mapping[str, Any] | None = None  # the written record as canonical data, kept in the records API
+    # The written record as the provider returned it, decoded like a pull's rows: the core maps it through the
+    # tenant's pull mappings too, so the next pull of the same content is no change.
+    raw: Mapping[str, Any] | None = None
     response_sample: Mapping[str, Any] = field(default_factory=dict)  # redacted, for the sync log
 
 

@@ -20,7 +20,7 @@ from providers.xero.sandbox import XeroSandbox
 from tests.helpers import bearer, make_tenant
 from tests.xero.conftest import base_urls, connect_xero, oauth_clients, records, xero  # noqa: F401 -- fixtures
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.db.models import IntegrationSyncLog, OutboundEvent, SyncConflict
+from vrtx_pipelines.db.models import CanonicalRecord, IntegrationSyncLog, OutboundEvent, SyncConflict
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.pushes import push_job, push_sensor
 from vrtx_pipelines.registry import get_provider
@@ -76,8 +76,8 @@ def drain(instance: DagsterInstance) -> None:
         assert JOB.execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags).success
 
 
-def pull(settings: Settings, instance: DagsterInstance, tenant: str = "acme") -> None:
-    sync_now(settings, "xero", tenant, ["contacts", "invoices"], instance=instance)
+def pull(settings: Settings, instance: DagsterInstance, tenant: str = "acme", *, full: bool = False) -> None:
+    sync_now(settings, "xero", tenant, ["contacts", "invoices"], instance=instance, full=full)
 
 
 def put_settings(api: TestClient, token: str, **values: Any) -> None:
@@ -367,6 +367,25 @@ def test_ten_round_trips_never_bring_the_crms_own_writes_back_as_changes(
         assert changes(api, acme, cursor)[0] == []  # nothing ping-pongs on its own
     assert stored(settings, SyncConflict) == []
     assert user.contact(contact_id)["Name"] == "Ada Ltd v9"
+
+
+def test_with_pull_mappings_the_crms_own_write_still_does_not_come_back_as_a_change(
+    api: TestClient, settings: Settings, instance: DagsterInstance, acme: str, synced: tuple[str, str]
+) -> None:
+    mapping = {"vrtx_field": "custom_fields.xero_name", "external_field": "Name", "direction": "pull"}
+    answer = api.put(
+        "/api/v1/integrations/xero/mappings", json={"mappings": {"contacts": [mapping]}}, headers=bearer(acme)
+    )
+    assert answer.status_code == 200, answer.text
+    pull(settings, instance, full=True)  # the stored records take the mapping (a change the CRM is told of)
+    _seen, cursor = changes(api, acme, synced[1])
+    pushed = push(api, acme, "update", {**ADA, "name": "Ada Mapped Ltd", "updated_at": now().isoformat()}, "mapped-1")
+    drain(instance)
+    assert push_state(api, acme, pushed)["status"] == "done"
+    pull(settings, instance)
+    assert changes(api, acme, cursor)[0] == []
+    (record,) = [r for r in stored(settings, CanonicalRecord, entity_type="contacts") if r.external_id == synced[0]]
+    assert record.data["custom_fields"] == {"xero_name": "Ada Mapped Ltd"}
 
 
 # --- deletes ----------------------------------------------------------------------------------------------------

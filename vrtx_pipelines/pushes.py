@@ -71,7 +71,9 @@ from vrtx_pipelines.push_outbox import (
     running_rows,
     waits_for_earlier,
 )
+from vrtx_pipelines.records import canonical_json
 from vrtx_pipelines.vault import vault_from_settings
+from vrtx_pipelines.webhook_apply import pull_mapper
 
 POLICY = RetryPolicy()
 PUSH_CONNECTION_TAG = "vrtx/push-connection"
@@ -280,6 +282,18 @@ class _Sender:
                 return name
         return entity
 
+    def _written(self, entity_type: str, outcome: PushOutcome) -> Mapping[str, Any] | None:
+        """The written record as a pull would store it: through the tenant's pull mappings when it has any."""
+        pulls = self.provider.pulls
+        if outcome.raw is None or pulls is None or entity_type not in pulls.mappers:
+            return outcome.canonical
+        try:
+            return canonical_json(
+                pull_mapper(self.session, self.provider, self.connection.id, entity_type)(outcome.raw)
+            )
+        except ValueError:
+            return outcome.canonical
+
     def _done(self, row: PushOutbox, outcome: PushOutcome) -> None:
         entity_type = records_entity(self.provider, row.entity_type)
         if row.vrtx_id:
@@ -292,7 +306,9 @@ class _Sender:
                 remote_version=outcome.remote_version,
                 remote_hash=outcome.remote_hash,
             )
-        record_written(self.session, self.connection.id, entity_type, row, outcome.canonical, outcome.external_id)
+        record_written(
+            self.session, self.connection.id, entity_type, row, self._written(entity_type, outcome), outcome.external_id
+        )
         # push() returns only when the provider accepted the write (2xx).
         finish(
             row,

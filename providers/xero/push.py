@@ -143,6 +143,7 @@ def _outcome(record: Mapping[str, Any], id_field: str, model: BaseModel, envelop
         remote_version=str(updated) if updated is not None else None,
         remote_hash=content_hash(canonical),
         canonical=canonical,
+        raw=record,
         response_sample=sample,
     )
 

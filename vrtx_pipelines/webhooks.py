@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, or_, select, update
+from sqlalchemy import Insert, Table, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -282,6 +282,12 @@ def _inbox_row(provider: Provider, connection_id: int, event: WebhookEvent, now:
 _INSERT_IGNORING_DUPLICATES: dict[str, Insert] = {}
 
 
+def _table(model: type[Any]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
 def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> int:
     """Insert inbox rows; a (connection, provider event id) already stored is skipped by the database itself,
     so two deliveries racing each other still store the event once. Returns how many were new."""
@@ -293,10 +299,12 @@ def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> 
         # Built once and executed with the rows as parameters: its compiled form is cached, where a statement
         # carrying its own VALUES would be compiled again for every delivery.
         insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # The table, not the mapped class: a Core insert skips the ORM's bulk-insert machinery.
+        inbox = _table(WebhookInbox)
         statement = _INSERT_IGNORING_DUPLICATES[dialect] = (
-            insert_of(WebhookInbox)
+            insert_of(inbox)
             .on_conflict_do_nothing(index_elements=["tenant_integration_id", "provider_event_id"])
-            .returning(WebhookInbox.id)
+            .returning(inbox.c.id)
         )
     return len(session.execute(statement, rows).all())
 
@@ -376,14 +384,12 @@ def ingest(
     )
     if target.webhook_id is not None and _due_for_touch(targets, target, now):
         # Only when the stored value is older than the resolution: concurrent deliveries do not queue on the row.
+        webhook = _table(IntegrationWebhook)
         session.execute(
-            update(IntegrationWebhook)
+            update(webhook)
             .where(
-                IntegrationWebhook.id == target.webhook_id,
-                or_(
-                    IntegrationWebhook.last_received_at.is_(None),
-                    IntegrationWebhook.last_received_at < now - LAST_RECEIVED_RESOLUTION,
-                ),
+                webhook.c.id == target.webhook_id,
+                or_(webhook.c.last_received_at.is_(None), webhook.c.last_received_at < now - LAST_RECEIVED_RESOLUTION),
             )
             .values(last_received_at=now)
         )

@@ -19,20 +19,18 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
-from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
 from providers.base import Provider
-from vrtx_pipelines.config import Settings
+from vrtx_pipelines.orchestrator import CODE_LOCATION, REPOSITORY, graphql_client
 from vrtx_pipelines.webhook_apply import WebhookApplier
 from vrtx_pipelines.webhook_dispatch import Batch, claim_batches, release
 
 log = logging.getLogger("vrtx.webhooks")
 
-CODE_LOCATION = "vrtx"  # workspace.yaml
-REPOSITORY = "__repository__"  # the name Dagster gives a Definitions object's repository
 BACKOFF_AFTER_FAILURE_S = 30.0
+DRAIN_INTERVAL_S = 0.25
 
 
 class RunLauncher(Protocol):
@@ -41,29 +39,15 @@ class RunLauncher(Protocol):
         ...
 
 
-def dagster_webserver_url(settings: Settings) -> str:
-    """Where the Dagster webserver answers GraphQL: ``VRTX_DAGSTER_URL`` when set, else the local one."""
-    return (settings.dagster_url or f"http://127.0.0.1:{settings.dagster_port}").rstrip("/")
-
-
 class GraphQLRunLauncher:
     """Submits runs of ``<slug>_sync`` with the batch's asset selection, partition and tags."""
 
     def __init__(self, url: str, timeout_s: int = 10) -> None:
-        from dagster_graphql import DagsterGraphQLClient  # heavy import, only where runs are launched
-
-        parts = urlsplit(url)
         self.url = url
-        self._client = DagsterGraphQLClient(
-            parts.hostname or "127.0.0.1",
-            port_number=parts.port,
-            use_https=parts.scheme == "https",
-            timeout=timeout_s,
-            path_prefix=parts.path.rstrip("/"),
-        )
+        self._client = graphql_client(url, timeout_s)
 
     def launch(self, batch: Batch) -> str:
-        return self._client.submit_job_execution(
+        run_id: str = self._client.submit_job_execution(
             f"{batch.slug}_sync",
             repository_location_name=CODE_LOCATION,
             repository_name=REPOSITORY,
@@ -71,6 +55,7 @@ class GraphQLRunLauncher:
             tags={**batch.tags, "dagster/partition": batch.tenant_id},
             asset_selection=[key.path for key in batch.asset_keys],
         )
+        return run_id
 
 
 class ImmediateDispatcher:
@@ -110,16 +95,21 @@ class ImmediateDispatcher:
 
     def _drain(self, provider: Provider, connection_id: int) -> None:
         while True:
+            started = time.monotonic()
             try:
                 self.dispatch(provider, connection_id)
             except Exception:  # a launch failure must never surface: the sensor is the safety net
                 log.exception("immediate webhook dispatch failed provider=%s", provider.slug)
             with self._lock:
-                if self._active.get(connection_id):
-                    self._active[connection_id] = False
-                    continue
-                self._active.pop(connection_id, None)
-                return
+                more = bool(self._active.get(connection_id))
+                if not more:
+                    self._active.pop(connection_id, None)
+                    return
+            # Events kept arriving: gather them a moment, so a burst of deliveries becomes a few dispatches (one
+            # provider fetch and one run each), not one per delivery.
+            time.sleep(max(0.0, DRAIN_INTERVAL_S - (time.monotonic() - started)))
+            with self._lock:
+                self._active[connection_id] = False
 
     def dispatch(self, provider: Provider, connection_id: int) -> list[str]:
         """Claim the connection's received events and launch their pull; returns the launched run ids."""

@@ -11,16 +11,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 
 from api.deps import ProviderDep, SessionDep, SettingsDep, TenantDep, VaultDep
 from providers.base import Provider
 from vrtx_pipelines import webhooks
+from vrtx_pipelines.db.session import engine_for, session_factory
 from vrtx_pipelines.errors import UnknownIntegration
+from vrtx_pipelines.orchestrator import dagster_webserver_url
 from vrtx_pipelines.registry import get_provider
 from vrtx_pipelines.webhook_apply import WebhookApplier
-from vrtx_pipelines.webhook_launch import GraphQLRunLauncher, ImmediateDispatcher, dagster_webserver_url
+from vrtx_pipelines.webhook_launch import GraphQLRunLauncher, ImmediateDispatcher
 
 router = APIRouter(tags=["webhooks"])
 
@@ -117,9 +121,26 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+def _hot_sessions(state: State) -> sessionmaker[Session]:
+    sessions = getattr(state, "webhook_sessions", None)
+    if sessions is None:
+        sessions = state.webhook_sessions = session_factory(engine_for(state.settings.sqlalchemy_url, hot_path=True))
+    return sessions
+
+
 def _ingest(state: State, provider: Provider, tenant: str, body: bytes, headers: dict[str, str]) -> int | None:
     """Store the delivery in one transaction; the connection id when new events were stored."""
-    session = state.sessions()
+    try:
+        return _ingest_once(state, provider, tenant, body, headers)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        # A pooled connection the database had closed (the hot path skips the pre-ping): once more on a new one.
+        return _ingest_once(state, provider, tenant, body, headers)
+
+
+def _ingest_once(state: State, provider: Provider, tenant: str, body: bytes, headers: dict[str, str]) -> int | None:
+    session = _hot_sessions(state)()
     try:
         result = webhooks.ingest(
             session,

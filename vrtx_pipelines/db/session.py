@@ -24,7 +24,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 @lru_cache(maxsize=8)
-def engine_for(url: str) -> Engine:
+def engine_for(url: str, *, hot_path: bool = False) -> Engine:
+    """The app database's engine. ``hot_path``: a second pool for the webhook receiver, without the pre-ping round
+    trip on every checkout (its caller retries once on a connection found dead) and sized for a burst of
+    concurrent deliveries, so connections are not opened and closed under load."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -32,6 +35,8 @@ def engine_for(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if hot_path:
+        return create_engine(url, pool_pre_ping=False, pool_recycle=300, pool_size=20, max_overflow=10)
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 

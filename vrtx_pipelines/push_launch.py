@@ -26,6 +26,9 @@ from vrtx_pipelines.pushes import push_run_request
 log = logging.getLogger("vrtx.pushes")
 
 BACKOFF_AFTER_FAILURE_S = 30.0
+# Rows handed to a run are not launched again for this long: the queued run claims them; if it died, the sensor
+# returns them to the outbox and launches them.
+RELAUNCH_AFTER_S = 120.0
 
 
 class PushLauncher:
@@ -40,6 +43,7 @@ class PushLauncher:
         self._lock = threading.Lock()
         self._pending: set[tuple[str, int]] = set()
         self._paused_until = 0.0
+        self._handed: dict[int, float] = {}  # push id -> when a launched run was given it
         self.launched: list[str] = []  # run ids, newest last (bounded), for operators and tests
 
     def notify(self, provider: Provider, connection_id: int) -> None:
@@ -63,6 +67,8 @@ class PushLauncher:
             finally:
                 session.close()
             for batch in batches:
+                if not self._unlaunched(batch.push_ids):
+                    continue  # a run already launched for these rows will claim them: another would claim nothing
                 request = push_run_request(slug, batch)
                 if self._client is None:
                     self._client = graphql_client(self.dagster_url)
@@ -78,6 +84,16 @@ class PushLauncher:
         except Exception as exc:  # noqa: BLE001 -- the push sensor launches whatever this did not
             self._paused_until = time.monotonic() + self.backoff_s
             log.warning("push run not launched at once slug=%s (%s); the push sensor will", slug, type(exc).__name__)
+
+    def _unlaunched(self, push_ids: tuple[int, ...]) -> bool:
+        """Whether some of these rows were not handed to a run lately; marks them all as handed."""
+        now = time.monotonic()
+        with self._lock:
+            self._handed = {push_id: at for push_id, at in self._handed.items() if now - at < RELAUNCH_AFTER_S}
+            fresh = [push_id for push_id in push_ids if push_id not in self._handed]
+            for push_id in push_ids:
+                self._handed[push_id] = now
+        return bool(fresh)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -4,7 +4,9 @@ process sends it to the Xero sandbox, and the external id comes back through the
 # ruff: noqa: F811 -- the Xero fixtures imported below are requested by name
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -41,6 +43,7 @@ def test_the_daemon_launches_the_push_run_and_the_external_id_comes_back(
             env={**os.environ, **dagster_env},
             stdout=log,
             stderr=log,
+            start_new_session=True,  # its code server and run processes go with it
         )
     try:
         queued = api.post(
@@ -60,8 +63,12 @@ def test_the_daemon_launches_the_push_run_and_the_external_id_comes_back(
         assert state["external_id"] and state["run_id"]
         assert sandbox.count(org, "contacts") == before + 1
     finally:
-        daemon.terminate()
-        daemon.wait(timeout=60)
+        os.killpg(daemon.pid, signal.SIGTERM)
+        try:
+            daemon.wait(timeout=60)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(daemon.pid, signal.SIGKILL)
     for name, value in dagster_env.items():
         monkeypatch.setenv(name, value)
     with DagsterInstance.get() as instance:

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from dagster import DagsterInstance
+from dagster._core.test_utils import instance_for_test
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
@@ -139,3 +141,10 @@ def api(settings: Settings) -> Iterator[TestClient]:
     """The real API app (migrated database, synced catalog) behind an in-process HTTP client."""
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         yield client
+
+
+@pytest.fixture
+def instance(settings: Settings) -> Iterator[DagsterInstance]:
+    """A throwaway Dagster instance (after ``settings``, so runs in it see the test's environment)."""
+    with instance_for_test() as instance:
+        yield instance

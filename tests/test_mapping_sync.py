@@ -5,13 +5,11 @@ records as samples, and re-deriving changes records from the warehouse without a
 # ruff: noqa: F811 -- the Xero fixtures imported below are requested by name
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from dagster import DagsterInstance, build_sensor_context
-from dagster._core.test_utils import instance_for_test
 from fastapi.testclient import TestClient
 
 from tests.helpers import bearer, make_tenant
@@ -35,12 +33,6 @@ INITIALS = {
 }
 CURRENCY = {"vrtx_field": "custom_fields.currency", "external_field": "DefaultCurrency", "direction": "pull"}
 CUSTOMER = {"vrtx_field": "custom_fields.customer", "external_field": "Contact.Name", "direction": "pull"}
-
-
-@pytest.fixture
-def instance(settings: Settings) -> Iterator[DagsterInstance]:
-    with instance_for_test() as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -4,13 +4,11 @@ sandbox over real HTTP, and each row ends done or failed with what Xero said."""
 # ruff: noqa: F811 -- the Xero fixtures imported below are requested by name
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from dagster import DagsterInstance, RunRequest, build_sensor_context
-from dagster._core.test_utils import instance_for_test
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -35,12 +33,6 @@ pytestmark = pytest.mark.dagster
 XERO = get_provider("xero")
 JOB = push_job(XERO)
 SENSOR = push_sensor(XERO, JOB)
-
-
-@pytest.fixture
-def instance(settings: Settings) -> Iterator[DagsterInstance]:
-    with instance_for_test() as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,6 @@ from typing import Any
 import httpx
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRunStatus
-from dagster._core.test_utils import instance_for_test
 from fastapi.testclient import TestClient
 
 from api.routes.sync import next_sync_at
@@ -37,12 +35,6 @@ from vrtx_pipelines.sandbox_server import free_port
 from vrtx_pipelines.syncing import sync_now
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def instance(settings: Settings) -> Iterator[DagsterInstance]:
-    with instance_for_test() as instance:
-        yield instance
 
 
 @pytest.fixture

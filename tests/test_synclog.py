@@ -4,12 +4,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, build_run_status_sensor_context
-from dagster._core.test_utils import instance_for_test
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -30,12 +28,6 @@ from vrtx_pipelines.syncing import sync_now
 from vrtx_pipelines.synclog import scrub, sync_log_failure_sensor, sync_log_success_sensor
 
 pytestmark = pytest.mark.dagster
-
-
-@pytest.fixture
-def instance(settings: Settings) -> Iterator[DagsterInstance]:
-    with instance_for_test() as instance:
-        yield instance
 
 
 @pytest.fixture

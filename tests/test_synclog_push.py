@@ -4,12 +4,10 @@ builds one row per entity from the outbox rows the run handled."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from dagster import DagsterInstance
-from dagster._core.test_utils import instance_for_test
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -27,12 +25,6 @@ from vrtx_pipelines.db.models import IntegrationSyncLog, OutboundEvent
 from vrtx_pipelines.db.session import engine_for, session_scope
 
 pytestmark = pytest.mark.dagster
-
-
-@pytest.fixture
-def instance(settings: Settings) -> Iterator[DagsterInstance]:
-    with instance_for_test() as instance:
-        yield instance
 
 
 @pytest.fixture

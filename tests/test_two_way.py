@@ -5,14 +5,12 @@ tenant's policy or held and resolved through the API."""
 # ruff: noqa: F811 -- the Xero fixtures imported below are requested by name
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from dagster import DagsterInstance, RunRequest, build_sensor_context
-from dagster._core.test_utils import instance_for_test
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
@@ -32,12 +30,6 @@ Xero = tuple[XeroSandbox, ServedApp, str]
 XERO = get_provider("xero")
 JOB = push_job(XERO)
 SENSOR = push_sensor(XERO, JOB)
-
-
-@pytest.fixture
-def instance(settings: Settings) -> Iterator[DagsterInstance]:
-    with instance_for_test() as instance:
-        yield instance
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 from dagster import DagsterInstance
-from dagster._core.test_utils import instance_for_test
 from playwright.sync_api import Browser, Page, expect
 
 from tests.browser.conftest import DESKTOP, PHONE
@@ -36,12 +35,6 @@ def page(browser: Browser) -> Iterator[Page]:
     page.set_default_timeout(15_000)
     yield page
     context.close()
-
-
-@pytest.fixture
-def instance(settings: Settings) -> Iterator[DagsterInstance]:
-    with instance_for_test() as instance:
-        yield instance
 
 
 def shoot(page: Page, folder: Path, name: str) -> None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dlt
 import pytest
 from dagster import DagsterInstance
-from dagster._core.test_utils import instance_for_test
 from fastapi.testclient import TestClient
 
 from providers.xero.sandbox import XeroSandbox
@@ -26,12 +24,6 @@ from vrtx_pipelines.syncing import sync_now
 pytestmark = pytest.mark.dagster
 Xero = tuple[XeroSandbox, ServedApp, str]
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def instance(settings: Settings) -> Iterator[DagsterInstance]:
-    with instance_for_test() as instance:
-        yield instance
 
 
 def warehouse_count(settings: Settings, tenant: str, table: str) -> int:

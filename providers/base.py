@@ -194,6 +194,9 @@ class WebhookSpec:
     parse: Callable[[bytes], list[WebhookEvent]]
     # Events older than this are refused as stale (where the provider stamps events).
     tolerance_s: float = 3600.0
+    # Pull entity -> the other pull entities an event about it also refreshes (records the provider sends no
+    # events of its own for).
+    refreshes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -281,7 +281,7 @@ def provider_record(
     """The provider's current record as canonical JSON, read back by id (``PullSpec.fetch_by_ids``, mapped as a
     pull maps it) so a change not pulled yet still counts; else the record as last pulled or written. None when
     the provider has no such record."""
-    from vrtx_pipelines.webhook_apply import pull_mapper  # the mapper pulls use, the tenant's mappings included
+    from vrtx_pipelines.mapping import pull_mapper  # the mapper pulls use, the tenant's mappings included
 
     pulls = provider.pulls
     if pulls is not None and pulls.fetch_by_ids is not None and entity_type in pulls.mappers:

@@ -71,28 +71,27 @@ def reencrypt_all(session: Session, vault: Vault) -> RotationReport:
         connection.credentials = vault.encrypt(vault.decrypt(connection.credentials, context), context)
         report.credentials += 1
     for webhook in session.scalars(select(IntegrationWebhook).where(IntegrationWebhook.secret_key.is_not(None))):
-        assert webhook.secret_key is not None
-        context = webhook_secret_context(webhook.tenant_integration_id)
-        if not vault.needs_rotation(json.loads(webhook.secret_key)):
-            report.already_current += 1
-            continue
-        webhook.secret_key = vault.encrypt_text(vault.decrypt_text(webhook.secret_key, context), context)
-        report.webhook_secrets += 1
+        webhook.secret_key, rotated = _rotated_text(
+            vault, webhook.secret_key, webhook_secret_context(webhook.tenant_integration_id)
+        )
+        report.webhook_secrets += rotated
+        report.already_current += not rotated
     for state in session.scalars(select(OAuthState).where(OAuthState.code_verifier.is_not(None))):
-        assert state.code_verifier is not None
-        context = oauth_verifier_context(state.id)
-        if not vault.needs_rotation(json.loads(state.code_verifier)):
-            report.already_current += 1
-            continue
-        state.code_verifier = vault.encrypt_text(vault.decrypt_text(state.code_verifier, context), context)
-        report.oauth_verifiers += 1
+        state.code_verifier, rotated = _rotated_text(vault, state.code_verifier, oauth_verifier_context(state.id))
+        report.oauth_verifiers += rotated
+        report.already_current += not rotated
     for tenant in session.scalars(select(Tenant).where(Tenant.callback_secret.is_not(None))):
-        assert tenant.callback_secret is not None
-        context = callback_secret_context(tenant.id)
-        if not vault.needs_rotation(json.loads(tenant.callback_secret)):
-            report.already_current += 1
-            continue
-        tenant.callback_secret = vault.encrypt_text(vault.decrypt_text(tenant.callback_secret, context), context)
-        report.callback_secrets += 1
+        tenant.callback_secret, rotated = _rotated_text(
+            vault, tenant.callback_secret, callback_secret_context(tenant.id)
+        )
+        report.callback_secrets += rotated
+        report.already_current += not rotated
     session.flush()
     return report
+
+
+def _rotated_text(vault: Vault, envelope: str | None, context: str) -> tuple[str | None, bool]:
+    """A stored text secret under the vault's primary key, and whether it had to be rewritten."""
+    if envelope is None or not vault.needs_rotation(json.loads(envelope)):
+        return envelope, False
+    return vault.encrypt_text(vault.decrypt_text(envelope, context), context), True

@@ -52,7 +52,7 @@ from vrtx_pipelines.events import EventType, record_event
 from vrtx_pipelines.governor import RateGovernor
 from vrtx_pipelines.health import run_tags
 from vrtx_pipelines.http import provider_client, redact
-from vrtx_pipelines.mapping import push_overrides
+from vrtx_pipelines.mapping import pull_mapper, push_overrides
 from vrtx_pipelines.pulls import provider_connection
 from vrtx_pipelines.push_outbox import (
     CREATING,
@@ -73,7 +73,6 @@ from vrtx_pipelines.push_outbox import (
 )
 from vrtx_pipelines.records import canonical_json
 from vrtx_pipelines.vault import vault_from_settings
-from vrtx_pipelines.webhook_apply import pull_mapper
 
 POLICY = RetryPolicy()
 PUSH_CONNECTION_TAG = "vrtx/push-connection"

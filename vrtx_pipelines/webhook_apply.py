@@ -32,6 +32,7 @@ from vrtx_pipelines.errors import IntegrationError
 from vrtx_pipelines.events import EventType, record_event
 from vrtx_pipelines.governor import RateGovernor
 from vrtx_pipelines.http import provider_client
+from vrtx_pipelines.mapping import pull_mapper
 from vrtx_pipelines.records import apply_records, canonical_json, encode_cursor
 from vrtx_pipelines.vault import Vault
 from vrtx_pipelines.webhook_dispatch import Batch
@@ -228,17 +229,6 @@ class WebhookApplier:
                 governor = RateGovernor(limits, max_concurrent=provider.pulls.max_concurrent_calls)
                 self._governors[batch.connection_id] = governor
             return governor
-
-
-def pull_mapper(
-    session: Session, provider: Provider, connection_id: int, entity: str
-) -> Callable[[Mapping[str, Any]], Any]:
-    """The mapper a pull of this connection applies to ``entity``: the provider's, followed by the tenant's pull
-    field mappings (as ``pulls.run_pull`` wraps it for its spool), so both paths write the same record."""
-    from vrtx_pipelines.mapping import mapped_mappers
-
-    assert provider.pulls is not None
-    return mapped_mappers(session, connection_id, {entity: provider.pulls.mappers[entity]})[entity]
 
 
 def _resource_ids(session: Session, batch: Batch, connection: PullConnection) -> dict[str, list[str]]:

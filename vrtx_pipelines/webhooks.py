@@ -36,8 +36,6 @@ SECRET_CACHE_TTL_S = 45.0
 TARGET_CACHE_TTL_S = 5.0
 # last_received_at is for people; rewriting it on every one of a burst of deliveries only adds write load.
 LAST_RECEIVED_RESOLUTION = timedelta(seconds=5)
-# Payments hang off invoices: a change to an invoice (a payment applied, a void) can change its payments.
-DEPENDENT_ENTITIES: Mapping[str, tuple[str, ...]] = {"invoices": ("payments",)}
 
 
 class WebhookRejected(IntegrationError):
@@ -254,9 +252,9 @@ def _subscribed(event_type: str, subscriptions: list[str]) -> bool:
 
 def pull_entities(provider: Provider, event: WebhookEvent) -> list[str]:
     """The pull entities an event asks to refresh, limited to what the provider pulls."""
-    if event.entity is None or provider.pulls is None:
+    if event.entity is None or provider.pulls is None or provider.webhooks is None:
         return []
-    wanted = [event.entity, *DEPENDENT_ENTITIES.get(event.entity, ())]
+    wanted = [event.entity, *provider.webhooks.refreshes.get(event.entity, ())]
     return [e for e in wanted if e in provider.pulls.entities]
 
 
@@ -372,10 +370,7 @@ def ingest(
     if len(body) > MAX_BODY_BYTES:
         raise WebhookTooLarge()
     target = _verified_target(session, vault, settings, spec, provider.slug, tenant_id, body, headers, secrets, targets)
-    try:
-        events = spec.parse(body)
-    except ValueError as exc:
-        raise WebhookMalformed(f"the webhook body is not a valid {provider.name} payload: {exc}") from exc
+    events = _parsed(provider, spec, body)
     now = now or utcnow()
     kept, dropped = _keep(events, spec, target, now)
     by_id = {event.event_id: event for event in kept}  # the same event twice in one body is still one event
@@ -437,10 +432,7 @@ def ingest_for_app(
         raise WebhookTooLarge()
     if not spec.verify(body, headers, app_key):
         raise WebhookRejected()
-    try:
-        events = spec.parse(body)
-    except ValueError as exc:
-        raise WebhookMalformed(f"the webhook body is not a valid {provider.name} payload: {exc}") from exc
+    events = _parsed(provider, spec, body)
     now = now or utcnow()
     organisations = {e.external_tenant_id for e in events if e.external_tenant_id}
     targets = _targets_for_organisations(session, provider.slug, organisations)
@@ -503,6 +495,14 @@ def _due_for_touch(targets: TargetCache | None, target: _Target, now: datetime) 
     if targets is None:
         return target.last_received_at is None or now - target.last_received_at >= LAST_RECEIVED_RESOLUTION
     return targets.touch_due(target.connection_id, now)
+
+
+def _parsed(provider: Provider, spec: WebhookSpec, body: bytes) -> list[WebhookEvent]:
+    """The events of a verified body; ``WebhookMalformed`` (400) when it is not the provider's shape."""
+    try:
+        return spec.parse(body)
+    except ValueError as exc:
+        raise WebhookMalformed(f"the webhook body is not a valid {provider.name} payload: {exc}") from exc
 
 
 def _verified_target(

@@ -42,10 +42,6 @@ ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatu
 SYNCABLE = (Status.CONNECTED, Status.ERROR)
 
 
-def dagster_url(settings: Settings) -> str:
-    return dagster_webserver_url(settings)
-
-
 def dagster_instance(request: Request) -> DagsterInstance | None:
     """The Dagster instance (run storage) when this process has one: ``vrtx dev`` gives the API DAGSTER_HOME."""
     instance: DagsterInstance | None = getattr(request.app.state, "dagster_instance", None)
@@ -187,7 +183,7 @@ def sync_status(
         .order_by(IntegrationSyncLog.direction, IntegrationSyncLog.entity_type)
     )
     options = connection.settings or {}
-    base_url = dagster_url(settings)
+    base_url = dagster_webserver_url(settings)
     return SyncStatusOut(
         integration=provider.slug,
         status=connection.status,
@@ -264,7 +260,7 @@ def sync_logs(
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    base_url = dagster_url(settings)
+    base_url = dagster_webserver_url(settings)
     return SyncLogsOut(logs=[log_out(r, base_url) for r in rows], next_cursor=_encode(rows[-1]) if more else None)
 
 
@@ -293,7 +289,7 @@ def launch_pull(
     if instance is not None and tenant_id not in instance.get_dynamic_partitions(partition_set_name(provider.slug)):
         # Connected moments ago: the partitions sensor has not caught up yet.
         instance.add_dynamic_partitions(partition_set_name(provider.slug), [tenant_id])
-    base_url = dagster_url(settings)
+    base_url = dagster_webserver_url(settings)
     try:
         run_id: str = _graphql_client(base_url).submit_job_execution(
             f"{provider.slug}_sync",
@@ -341,7 +337,7 @@ def _launch(
         status="queued",
         entities=entities,
         full=full,
-        dagster_run_url=f"{dagster_url(settings)}/runs/{run_id}",
+        dagster_run_url=f"{dagster_webserver_url(settings)}/runs/{run_id}",
     )
 
 

@@ -83,4 +83,10 @@ def _event_date(value: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
-WEBHOOKS = WebhookSpec(verify=verify, parse=parse, tolerance_s=25 * 3600.0)
+WEBHOOKS = WebhookSpec(
+    verify=verify,
+    parse=parse,
+    tolerance_s=25 * 3600.0,
+    # Xero sends no payment events: a payment applied to (or removed from) an invoice arrives as an invoice update.
+    refreshes={"invoices": ("payments",)},
+)

@@ -28,7 +28,7 @@ from vrtx_pipelines.mapping.engine import (
     MappingProblem,
     compile_mappings,
 )
-from vrtx_pipelines.mapping.store import MappingFailed, mapped_mappers, push_overrides
+from vrtx_pipelines.mapping.store import MappingFailed, mapped_mappers, pull_mapper, push_overrides
 
 __all__ = [
     "EntityMappings",
@@ -38,5 +38,6 @@ __all__ = [
     "MappingProblem",
     "compile_mappings",
     "mapped_mappers",
+    "pull_mapper",
     "push_overrides",
 ]

@@ -185,6 +185,13 @@ def mapped_mappers(session: Session, connection_id: int, mappers: Mapping[str, M
     }
 
 
+def pull_mapper(session: Session, provider: Provider, connection_id: int, entity: str) -> Mapper:
+    """The mapper a pull of this connection applies to ``entity``: the provider's, followed by the tenant's pull
+    mappings, so records written outside a pull (webhook fetches, pushes) match what a pull would store."""
+    assert provider.pulls is not None
+    return mapped_mappers(session, connection_id, {entity: provider.pulls.mappers[entity]})[entity]
+
+
 def _with_mappings(mapper: Mapper, mappings: EntityMappings, connection_id: int) -> Mapper:
     reported: set[tuple[int, str]] = set()
 

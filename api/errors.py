@@ -37,11 +37,20 @@ def _provider_status(exc: ProviderError) -> int:
     return 502
 
 
+def integration_error_response(exc: IntegrationError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+    return error_response(exc.http_status, exc.code, exc.message, exc.details, headers)
+
+
+def unexpected_error_response(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return error_response(500, "internal_error", "something went wrong on our side; it has been logged")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(IntegrationError)
     async def _integration_error(_request: Request, exc: IntegrationError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
-        return error_response(exc.http_status, exc.code, exc.message, exc.details, headers)
+        return integration_error_response(exc)
 
     @app.exception_handler(ProviderError)
     async def _provider_error(_request: Request, exc: ProviderError) -> JSONResponse:
@@ -69,5 +78,4 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error on %s %s: %s", request.method, request.url.path, type(exc).__name__)
-        return error_response(500, "internal_error", "something went wrong on our side; it has been logged")
+        return unexpected_error_response(request, exc)

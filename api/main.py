@@ -67,4 +67,5 @@ def create_app(
     app.include_router(events.router)
     app.include_router(tenant.router)
     install_pages(app)
+    app.add_middleware(webhooks.WebhookDeliveries)
     return app

@@ -90,12 +90,16 @@ class Platform:
         return token
 
     def scalar(self, sql: str, **params: Any) -> Any:
+        rows = self.rows(sql, **params)
+        return rows[0][0] if rows else None
+
+    def rows(self, sql: str, **params: Any) -> list[tuple[Any, ...]]:
         from sqlalchemy import text
 
         from vrtx_pipelines.db.session import engine_for
 
         with engine_for(self.settings.sqlalchemy_url).connect() as conn:
-            return conn.execute(text(sql), params).scalar()
+            return [tuple(row) for row in conn.execute(text(sql), params)]
 
 
 class Children:

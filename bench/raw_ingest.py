@@ -1,4 +1,4 @@
-"""The webhook-ingest bench's baseline: the least a receiver can do, as a bare Starlette app.
+"""The webhook-ingest bench's baseline: a conventional receiver (one transaction per delivery) as a bare Starlette app.
 
 ``POST /ingest`` checks ``x-xero-signature`` (HMAC-SHA256 over the raw body, constant-time compare) with a key it
 already holds, and runs one ``INSERT ... ON CONFLICT DO NOTHING`` through a SQLAlchemy core connection pool, on

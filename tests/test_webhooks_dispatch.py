@@ -23,7 +23,7 @@ from vrtx_pipelines.registry import get_provider
 from vrtx_pipelines.sandbox_server import ServedApp, free_port
 from vrtx_pipelines.schedules import pull_job
 from vrtx_pipelines.syncing import sync_now
-from vrtx_pipelines.webhook_dispatch import BATCH_TAG, build_webhook_sensor, claim_batches
+from vrtx_pipelines.webhook_dispatch import BATCH_TAG, RELEASED, build_webhook_sensor, claim_batches
 from vrtx_pipelines.webhook_launch import GraphQLRunLauncher, ImmediateDispatcher
 
 pytestmark = pytest.mark.dagster
@@ -162,7 +162,7 @@ def test_the_api_hands_events_back_to_the_sensor_when_the_dagster_webserver_is_u
     finally:
         dispatcher.close()
     assert dispatcher.launched == []
-    assert [(row.status, row.run_id) for row in inbox(settings)] == [("received", None)]
+    assert [(row.status, row.run_id) for row in inbox(settings)] == [("received", RELEASED)]
     result = tick(instance)
     assert isinstance(result, SensorResult) and len(result.run_requests or []) == 1
 

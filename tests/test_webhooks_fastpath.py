@@ -31,7 +31,7 @@ from vrtx_pipelines.registry import get_provider
 from vrtx_pipelines.sandbox_server import ServedApp, free_port
 from vrtx_pipelines.vault import vault_from_settings
 from vrtx_pipelines.webhook_apply import DagsterReporter, WebhookApplier
-from vrtx_pipelines.webhook_dispatch import claim_batches
+from vrtx_pipelines.webhook_dispatch import RELEASED, claim_batches
 from vrtx_pipelines.webhook_launch import GraphQLRunLauncher, ImmediateDispatcher
 
 XERO = get_provider("xero")
@@ -146,7 +146,7 @@ def test_a_refused_fetch_applies_nothing_and_leaves_the_events_to_the_sensor(
     assert time.monotonic() - started < 5, "a refused fetch must not hold up the launch"
     assert stored_records(settings) == []
     [row] = inbox(settings)
-    assert row.status == "received" and row.run_id is None
+    assert row.status == "received" and row.run_id == RELEASED
     knobs.rate_limit_next = 0
     with instance_for_test() as instance:
         instance.add_dynamic_partitions("xero_tenants", ["acme"])

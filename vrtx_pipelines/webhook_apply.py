@@ -27,7 +27,7 @@ from providers.base import Provider, PullConnection
 from providers.errors import ProviderError
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connections import ConnectionContext
-from vrtx_pipelines.db.models import CanonicalRecord, WebhookInbox
+from vrtx_pipelines.db.models import CanonicalRecord
 from vrtx_pipelines.errors import IntegrationError
 from vrtx_pipelines.events import EventType, record_event
 from vrtx_pipelines.governor import RateGovernor
@@ -180,7 +180,7 @@ class WebhookApplier:
             with provider_client(self.settings) as http:
                 governor = self._governor(provider, batch)
                 connection = provider_connection(ctx, provider, batch.connection_id, http, governor)
-                ids_by_entity = _resource_ids(session, batch, connection)
+                ids_by_entity = _resource_ids(batch, connection)
                 results = []
                 for entity in batch.entities:
                     ids = ids_by_entity.get(entity)
@@ -231,20 +231,18 @@ class WebhookApplier:
             return governor
 
 
-def _resource_ids(session: Session, batch: Batch, connection: PullConnection) -> dict[str, list[str]]:
+def _resource_ids(batch: Batch, connection: PullConnection) -> dict[str, list[str]]:
     """Entity -> the ids the batch's events name for it, from this connection's organisation only."""
-    payloads = session.scalars(select(WebhookInbox.payload).where(WebhookInbox.id.in_(batch.inbox_ids)))
     ours = connection.external_tenant_id
     wanted: dict[str, dict[str, None]] = {}
-    for payload in payloads:
-        event = payload or {}
-        external_id, organisation = event.get("external_id"), event.get("external_tenant_id")
+    for event in batch.events:
+        organisation = event.external_tenant_id
         # An event about another organisation is not this connection's to apply (its id would not resolve there
         # anyway); the run decides what it means.
-        if not external_id or (organisation and ours and organisation != ours):
+        if not event.external_id or (organisation and ours and organisation != ours):
             continue
-        for entity in event.get("entities") or []:
-            wanted.setdefault(entity, {})[str(external_id)] = None
+        for entity in event.entities:
+            wanted.setdefault(entity, {})[event.external_id] = None
     return {entity: list(ids) for entity, ids in wanted.items()}
 
 

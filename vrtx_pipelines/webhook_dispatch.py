@@ -7,9 +7,9 @@ the sensor and the API's immediate launcher (``webhook_launch``) never both laun
 """
 # No `from __future__ import annotations`: Dagster reads the context annotations at definition time.
 
-import hashlib
+import secrets
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dagster import (
@@ -27,7 +27,7 @@ from dagster import (
     sensor,
 )
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-from sqlalchemy import select, update
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
 
 from providers.base import Provider
@@ -41,7 +41,17 @@ BATCH_TAG = "vrtx/webhook_batch"
 # A claimed batch with no run this long after its claim lost its launch (a crash between the two): release it.
 ORPHAN_AFTER_S = 120
 CLAIM_LIMIT = 5000
+# run_id of events handed back to the sensor (``release``).
+RELEASED = "released"
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+
+
+@dataclass(frozen=True)
+class ClaimedEvent:
+    inbox_id: int
+    entities: tuple[str, ...]  # the pull entities the event asks to refresh
+    external_id: str | None  # the provider's id of the record that changed
+    external_tenant_id: str | None  # the provider account (Xero organisation) it belongs to
 
 
 @dataclass(frozen=True)
@@ -52,8 +62,12 @@ class Batch:
     tenant_id: str
     connection_id: int
     entities: tuple[str, ...]
-    inbox_ids: tuple[int, ...]
+    events: tuple["ClaimedEvent", ...]
     key: str
+
+    @property
+    def inbox_ids(self) -> tuple[int, ...]:
+        return tuple(event.inbox_id for event in self.events)
 
     @property
     def tags(self) -> dict[str, str]:
@@ -74,10 +88,9 @@ class Batch:
         )
 
 
-def batch_key(inbox_ids: Sequence[int], claimed_at: float) -> str:
-    """``wh:<claim epoch>:<digest of the ids>``: unique per claim, and old claims can be told by their age."""
-    digest = hashlib.sha256(",".join(map(str, sorted(inbox_ids))).encode()).hexdigest()[:24]
-    return f"wh:{int(claimed_at)}:{digest}"
+def new_batch_key(claimed_at: float) -> str:
+    """``wh:<claim epoch>:<random>``: unique per claim, and old claims can be told by their age."""
+    return f"wh:{int(claimed_at)}:{secrets.token_hex(12)}"
 
 
 def _claimed_at(key: str) -> float:
@@ -94,62 +107,75 @@ def claim_batches(
     known_tenants: set[str] | None = None,
     connection_id: int | None = None,
     limit: int = CLAIM_LIMIT,
+    unreleased_only: bool = False,
 ) -> list[Batch]:
     """Claim the provider's received events, one batch per connection, in the caller's transaction.
 
     Tenants not (yet) in the provider's partitions (``known_tenants``) are left for a later tick; events that
     ask for no pull this connection does (sync off, entity not synced, disconnected) are marked skipped.
+    ``unreleased_only``: leave events handed back by ``release`` to the sensor (the API's immediate path, which
+    already applied them once).
     """
     if provider.pulls is None:
         return []
-    query = (
-        select(
-            WebhookInbox.id,
-            WebhookInbox.payload,
-            TenantIntegration.id,
-            TenantIntegration.tenant_id,
-            TenantIntegration.status,
-            TenantIntegration.settings,
-        )
-        .join(TenantIntegration, TenantIntegration.id == WebhookInbox.tenant_integration_id)
-        .join(Integration, Integration.id == TenantIntegration.integration_id)
-        .where(Integration.slug == provider.slug, WebhookInbox.status == "received")
-        .order_by(WebhookInbox.id)
-        .limit(limit)
-    )
+    inbox = _inbox()
+    received = select(inbox.c.tenant_integration_id).where(inbox.c.status == "received")
     if connection_id is not None:
-        query = query.where(WebhookInbox.tenant_integration_id == connection_id)
-    grouped: dict[int, tuple[str, str, dict[str, object], list[tuple[int, list[str]]]]] = {}
-    for inbox_id, payload, conn_id, tenant_id, status, settings in session.execute(query):
-        entry = grouped.setdefault(conn_id, (tenant_id, status, settings or {}, []))
-        entry[3].append((inbox_id, list((payload or {}).get("entities") or [])))
-
+        received = received.where(inbox.c.tenant_integration_id == connection_id)
+    connections = session.execute(
+        select(TenantIntegration.id, TenantIntegration.tenant_id, TenantIntegration.status, TenantIntegration.settings)
+        .join(Integration, Integration.id == TenantIntegration.integration_id)
+        .where(Integration.slug == provider.slug, TenantIntegration.id.in_(received.distinct()))
+        .order_by(TenantIntegration.id)
+    ).all()  # fmt: skip
     batches = []
-    for conn_id, (tenant_id, status, settings, rows) in grouped.items():
+    for conn_id, tenant_id, status, settings in connections:
         if known_tenants is not None and tenant_id not in known_tenants and status != Status.DISCONNECTED:
             continue
-        synced = _synced_entities(provider, status, settings)
-        wanted = {e for _, entities in rows for e in entities if e in synced}
-        pull_rows = [inbox_id for inbox_id, entities in rows if set(entities) & synced]
-        if skip := [inbox_id for inbox_id, entities in rows if not set(entities) & synced]:
+        key = new_batch_key(time.time())
+        events = _claim(session, conn_id, key, limit, unreleased_only)
+        synced = _synced_entities(provider, status, settings or {})
+        if skip := [event.inbox_id for event in events if not set(event.entities) & synced]:
             _mark(session, skip, "skipped", "no pull follows: the entity is not synced for this connection")
-        if not pull_rows:
-            continue
-        claimed = list(
-            session.scalars(
-                update(WebhookInbox)
-                .where(WebhookInbox.id.in_(pull_rows), WebhookInbox.status == "received")
-                .values(status="dispatched")
-                .returning(WebhookInbox.id)
-            )
-        )
-        if not claimed:
-            continue  # another dispatcher got there first
-        key = batch_key(claimed, time.time())
-        session.execute(update(WebhookInbox).where(WebhookInbox.id.in_(claimed)).values(run_id=key))
-        entities = tuple(e for e in provider.pulls.entities if e in wanted)
-        batches.append(Batch(provider.slug, tenant_id, conn_id, entities, tuple(sorted(claimed)), key))
+        pulled = tuple(event for event in events if set(event.entities) & synced)
+        if not pulled:
+            continue  # nothing to pull, or another dispatcher claimed these events first
+        wanted = {entity for event in pulled for entity in event.entities}
+        entities = tuple(e for e in provider.pulls.entities if e in wanted and e in synced)
+        batches.append(Batch(provider.slug, tenant_id, conn_id, entities, pulled, key))
     return batches
+
+
+def _claim(session: Session, connection_id: int, key: str, limit: int, unreleased_only: bool) -> list[ClaimedEvent]:
+    """One ``UPDATE ... RETURNING``: the connection's oldest received events become ``dispatched`` under ``key``.
+    The status is checked again by the update itself, so two claimers never both get an event."""
+    inbox = _inbox()
+    oldest = (
+        select(inbox.c.id)
+        .where(inbox.c.tenant_integration_id == connection_id, inbox.c.status == "received")
+        .order_by(inbox.c.id)
+        .limit(limit)
+    )
+    if unreleased_only:
+        oldest = oldest.where(or_(inbox.c.run_id.is_(None), inbox.c.run_id != RELEASED))
+    payload = inbox.c.payload
+    claimed = session.execute(
+        update(inbox)
+        .where(inbox.c.id.in_(oldest.scalar_subquery()), inbox.c.status == "received")
+        .values(status="dispatched", run_id=key)
+        .returning(
+            inbox.c.id, payload["entities"], payload["external_id"].as_string(),
+            payload["external_tenant_id"].as_string(),
+        )
+    )  # fmt: skip
+    events = [ClaimedEvent(i, tuple(entities or ()), external_id, org) for i, entities, external_id, org in claimed]
+    return sorted(events, key=lambda event: event.inbox_id)
+
+
+def _inbox() -> Table:
+    table = WebhookInbox.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def _synced_entities(provider: Provider, status: str, settings: dict[str, object]) -> set[str]:
@@ -162,14 +188,15 @@ def _synced_entities(provider: Provider, status: str, settings: dict[str, object
 
 
 def release(session: Session, inbox_ids: Iterable[int]) -> int:
-    """Put claimed rows back to ``received`` (their launch failed): the sensor picks them up again."""
+    """Put claimed rows back to ``received`` (their launch failed): the sensor picks them up again (the API's
+    immediate path does not: it has applied them already)."""
     ids = list(inbox_ids)
     if not ids:
         return 0
     result = session.execute(
         update(WebhookInbox)
         .where(WebhookInbox.id.in_(ids), WebhookInbox.status == "dispatched")
-        .values(status="received", run_id=None)
+        .values(status="received", run_id=RELEASED)
         .returning(WebhookInbox.id)
     )
     return len(result.all())

@@ -115,7 +115,7 @@ class ImmediateDispatcher:
         """Claim the connection's received events and launch their pull; returns the launched run ids."""
         session = self.sessions()
         try:
-            batches = claim_batches(session, provider, connection_id=connection_id)
+            batches = claim_batches(session, provider, connection_id=connection_id, unreleased_only=True)
             session.commit()
             run_ids = []
             for batch in batches:

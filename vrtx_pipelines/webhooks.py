@@ -197,7 +197,7 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
-class _Target:
+class Target:
     connection_id: int
     external_tenant_id: str | None
     envelope: str | None
@@ -206,7 +206,7 @@ class _Target:
     last_received_at: datetime | None
 
 
-def _find_target(session: Session, slug: str, tenant_id: str) -> _Target | None:
+def _find_target(session: Session, slug: str, tenant_id: str) -> Target | None:
     row = session.execute(
         select(
             TenantIntegration.id,
@@ -232,7 +232,7 @@ def _find_target(session: Session, slug: str, tenant_id: str) -> _Target | None:
     connection_id, meta, envelope, events, is_active, webhook_id, last_received_at = row
     if is_active is False:
         return None
-    return _Target(
+    return Target(
         connection_id=connection_id,
         external_tenant_id=(meta or {}).get("external_account_id"),
         envelope=envelope,
@@ -286,11 +286,11 @@ def _table(model: type[Any]) -> Table:
     return table
 
 
-def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> int:
+def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
     """Insert inbox rows; a (connection, provider event id) already stored is skipped by the database itself,
-    so two deliveries racing each other still store the event once. Returns how many were new."""
+    so two deliveries racing each other still store the event once. Returns the keys that were new."""
     if not rows:
-        return 0
+        return set()
     dialect = session.get_bind().dialect.name
     statement = _INSERT_IGNORING_DUPLICATES.get(dialect)
     if statement is None:
@@ -302,9 +302,9 @@ def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> 
         statement = _INSERT_IGNORING_DUPLICATES[dialect] = (
             insert_of(inbox)
             .on_conflict_do_nothing(index_elements=["tenant_integration_id", "provider_event_id"])
-            .returning(inbox.c.id)
+            .returning(inbox.c.tenant_integration_id, inbox.c.provider_event_id)
         )
-    return len(session.execute(statement, rows).all())
+    return {(connection_id, event_id) for connection_id, event_id in session.execute(statement, rows)}
 
 
 class TargetCache:
@@ -314,7 +314,7 @@ class TargetCache:
 
     def __init__(self, ttl_s: float = TARGET_CACHE_TTL_S) -> None:
         self.ttl_s = ttl_s
-        self._values: dict[tuple[str, str], tuple[_Target | None, float]] = {}
+        self._values: dict[tuple[str, str], tuple[Target | None, float]] = {}
         self._touched: dict[int, datetime] = {}
         self._lock = threading.Lock()
 
@@ -330,7 +330,15 @@ class TargetCache:
         with self._lock:
             self._values.pop((slug, tenant_id), None)
 
-    def get(self, session: Session, slug: str, tenant_id: str, *, fresh: bool = False) -> _Target | None:
+    def cached(self, slug: str, tenant_id: str) -> tuple[bool, Target | None]:
+        """(True, target) while a lookup is cached (``None``: no such connection); (False, None) otherwise."""
+        with self._lock:
+            cached = self._values.get((slug, tenant_id))
+        if cached is not None and cached[1] > time.monotonic():
+            return True, cached[0]
+        return False, None
+
+    def get(self, session: Session, slug: str, tenant_id: str, *, fresh: bool = False) -> Target | None:
         key = (slug, tenant_id)
         now = time.monotonic()
         if not fresh:
@@ -346,58 +354,67 @@ class TargetCache:
         return target
 
 
-def ingest(
-    session: Session,
+@dataclass(frozen=True)
+class Delivery:
+    """A verified, parsed delivery: the inbox rows to store and what was dropped before storing."""
+
+    target: Target
+    rows: list[dict[str, Any]]
+    kept: int
+    dropped: int  # stale, about another organisation, or not subscribed
+    touch_webhook_id: int | None  # the webhook row whose last_received_at is due for a refresh
+
+
+def signature_verifies(
     vault: Vault,
     settings: Settings,
-    provider: Provider,
-    tenant_id: str,
+    spec: WebhookSpec,
+    slug: str,
+    target: Target | None,
     body: bytes,
     headers: Mapping[str, str],
-    *,
     secrets: SecretCache,
+) -> bool:
+    """Whether the delivery is signed with the target connection's secret (the app's, for providers signing per
+    app); False when there is no target or no secret."""
+    secret = _secret_of(vault, settings, slug, target, secrets) if target is not None else None
+    return target is not None and secret is not None and spec.verify(body, headers, secret)
+
+
+def delivery(
+    provider: Provider,
+    spec: WebhookSpec,
+    target: Target,
+    body: bytes,
+    *,
     targets: TargetCache | None = None,
     now: datetime | None = None,
-) -> IngestResult:
-    """Verify, parse, filter and store one delivery, in the caller's transaction (the caller commits).
-
-    Raises ``WebhookRejected`` (401) for anything that fails authentication, ``WebhookMalformed`` (400) for a
-    verified body that does not parse; in both cases nothing is stored.
-    """
-    spec = provider.webhooks
-    if spec is None:
-        raise WebhookRejected()
-    if len(body) > MAX_BODY_BYTES:
-        raise WebhookTooLarge()
-    target = _verified_target(session, vault, settings, spec, provider.slug, tenant_id, body, headers, secrets, targets)
+) -> Delivery:
+    """Parse a verified body and filter its events; ``WebhookMalformed`` (400) when it does not parse."""
     events = _parsed(provider, spec, body)
     now = now or utcnow()
     kept, dropped = _keep(events, spec, target, now)
     by_id = {event.event_id: event for event in kept}  # the same event twice in one body is still one event
-    stored = insert_ignoring_duplicates(
-        session, [_inbox_row(provider, target.connection_id, e, now) for e in by_id.values()]
-    )
-    if target.webhook_id is not None and _due_for_touch(targets, target, now):
-        # Only when the stored value is older than the resolution: concurrent deliveries do not queue on the row.
-        webhook = _table(IntegrationWebhook)
+    rows = [_inbox_row(provider, target.connection_id, e, now) for e in by_id.values()]
+    touch = target.webhook_id if target.webhook_id is not None and _due_for_touch(targets, target, now) else None
+    if dropped:
+        log.info("webhook events dropped provider=%s dropped=%d kept=%d", provider.slug, dropped, len(by_id))
+    return Delivery(target, rows, len(by_id), dropped, touch)
+
+
+def touch_received(session: Session, webhook_ids: Iterable[int], now: datetime) -> None:
+    """Refresh last_received_at, only where the stored value is older than the resolution: concurrent deliveries
+    do not queue on the row."""
+    webhook = _table(IntegrationWebhook)
+    for webhook_id in sorted(set(webhook_ids)):
         session.execute(
             update(webhook)
             .where(
-                webhook.c.id == target.webhook_id,
+                webhook.c.id == webhook_id,
                 or_(webhook.c.last_received_at.is_(None), webhook.c.last_received_at < now - LAST_RECEIVED_RESOLUTION),
             )
             .values(last_received_at=now)
         )
-    result = IngestResult(target.connection_id, stored, len(kept) - stored, dropped)
-    if dropped:
-        log.info(
-            "webhook events dropped provider=%s tenant=%s dropped=%d stored=%d",
-            provider.slug,
-            tenant_id,
-            dropped,
-            stored,
-        )
-    return result
 
 
 @dataclass(frozen=True)
@@ -451,7 +468,7 @@ def ingest_for_app(
             for event in kept:
                 rows[(target.connection_id, event.event_id)] = _inbox_row(provider, target.connection_id, event, now)
             kept_total += len({e.event_id for e in kept})
-    stored = insert_ignoring_duplicates(session, list(rows.values()))
+    stored = len(insert_ignoring_duplicates(session, list(rows.values())))
     receiving = tuple(sorted({connection_id for connection_id, _ in rows}))
     if receiving:
         session.execute(
@@ -462,7 +479,7 @@ def ingest_for_app(
     return AppIngestResult(stored, kept_total - stored, dropped, receiving)
 
 
-def _targets_for_organisations(session: Session, slug: str, organisations: set[str]) -> dict[str, list[_Target]]:
+def _targets_for_organisations(session: Session, slug: str, organisations: set[str]) -> dict[str, list[Target]]:
     if not organisations:
         return {}
     rows = session.execute(
@@ -478,18 +495,18 @@ def _targets_for_organisations(session: Session, slug: str, organisations: set[s
         .outerjoin(IntegrationWebhook, IntegrationWebhook.tenant_integration_id == TenantIntegration.id)
         .where(Integration.slug == slug, TenantIntegration.status != Status.DISCONNECTED)
     ).all()
-    targets: dict[str, list[_Target]] = {}
+    targets: dict[str, list[Target]] = {}
     for connection_id, meta, events, is_active, webhook_id, last_received_at in rows:
         organisation = (meta or {}).get("external_account_id")
         if organisation not in organisations or is_active is False:
             continue
         targets.setdefault(organisation, []).append(
-            _Target(connection_id, organisation, None, list(events or []), webhook_id, last_received_at)
+            Target(connection_id, organisation, None, list(events or []), webhook_id, last_received_at)
         )
     return targets
 
 
-def _due_for_touch(targets: TargetCache | None, target: _Target, now: datetime) -> bool:
+def _due_for_touch(targets: TargetCache | None, target: Target, now: datetime) -> bool:
     """Whether to refresh last_received_at: at most once per resolution per process (a cached target's own value
     is as old as the cache entry)."""
     if targets is None:
@@ -505,38 +522,14 @@ def _parsed(provider: Provider, spec: WebhookSpec, body: bytes) -> list[WebhookE
         raise WebhookMalformed(f"the webhook body is not a valid {provider.name} payload: {exc}") from exc
 
 
-def _verified_target(
-    session: Session,
-    vault: Vault,
-    settings: Settings,
-    spec: WebhookSpec,
-    slug: str,
-    tenant_id: str,
-    body: bytes,
-    headers: Mapping[str, str],
-    secrets: SecretCache,
-    targets: TargetCache | None,
-) -> _Target:
-    """The connection this delivery is for, once its signature verifies; ``WebhookRejected`` otherwise."""
-    attempts = (False, True) if targets is not None else (True,)
-    for fresh in attempts:
-        target = (
-            targets.get(session, slug, tenant_id, fresh=fresh) if targets else _find_target(session, slug, tenant_id)
-        )
-        secret = _secret_of(vault, settings, slug, target, secrets) if target is not None else None
-        if target is not None and secret is not None and spec.verify(body, headers, secret):
-            return target
-    raise WebhookRejected()
-
-
-def _secret_of(vault: Vault, settings: Settings, slug: str, target: _Target, secrets: SecretCache) -> str | None:
+def _secret_of(vault: Vault, settings: Settings, slug: str, target: Target, secrets: SecretCache) -> str | None:
     if target.envelope:
         return secrets.get(vault, target.connection_id, target.envelope)
     return app_webhook_key(settings, slug)
 
 
 def _keep(
-    events: Iterable[WebhookEvent], spec: WebhookSpec, target: _Target, now: datetime
+    events: Iterable[WebhookEvent], spec: WebhookSpec, target: Target, now: datetime
 ) -> tuple[list[WebhookEvent], int]:
     oldest = now - timedelta(seconds=spec.tolerance_s)
     kept: list[WebhookEvent] = []

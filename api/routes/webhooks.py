@@ -6,25 +6,27 @@ connection's secret, is the authentication. It answers 200 with an empty body (X
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import ProviderDep, SessionDep, SettingsDep, TenantDep, VaultDep
+from api.errors import integration_error_response, unexpected_error_response
 from providers.base import Provider
 from vrtx_pipelines import webhooks
-from vrtx_pipelines.db.session import engine_for, session_factory
-from vrtx_pipelines.errors import UnknownIntegration
+from vrtx_pipelines.db.session import engine_for
+from vrtx_pipelines.errors import IntegrationError, UnknownIntegration
 from vrtx_pipelines.orchestrator import dagster_webserver_url
 from vrtx_pipelines.registry import get_provider
 from vrtx_pipelines.webhook_apply import WebhookApplier
 from vrtx_pipelines.webhook_launch import GraphQLRunLauncher, ImmediateDispatcher
+from vrtx_pipelines.webhook_receiver import WebhookReceiver
 
 router = APIRouter(tags=["webhooks"])
 
@@ -97,7 +99,7 @@ def put_webhook(
     )
     session.commit()
     # This process applies the change at once; other API processes within the target cache's few seconds.
-    _target_cache(request.app.state).forget(provider.slug, tenant.id)
+    receiver_for(request.app.state).targets.forget(provider.slug, tenant.id)
     return _out(provider.slug, config)
 
 
@@ -121,56 +123,14 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-def _hot_sessions(state: State) -> sessionmaker[Session]:
-    sessions = getattr(state, "webhook_sessions", None)
-    if sessions is None:
-        sessions = state.webhook_sessions = session_factory(engine_for(state.settings.sqlalchemy_url, hot_path=True))
-    return sessions
-
-
-def _ingest(state: State, provider: Provider, tenant: str, body: bytes, headers: dict[str, str]) -> int | None:
-    """Store the delivery in one transaction; the connection id when new events were stored."""
-    try:
-        return _ingest_once(state, provider, tenant, body, headers)
-    except DBAPIError as exc:
-        if not exc.connection_invalidated:
-            raise
-        # A pooled connection the database had closed (the hot path skips the pre-ping): once more on a new one.
-        return _ingest_once(state, provider, tenant, body, headers)
-
-
-def _ingest_once(state: State, provider: Provider, tenant: str, body: bytes, headers: dict[str, str]) -> int | None:
-    session = _hot_sessions(state)()
-    try:
-        result = webhooks.ingest(
-            session,
-            state.vault,
-            state.settings,
-            provider,
-            tenant,
-            body,
-            headers,
-            secrets=_secret_cache(state),
-            targets=_target_cache(state),
-        )
-        session.commit()
-    finally:
-        session.close()
-    return result.connection_id if result.stored else None
-
-
-def _secret_cache(state: State) -> webhooks.SecretCache:
-    cache = getattr(state, "webhook_secrets", None)
-    if cache is None:
-        cache = state.webhook_secrets = webhooks.SecretCache()
-    return cache
-
-
-def _target_cache(state: State) -> webhooks.TargetCache:
-    cache = getattr(state, "webhook_targets", None)
-    if cache is None:
-        cache = state.webhook_targets = webhooks.TargetCache()
-    return cache
+def receiver_for(state: State) -> WebhookReceiver:
+    """The process's receiver: its caches and its inbox writer are shared by every request."""
+    receiver = getattr(state, "webhook_receiver", None)
+    if receiver is None:
+        # A pool without the per-checkout pre-ping (the writer retries once on a connection found dead).
+        engine = engine_for(state.settings.sqlalchemy_url, hot_path=True)
+        receiver = state.webhook_receiver = WebhookReceiver(engine, state.vault, state.settings)
+    return receiver
 
 
 def dispatcher_for(state: State) -> ImmediateDispatcher | None:
@@ -227,12 +187,45 @@ async def receive_app_webhook(slug: str, request: Request) -> Response:
     responses={401: {"description": "signature not verified"}, 400: {"description": "malformed body"}},
 )
 async def receive_webhook(slug: str, tenant: str, request: Request) -> Response:
-    provider = _provider_or_reject(slug)
-    body = await _read_body(request)
-    headers = {name.lower(): value for name, value in request.headers.items()}
-    connection_id = await run_in_threadpool(_ingest, request.app.state, provider, tenant, body, headers)
-    if connection_id is not None:
+    # Served by ``WebhookDeliveries`` ahead of the framework's routing; declared here for the API's documentation.
+    return await deliver(request, slug, tenant)
+
+
+async def deliver(request: Request, slug: str, tenant: str) -> Response:
+    """Receive one delivery: 200 once stored (or dropped as a duplicate), the API's JSON error otherwise."""
+    try:
+        provider = _provider_or_reject(slug)
+        body = await _read_body(request)
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        result = await receiver_for(request.app.state).receive(provider, tenant, body, headers)
+    except IntegrationError as exc:
+        return integration_error_response(exc)
+    except Exception as exc:  # noqa: BLE001 -- answered like the API's own handler: the provider retries a 500
+        return unexpected_error_response(request, exc)
+    if result.stored:
         dispatcher = dispatcher_for(request.app.state)
         if dispatcher is not None:
-            dispatcher.notify(provider, connection_id)
+            dispatcher.notify(provider, result.connection_id)
     return Response(status_code=200)
+
+
+_DELIVERY_PATH = re.compile(r"/api/v1/webhooks/(?P<slug>[^/]+)/(?P<tenant>[^/]+)")
+
+
+class WebhookDeliveries:
+    """ASGI middleware answering ``POST /api/v1/webhooks/{slug}/{tenant}`` before the framework's routing,
+    dependency resolution and middleware stack: deliveries come in bursts, and that machinery cost more than
+    the delivery's own work. Anything else passes through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            found = _DELIVERY_PATH.fullmatch(scope["path"])
+            if found is not None:
+                request = Request(scope, receive)
+                response = await deliver(request, found["slug"], found["tenant"])  # the path is decoded already
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

@@ -7,6 +7,7 @@ written to the app database only after the warehouse load succeeded.
 # No `from __future__ import annotations`: Dagster reads the context and config annotations at definition time.
 
 import csv
+import gc
 import hashlib
 import os
 import re
@@ -53,7 +54,7 @@ from vrtx_pipelines.vault import vault_from_settings
 os.environ.setdefault("DATA_WRITER__DISABLE_COMPRESSION", "true")
 # Files of at most this many rows: a large pull's rows can then be normalised by several processes and loaded
 # by several COPYs at once (see normalize_workers).
-os.environ.setdefault("DATA_WRITER__FILE_MAX_ITEMS", "20000")
+os.environ.setdefault("DATA_WRITER__FILE_MAX_ITEMS", "5000")
 
 
 def normalize_workers(first_sync: bool) -> int:
@@ -78,6 +79,22 @@ def _environment(**values: str) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """A pull allocates millions of containers (decoded pages, dlt's rows, canonical records) while the process's
+    long-lived objects stay put: with the default thresholds the cyclic collector runs every 700 allocations and
+    walks survivors again and again (in bench/pull.py, decoding a page took 1.7x as long). For the pull only,
+    the objects that exist before it are frozen out of collection and young ones are collected less often."""
+    previous = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 50)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
+        gc.unfreeze()
 
 
 def dataset_name(slug: str, tenant_id: str) -> str:
@@ -258,7 +275,7 @@ def run_pull(
             if settings.uses_postgres:
                 run_args["loader_file_format"] = "csv"  # COPY, several times faster than INSERT VALUES
             first_sync = full or not cursors_before
-            with _environment(NORMALIZE__WORKERS=str(normalize_workers(first_sync))):
+            with _environment(NORMALIZE__WORKERS=str(normalize_workers(first_sync))), _fewer_collections():
                 results = list(
                     DagsterDltResource().run(
                         context, dlt_source=source, dlt_pipeline=pipeline, dagster_dlt_translator=translator, **run_args

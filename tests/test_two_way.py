@@ -18,12 +18,13 @@ from providers.xero.sandbox import XeroSandbox
 from tests.helpers import bearer, make_tenant
 from tests.xero.conftest import base_urls, connect_xero, oauth_clients, records, xero  # noqa: F401 -- fixtures
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.db.models import CanonicalRecord, IntegrationSyncLog, OutboundEvent, SyncConflict
+from vrtx_pipelines.db.models import CanonicalRecord, IntegrationSyncLog, OutboundEvent, SyncConflict, WebhookInbox
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.pushes import push_job, push_sensor
 from vrtx_pipelines.registry import get_provider
 from vrtx_pipelines.sandbox_server import ServedApp
 from vrtx_pipelines.syncing import sync_now
+from vrtx_pipelines.webhook_dispatch import ALREADY_CURRENT, claim_batches
 
 pytestmark = pytest.mark.dagster
 Xero = tuple[XeroSandbox, ServedApp, str]
@@ -378,6 +379,32 @@ def test_with_pull_mappings_the_crms_own_write_still_does_not_come_back_as_a_cha
     assert changes(api, acme, cursor)[0] == []
     (record,) = [r for r in stored(settings, CanonicalRecord, entity_type="contacts") if r.external_id == synced[0]]
     assert record.data["custom_fields"] == {"xero_name": "Ada Mapped Ltd"}
+
+
+def test_xeros_echo_of_a_pushed_change_is_skipped_and_a_later_edit_in_xero_is_not(
+    api: TestClient, settings: Settings, xero: Xero, instance: DagsterInstance, acme: str, synced: tuple[str, str]
+) -> None:
+    contact_id, _cursor = synced
+    sandbox, _served, org = xero
+    api.app.state.webhook_dispatcher = None  # type: ignore[attr-defined] -- the events are claimed below
+    key = "acme-webhook-key-" + "e" * 40
+    answer = api.put("/api/v1/integrations/xero/webhook", json={"secret": key}, headers=bearer(acme))
+    assert answer.status_code == 200, answer.text
+    with ServedApp(api.app) as served:
+        subscription = sandbox.subscribe_webhooks(f"{served.base_url}/api/v1/webhooks/xero/acme", key, [org])
+        pushed = push(api, acme, "update", {**ADA, "name": "Ada Echo Ltd", "updated_at": now().isoformat()}, "echo-1")
+        drain(instance)
+        assert push_state(api, acme, pushed)["status"] == "done"
+        assert sandbox.flush_webhooks()  # Xero's webhook for the CRM's own write
+        XeroUser(xero).edit_contact(contact_id, Name="Ada Edited In Xero Ltd")
+        assert sandbox.flush_webhooks()
+        sandbox.unsubscribe_webhooks(subscription)
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        batches = claim_batches(session, XERO)
+    events = [row for row in stored(settings, WebhookInbox) if row.payload["external_id"] == contact_id]
+    assert [(row.status, row.error_message) for row in events] == [("skipped", ALREADY_CURRENT), ("dispatched", None)]
+    [batch] = batches
+    assert [event.external_id for event in batch.events] == [contact_id]  # only Xero's own edit is fetched
 
 
 # --- deletes ----------------------------------------------------------------------------------------------------

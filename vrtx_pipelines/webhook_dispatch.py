@@ -9,8 +9,9 @@ the sensor and the API's immediate launcher (``webhook_launch``) never both laun
 
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from dagster import (
     AssetKey,
@@ -32,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from providers.base import Provider
 from vrtx_pipelines.connections import Status
-from vrtx_pipelines.db.models import Integration, TenantIntegration, WebhookInbox, utcnow
+from vrtx_pipelines.db.models import EntityLink, Integration, TenantIntegration, WebhookInbox, utcnow
 from vrtx_pipelines.db.session import session_scope
 from vrtx_pipelines.health import run_tags
 from vrtx_pipelines.partitions import partition_set_name
@@ -41,6 +42,7 @@ BATCH_TAG = "vrtx/webhook_batch"
 # A claimed batch with no run this long after its claim lost its launch (a crash between the two): release it.
 ORPHAN_AFTER_S = 120
 CLAIM_LIMIT = 5000
+ALREADY_CURRENT = "already current: the stored copy includes this change (our own write, or pulled since)"
 # run_id of events handed back to the sensor (``release``).
 RELEASED = "released"
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
@@ -52,6 +54,8 @@ class ClaimedEvent:
     entities: tuple[str, ...]  # the pull entities the event asks to refresh
     external_id: str | None  # the provider's id of the record that changed
     external_tenant_id: str | None  # the provider account (Xero organisation) it belongs to
+    entity: str | None = None  # the pull entity the changed record belongs to
+    occurred_at: datetime | None = None  # when the provider says the change happened
 
 
 @dataclass(frozen=True)
@@ -134,6 +138,9 @@ def claim_batches(
             continue
         key = new_batch_key(time.time())
         events = _claim(session, conn_id, key, limit, unreleased_only)
+        if current := _already_current(session, conn_id, events):
+            _mark(session, sorted(current), "skipped", ALREADY_CURRENT)
+            events = [event for event in events if event.inbox_id not in current]
         synced = _synced_entities(provider, status, settings or {})
         if skip := [event.inbox_id for event in events if not set(event.entities) & synced]:
             _mark(session, skip, "skipped", "no pull follows: the entity is not synced for this connection")
@@ -165,11 +172,50 @@ def _claim(session: Session, connection_id: int, key: str, limit: int, unrelease
         .values(status="dispatched", run_id=key)
         .returning(
             inbox.c.id, payload["entities"], payload["external_id"].as_string(),
-            payload["external_tenant_id"].as_string(),
+            payload["external_tenant_id"].as_string(), payload["entity"].as_string(),
+            payload["occurred_at"].as_string(),
         )
     )  # fmt: skip
-    events = [ClaimedEvent(i, tuple(entities or ()), external_id, org) for i, entities, external_id, org in claimed]
+    events = [
+        ClaimedEvent(i, tuple(entities or ()), external_id, org, entity, _instant(occurred_at))
+        for i, entities, external_id, org, entity, occurred_at in claimed
+    ]
     return sorted(events, key=lambda event: event.inbox_id)
+
+
+def _already_current(session: Session, connection_id: int, events: Sequence[ClaimedEvent]) -> set[int]:
+    """The events announcing a change the stored copy of a linked record already includes: its version (the
+    provider's modification time, as our own push or a later pull stored it) is at or after the event's time.
+    Mostly the provider's echo of our own writes, which would otherwise spend its rate limit on a fetch and a
+    pull of what we just wrote. An edit made in the provider after our write is later than the stored version,
+    so it is never skipped."""
+    named = {event.external_id for event in events if event.external_id and event.entity and event.occurred_at}
+    if not named:
+        return set()
+    links = session.execute(
+        select(EntityLink.entity_type, EntityLink.external_id, EntityLink.remote_version).where(
+            EntityLink.tenant_integration_id == connection_id, EntityLink.external_id.in_(named)
+        )
+    )
+    stored = {(entity, external_id): _instant(version) for entity, external_id, version in links}
+    current = set()
+    for event in events:
+        version = stored.get((event.entity or "", event.external_id or ""))
+        if version is not None and event.occurred_at is not None and version >= event.occurred_at:
+            current.add(event.inbox_id)
+    return current
+
+
+def _instant(value: str | None) -> datetime | None:
+    """An ISO 8601 time (either separator, ``Z`` or an offset) as an aware UTC datetime; None when absent or
+    unreadable (then nothing is judged from it)."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _inbox() -> Table:

@@ -32,6 +32,7 @@ from dagster import (
 )
 from dagster_dlt import DagsterDltResource, DagsterDltTranslator, dlt_assets
 from dagster_dlt.translator import DltResourceTranslatorData
+from dlt.common.runtime.collector import NullCollector
 from sqlalchemy.engine import make_url
 
 from providers.base import Provider, PullConnection, PullSpec
@@ -190,6 +191,96 @@ class RecordSpool:
         return self.directory / f"{entity}.csv"
 
 
+class CanonicalApply:
+    """Applies a pull's spooled canonical records in a thread while dlt loads the warehouse (PostgreSQL: the two
+    are mostly database work and the load leaves a core idle), and commits them only once the load succeeded.
+
+    ``start`` is called when dlt's load step begins (extraction, hence the spool, is complete by then); ``finish``
+    commits and returns the per-entity reports; ``abandon`` rolls back. Without a ``start`` (the load never began),
+    ``finish`` applies in the caller's thread.
+    """
+
+    def __init__(self, sessions: Callable[[], Any], connection_id: int, spool: RecordSpool) -> None:
+        self.sessions = sessions
+        self.connection_id = connection_id
+        self.spool = spool
+        self.reports: dict[str, ApplyReport] = {}
+        self.apply_ms = 0
+        self._error: BaseException | None = None
+        self._commit = False
+        self._verdict = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="vrtx-canonical-apply", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        session = self.sessions()
+        try:
+            started = time.monotonic()
+            for entity in self.spool.entities():
+                self.reports[entity] = apply_spool(session, self.connection_id, entity, self.spool.path(entity))
+            self.apply_ms = round((time.monotonic() - started) * 1000)
+            self._verdict.wait()
+            if self._commit:
+                session.commit()
+            else:
+                session.rollback()
+        except BaseException as exc:  # noqa: BLE001 -- handed to the run's thread by finish()
+            self._error = exc
+            session.rollback()
+        finally:
+            session.close()
+
+    def finish(self) -> dict[str, ApplyReport]:
+        self.start()
+        self._commit = True
+        self._verdict.set()
+        assert self._thread is not None
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.reports
+
+    def abandon(self) -> None:
+        self._verdict.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+class _OnLoadStart(NullCollector):
+    """Calls ``hook`` when dlt's load step starts, and otherwise reports to the pipeline's own progress display."""
+
+    def __init__(self, inner: Any, hook: Callable[[], None]) -> None:
+        self.inner = inner
+        self.hook = hook
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self.inner.update(*args, **kwargs)
+
+    def __call__(self, step: str) -> Any:
+        return self.inner(step)
+
+    def on_start_trace_step(self, trace: Any, step: Any, pipeline: Any) -> None:
+        if step == "load":
+            self.hook()
+        self.inner.on_start_trace_step(trace, step, pipeline)
+
+    def on_start_trace(self, *args: Any, **kwargs: Any) -> None:
+        self.inner.on_start_trace(*args, **kwargs)
+
+    def on_end_trace_step(self, *args: Any, **kwargs: Any) -> None:
+        self.inner.on_end_trace_step(*args, **kwargs)
+
+    def on_end_trace(self, *args: Any, **kwargs: Any) -> None:
+        self.inner.on_end_trace(*args, **kwargs)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        return self.inner  # a pipeline copied by dlt keeps the plain display, not this run's hook
+
+
 def incremental_cursors(pipeline: Any, source_name: str) -> dict[str, Any]:
     """Each resource's incremental ``last_value`` as dlt keeps it in the pipeline state."""
     resources = pipeline.state.get("sources", {}).get(source_name, {}).get("resources", {})
@@ -275,19 +366,30 @@ def run_pull(
             if settings.uses_postgres:
                 run_args["loader_file_format"] = "csv"  # COPY, several times faster than INSERT VALUES
             first_sync = full or not cursors_before
-            with _environment(NORMALIZE__WORKERS=str(normalize_workers(first_sync))), _fewer_collections():
-                results = list(
-                    DagsterDltResource().run(
-                        context, dlt_source=source, dlt_pipeline=pipeline, dagster_dlt_translator=translator, **run_args
+            canonical = CanonicalApply(session_factory(), connection.id, spool)
+            if settings.uses_postgres:  # on SQLite, one writer at a time: the records wait for the load instead
+                pipeline.collector = _OnLoadStart(pipeline.collector, canonical.start)
+            session.commit()  # no transaction of this session may hold what the canonical apply will lock
+            try:
+                with _environment(NORMALIZE__WORKERS=str(normalize_workers(first_sync))), _fewer_collections():
+                    results = list(
+                        DagsterDltResource().run(
+                            context,
+                            dlt_source=source,
+                            dlt_pipeline=pipeline,
+                            dagster_dlt_translator=translator,
+                            **run_args,
+                        )
                     )
-                )
+            except BaseException:
+                canonical.abandon()
+                raise
             cursors_after = incremental_cursors(pipeline, source.name)
             step_ms = step_durations_ms(pipeline)
-            apply_started = time.monotonic()
-            applied = {
-                entity: apply_spool(session, connection.id, entity, spool.path(entity)) for entity in spool.entities()
-            }
-            step_ms["canonical"] = round((time.monotonic() - apply_started) * 1000)
+            waited = time.monotonic()
+            applied = canonical.finish()
+            step_ms["canonical"] = canonical.apply_ms
+            step_ms["canonical_after_load"] = round((time.monotonic() - waited) * 1000)
         connection.last_sync_at = utcnow()
         connection.last_error = None
         session.commit()

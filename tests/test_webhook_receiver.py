@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -26,6 +28,15 @@ from vrtx_pipelines.webhook_dispatch import RELEASED
 from vrtx_pipelines.webhook_launch import ImmediateDispatcher
 from vrtx_pipelines.webhook_receiver import InboxWriter
 from vrtx_pipelines.webhooks import Delivery, Target
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Runs the coroutine on its own event loop in a fresh thread: the test's thread may have a loop running
+    already (Playwright's sync API leaves one when the browser tests ran first)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 async def deliver_all(api: TestClient, bodies: list[bytes]) -> list[httpx.Response]:
@@ -49,13 +60,13 @@ def test_concurrent_deliveries_share_commits_and_are_answered_once_stored(
     org = xero[2]
     distinct = [xero_payload(org, xero_event(org, "INVOICE", f"inv-{n}")) for n in range(150)]
     racing = [xero_payload(org, xero_event(org, "CONTACT", "same-contact"))] * 10  # one event, ten deliveries
-    answers = asyncio.run(deliver_all(api, distinct + racing))
+    answers = run(deliver_all(api, distinct + racing))
     assert [(a.status_code, a.content) for a in answers] == [(200, b"")] * 160
     # No waiting: every 200 was sent after the commit that stored its events.
     rows = inbox(settings)
     assert len(rows) == 151
     assert sorted(r.payload["external_id"] for r in rows) == sorted([f"inv-{n}" for n in range(150)] + ["same-contact"])
-    writer = receiver_for(api.app.state).writer
+    writer = receiver_for(api.app.state).writer  # type: ignore[attr-defined]
     assert writer.deliveries == 160
     assert writer.commits < writer.deliveries, "deliveries arriving together share a commit"
 
@@ -88,7 +99,7 @@ def test_a_delivery_that_cannot_be_stored_fails_alone_and_the_rest_of_its_group_
         return await asyncio.gather(*(writer.write(i) for i in items), return_exceptions=True)
 
     try:
-        first, orphan, second = asyncio.run(write_together())
+        first, orphan, second = run(write_together())
     finally:
         writer.close()
     assert (first, second) == (1, 1)

@@ -27,7 +27,6 @@ from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.webhook_dispatch import RELEASED
 from vrtx_pipelines.webhook_launch import ImmediateDispatcher
 from vrtx_pipelines.webhook_receiver import InboxWriter
-from vrtx_pipelines.webhooks import Delivery, Target
 
 T = TypeVar("T")
 
@@ -80,16 +79,17 @@ def test_a_delivery_that_cannot_be_stored_fails_alone_and_the_rest_of_its_group_
         missing = (session.scalar(select(func.max(TenantIntegration.id))) or 0) + 1000
     assert connection_id is not None
 
-    def item(connection: int, event_id: str) -> Delivery:
-        row = {
-            "tenant_integration_id": connection,
-            "provider_event_id": event_id,
-            "event_type": "invoice.update",
-            "status": "received",
-            "received_at": utcnow(),
-            "payload": {"entities": ["invoices"], "external_id": event_id},
-        }
-        return Delivery(Target(connection, None, None, [], None, None), [row], 1, 0, None)
+    def item(connection: int, event_id: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "tenant_integration_id": connection,
+                "provider_event_id": event_id,
+                "event_type": "invoice.update",
+                "status": "received",
+                "received_at": utcnow(),
+                "payload": {"entities": ["invoices"], "external_id": event_id},
+            }
+        ]
 
     writer = InboxWriter(engine)
 

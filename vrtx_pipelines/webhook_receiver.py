@@ -31,17 +31,20 @@ from vrtx_pipelines.db.session import session_factory
 from vrtx_pipelines.vault import Vault
 from vrtx_pipelines.webhooks import (
     MAX_BODY_BYTES,
-    Delivery,
+    AppIngestResult,
     IngestResult,
     SecretCache,
     Target,
     TargetCache,
     WebhookRejected,
     WebhookTooLarge,
+    app_delivery,
     delivery,
     insert_ignoring_duplicates,
+    organisations_of,
     signature_verifies,
     touch_received,
+    verified_app_events,
 )
 
 log = logging.getLogger("vrtx.webhooks")
@@ -52,7 +55,8 @@ MAX_GROUP_ROWS = 500
 
 @dataclass
 class _Pending:
-    delivery: Delivery
+    rows: list[dict[str, Any]]
+    touch: tuple[int, ...]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[int]
     keys: list[tuple[int, str]] = field(default_factory=list)
@@ -80,12 +84,13 @@ class InboxWriter:
         self.commits = 0  # for operators and tests: how many transactions stored how many deliveries
         self.deliveries = 0
 
-    async def write(self, item: Delivery) -> int:
-        """Store the delivery's rows; returns how many were new (the rest were stored before)."""
-        if not item.rows and item.touch_webhook_id is None:
+    async def write(self, rows: list[dict[str, Any]], touch: tuple[int, ...] = ()) -> int:
+        """Store one delivery's inbox rows (and refresh ``last_received_at`` of the ``touch`` webhook rows); returns
+        how many rows were new (the rest were stored before)."""
+        if not rows and not touch:
             return 0
         loop = asyncio.get_running_loop()
-        pending = _Pending(item, loop, loop.create_future())
+        pending = _Pending(rows, touch, loop, loop.create_future())
         self._start()
         self._queue.put(pending)
         return await pending.future
@@ -111,7 +116,7 @@ class InboxWriter:
             first = self._queue.get()
             if first is None:
                 return
-            group, rows, stop = [first], len(first.delivery.rows), False
+            group, rows, stop = [first], len(first.rows), False
             while rows < self.max_rows:
                 try:
                     item = self._queue.get_nowait()
@@ -121,7 +126,7 @@ class InboxWriter:
                     stop = True
                     break
                 group.append(item)
-                rows += len(item.delivery.rows)
+                rows += len(item.rows)
             self._write_group(group)
             if stop:
                 return
@@ -168,12 +173,11 @@ class InboxWriter:
         now: datetime = utcnow()
         for pending in group:
             pending.keys = []
-            for row in pending.delivery.rows:
+            for row in pending.rows:
                 key = (row["tenant_integration_id"], row["provider_event_id"])
                 pending.keys.append(key)
                 rows.setdefault(key, row)
-            if pending.delivery.touch_webhook_id is not None:
-                touch.add(pending.delivery.touch_webhook_id)
+            touch.update(pending.touch)
         session = self.sessions()
         try:
             new = insert_ignoring_duplicates(session, list(rows.values()))
@@ -210,8 +214,19 @@ class WebhookReceiver:
             raise WebhookTooLarge()
         target = await self._verified(provider, tenant_id, body, headers)
         item = delivery(provider, spec, target, body, targets=self.targets)
-        stored = await self.writer.write(item)
+        stored = await self.writer.write(item.rows, item.touch_webhook_ids)
         return IngestResult(target.connection_id, stored, item.kept - stored, item.dropped)
+
+    async def receive_for_app(self, provider: Provider, body: bytes, headers: Mapping[str, str]) -> AppIngestResult:
+        """A delivery to the platform app's URL, routed by each event's organisation; same errors as ``receive``."""
+        events = verified_app_events(provider, self.settings, body, headers)
+        organisations = organisations_of(events)
+        targets, missing = self.targets.cached_organisations(provider.slug, organisations)
+        if missing:
+            targets.update(await run_in_threadpool(self._lookup_organisations, provider.slug, missing))
+        item = app_delivery(provider, events, targets, cache=self.targets)
+        stored = await self.writer.write(item.rows, item.touch_webhook_ids)
+        return AppIngestResult(stored, item.kept - stored, item.dropped, item.receiving)
 
     async def _verified(self, provider: Provider, tenant_id: str, body: bytes, headers: Mapping[str, str]) -> Target:
         assert provider.webhooks is not None
@@ -229,6 +244,13 @@ class WebhookReceiver:
         return signature_verifies(
             self.vault, self.settings, provider.webhooks, provider.slug, target, body, headers, self.secrets
         )
+
+    def _lookup_organisations(self, slug: str, organisations: set[str]) -> dict[str, list[Target]]:
+        session = self.sessions()
+        try:
+            return self.targets.load_organisations(session, slug, organisations)
+        finally:
+            session.close()
 
     def _lookup(self, slug: str, tenant_id: str) -> Target | None:
         session = self.sessions()

@@ -315,6 +315,7 @@ class TargetCache:
     def __init__(self, ttl_s: float = TARGET_CACHE_TTL_S) -> None:
         self.ttl_s = ttl_s
         self._values: dict[tuple[str, str], tuple[Target | None, float]] = {}
+        self._organisations: dict[tuple[str, str], tuple[list[Target], float]] = {}
         self._touched: dict[int, datetime] = {}
         self._lock = threading.Lock()
 
@@ -329,6 +330,28 @@ class TargetCache:
     def forget(self, slug: str, tenant_id: str) -> None:
         with self._lock:
             self._values.pop((slug, tenant_id), None)
+            self._organisations = {k: v for k, v in self._organisations.items() if k[0] != slug}
+
+    def cached_organisations(self, slug: str, organisations: set[str]) -> tuple[dict[str, list[Target]], set[str]]:
+        """The cached receivers of each organisation (app-URL deliveries), and the organisations not cached."""
+        now = time.monotonic()
+        found: dict[str, list[Target]] = {}
+        with self._lock:
+            for organisation in organisations:
+                cached = self._organisations.get((slug, organisation))
+                if cached is not None and cached[1] > now:
+                    found[organisation] = cached[0]
+        return found, organisations - set(found)
+
+    def load_organisations(self, session: Session, slug: str, organisations: set[str]) -> dict[str, list[Target]]:
+        found = _targets_for_organisations(session, slug, organisations)
+        expires = time.monotonic() + self.ttl_s
+        with self._lock:
+            if len(self._organisations) > 10_000:
+                self._organisations.clear()
+            for organisation in organisations:
+                self._organisations[(slug, organisation)] = (found.get(organisation, []), expires)
+        return found
 
     def cached(self, slug: str, tenant_id: str) -> tuple[bool, Target | None]:
         """(True, target) while a lookup is cached (``None``: no such connection); (False, None) otherwise."""
@@ -362,7 +385,7 @@ class Delivery:
     rows: list[dict[str, Any]]
     kept: int
     dropped: int  # stale, about another organisation, or not subscribed
-    touch_webhook_id: int | None  # the webhook row whose last_received_at is due for a refresh
+    touch_webhook_ids: tuple[int, ...]  # webhook rows whose last_received_at is due for a refresh
 
 
 def signature_verifies(
@@ -396,7 +419,8 @@ def delivery(
     kept, dropped = _keep(events, spec, target, now)
     by_id = {event.event_id: event for event in kept}  # the same event twice in one body is still one event
     rows = [_inbox_row(provider, target.connection_id, e, now) for e in by_id.values()]
-    touch = target.webhook_id if target.webhook_id is not None and _due_for_touch(targets, target, now) else None
+    due = target.webhook_id is not None and _due_for_touch(targets, target, now)
+    touch = (target.webhook_id,) if due and target.webhook_id is not None else ()
     if dropped:
         log.info("webhook events dropped provider=%s dropped=%d kept=%d", provider.slug, dropped, len(by_id))
     return Delivery(target, rows, len(by_id), dropped, touch)
@@ -425,22 +449,13 @@ class AppIngestResult:
     connection_ids: tuple[int, ...] = ()
 
 
-def ingest_for_app(
-    session: Session,
-    settings: Settings,
-    provider: Provider,
-    body: bytes,
-    headers: Mapping[str, str],
-    *,
-    now: datetime | None = None,
-) -> AppIngestResult:
-    """One delivery to the platform app's URL (Xero sends every organisation's events to one URL per app),
-    verified with the app's webhook key and routed by each event's organisation to the connections that reach it.
-
-    Same answers as ``ingest``: ``WebhookRejected`` when it does not verify, ``WebhookMalformed`` when a verified
-    body does not parse; nothing is stored then. A connection with its own webhook secret still receives events
-    here: the app's signature is the authority for the app's URL.
-    """
+def verified_app_events(
+    provider: Provider, settings: Settings, body: bytes, headers: Mapping[str, str]
+) -> list[WebhookEvent]:
+    """The events of one delivery to the platform app's URL (Xero sends every organisation's events to one URL per
+    app), verified with the app's webhook key. ``WebhookRejected`` when it does not verify, ``WebhookMalformed``
+    when a verified body does not parse. A connection with its own webhook secret still receives events here: the
+    app's signature is the authority for the app's URL."""
     spec = provider.webhooks
     app_key = app_webhook_key(settings, provider.slug)
     if spec is None or app_key is None:
@@ -449,13 +464,40 @@ def ingest_for_app(
         raise WebhookTooLarge()
     if not spec.verify(body, headers, app_key):
         raise WebhookRejected()
-    events = _parsed(provider, spec, body)
+    return _parsed(provider, spec, body)
+
+
+def organisations_of(events: Iterable[WebhookEvent]) -> set[str]:
+    return {e.external_tenant_id for e in events if e.external_tenant_id}
+
+
+@dataclass(frozen=True)
+class AppDelivery:
+    """An app-URL delivery routed to the connections of each event's organisation: the inbox rows to store."""
+
+    rows: list[dict[str, Any]]
+    kept: int
+    dropped: int  # stale, for no connected organisation, or not subscribed
+    receiving: tuple[int, ...]  # the connections with rows
+    touch_webhook_ids: tuple[int, ...]
+
+
+def app_delivery(
+    provider: Provider,
+    events: list[WebhookEvent],
+    targets: Mapping[str, list[Target]],
+    *,
+    cache: TargetCache | None = None,
+    now: datetime | None = None,
+) -> AppDelivery:
+    """Route each event to the connections reaching its organisation (``targets``), filtered as ``delivery`` does."""
+    spec = provider.webhooks
+    assert spec is not None
     now = now or utcnow()
-    organisations = {e.external_tenant_id for e in events if e.external_tenant_id}
-    targets = _targets_for_organisations(session, provider.slug, organisations)
+    organisations = organisations_of(events)
     rows: dict[tuple[int, str], dict[str, Any]] = {}
-    dropped = 0
-    kept_total = 0
+    dropped = kept_total = 0
+    touch: set[int] = set()
     for organisation in organisations | ({None} if any(not e.external_tenant_id for e in events) else set()):
         mine = [e for e in events if e.external_tenant_id == organisation]
         receivers = targets.get(organisation, []) if organisation else []
@@ -468,15 +510,10 @@ def ingest_for_app(
             for event in kept:
                 rows[(target.connection_id, event.event_id)] = _inbox_row(provider, target.connection_id, event, now)
             kept_total += len({e.event_id for e in kept})
-    stored = len(insert_ignoring_duplicates(session, list(rows.values())))
+            if kept and target.webhook_id is not None and _due_for_touch(cache, target, now):
+                touch.add(target.webhook_id)
     receiving = tuple(sorted({connection_id for connection_id, _ in rows}))
-    if receiving:
-        session.execute(
-            update(IntegrationWebhook)
-            .where(IntegrationWebhook.tenant_integration_id.in_(receiving))
-            .values(last_received_at=now)
-        )
-    return AppIngestResult(stored, kept_total - stored, dropped, receiving)
+    return AppDelivery(list(rows.values()), kept_total, dropped, receiving, tuple(sorted(touch)))
 
 
 def _targets_for_organisations(session: Session, slug: str, organisations: set[str]) -> dict[str, list[Target]]:

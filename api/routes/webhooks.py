@@ -12,7 +12,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -144,16 +143,6 @@ def dispatcher_for(state: State) -> ImmediateDispatcher | None:
     return dispatcher
 
 
-def _ingest_for_app(state: State, provider: Provider, body: bytes, headers: dict[str, str]) -> tuple[int, ...]:
-    session = state.sessions()
-    try:
-        result = webhooks.ingest_for_app(session, state.settings, provider, body, headers)
-        session.commit()
-    finally:
-        session.close()
-    return result.connection_ids if result.stored else ()
-
-
 @router.post(
     "/api/v1/webhooks/{slug}",
     status_code=200,
@@ -165,15 +154,8 @@ def _ingest_for_app(state: State, provider: Provider, body: bytes, headers: dict
     responses={401: {"description": "signature not verified"}, 400: {"description": "malformed body"}},
 )
 async def receive_app_webhook(slug: str, request: Request) -> Response:
-    provider = _provider_or_reject(slug)
-    body = await _read_body(request)
-    headers = {name.lower(): value for name, value in request.headers.items()}
-    connection_ids = await run_in_threadpool(_ingest_for_app, request.app.state, provider, body, headers)
-    dispatcher = dispatcher_for(request.app.state) if connection_ids else None
-    for connection_id in connection_ids:
-        if dispatcher is not None:
-            dispatcher.notify(provider, connection_id)
-    return Response(status_code=200)
+    # Served by ``WebhookDeliveries`` ahead of the framework's routing; declared here for the API's documentation.
+    return await deliver(request, slug, None)
 
 
 @router.post(
@@ -191,29 +173,36 @@ async def receive_webhook(slug: str, tenant: str, request: Request) -> Response:
     return await deliver(request, slug, tenant)
 
 
-async def deliver(request: Request, slug: str, tenant: str) -> Response:
-    """Receive one delivery: 200 once stored (or dropped as a duplicate), the API's JSON error otherwise."""
+async def deliver(request: Request, slug: str, tenant: str | None) -> Response:
+    """Receive one delivery (``tenant`` None: the platform app's URL): 200 once stored (or dropped as a
+    duplicate), the API's JSON error otherwise."""
     try:
         provider = _provider_or_reject(slug)
         body = await _read_body(request)
         headers = {name.lower(): value for name, value in request.headers.items()}
-        result = await receiver_for(request.app.state).receive(provider, tenant, body, headers)
+        receiver = receiver_for(request.app.state)
+        if tenant is None:
+            result = await receiver.receive_for_app(provider, body, headers)
+            receiving = result.connection_ids if result.stored else ()
+        else:
+            one = await receiver.receive(provider, tenant, body, headers)
+            receiving = (one.connection_id,) if one.stored else ()
     except IntegrationError as exc:
         return integration_error_response(exc)
     except Exception as exc:  # noqa: BLE001 -- answered like the API's own handler: the provider retries a 500
         return unexpected_error_response(request, exc)
-    if result.stored:
-        dispatcher = dispatcher_for(request.app.state)
+    dispatcher = dispatcher_for(request.app.state) if receiving else None
+    for connection_id in receiving:
         if dispatcher is not None:
-            dispatcher.notify(provider, result.connection_id)
+            dispatcher.notify(provider, connection_id)
     return Response(status_code=200)
 
 
-_DELIVERY_PATH = re.compile(r"/api/v1/webhooks/(?P<slug>[^/]+)/(?P<tenant>[^/]+)")
+_DELIVERY_PATH = re.compile(r"/api/v1/webhooks/(?P<slug>[^/]+)(?:/(?P<tenant>[^/]+))?")
 
 
 class WebhookDeliveries:
-    """ASGI middleware answering ``POST /api/v1/webhooks/{slug}/{tenant}`` before the framework's routing,
+    """ASGI middleware answering ``POST /api/v1/webhooks/{slug}[/{tenant}]`` before the framework's routing,
     dependency resolution and middleware stack: deliveries come in bursts, and that machinery cost more than
     the delivery's own work. Anything else passes through untouched."""
 

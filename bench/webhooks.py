@@ -1,6 +1,6 @@
 """Benchmark: webhook ingest on PostgreSQL (signature check + durable insert into webhook_inbox).
 
-The API is served as in production: uvicorn (`--factory api.main:create_app`, uvloop + httptools, access log
+The API is served as in production: uvicorn (`--factory api.main:serve_app`, uvloop + httptools, access log
 off) with `--workers 2`, one per core of this 2-core machine. The load is `wrk` (C, one event loop per thread)
 on loopback, closed loop with a fixed number of connections; a Lua script gives every request its own Xero
 payload (one event with a distinct resourceId), signed with the tenant's webhook key beforehand, so each
@@ -286,7 +286,7 @@ def main() -> None:
             children.stop("raw")
 
             port = free_port()
-            uvicorn(children, "api", "api.main:create_app", port, args.workers, {})
+            uvicorn(children, "api", "api.main:serve_app", port, args.workers, {})
             children.wait_http("api", f"http://127.0.0.1:{port}/healthz", 60)
             url = f"http://127.0.0.1:{port}/api/v1/webhooks/xero/bench"
 

@@ -235,11 +235,11 @@ def api(host: str | None, port: int | None) -> None:
     """Run the API alone."""
     import uvicorn
 
-    from api.main import create_app
+    from api.main import serve_app
 
     settings = get_settings()
     uvicorn.run(
-        create_app(settings),
+        serve_app(settings),
         host=host or settings.api_host,
         port=port or settings.api_port,
         log_level=settings.log_level.lower(),

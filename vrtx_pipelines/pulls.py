@@ -89,13 +89,15 @@ def _fewer_collections() -> Iterator[None]:
     walks survivors again and again (in bench/pull.py, decoding a page took 1.7x as long). For the pull only,
     the objects that exist before it are frozen out of collection and young ones are collected less often."""
     previous = gc.get_threshold()
+    frozen_before = gc.get_freeze_count() > 0  # a serving process froze its startup objects: leave them so
     gc.freeze()
     gc.set_threshold(100_000, 50, 50)
     try:
         yield
     finally:
         gc.set_threshold(*previous)
-        gc.unfreeze()
+        if not frozen_before:
+            gc.unfreeze()
 
 
 def dataset_name(slug: str, tenant_id: str) -> str:

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Table, bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from vrtx_pipelines.db.models import CanonicalRecord, EntityLink, TenantIntegration, utcnow
+from vrtx_pipelines.db.models import CanonicalRecord, EntityLink, TenantIntegration, table_of, utcnow
 from vrtx_pipelines.errors import ValidationFailed
 
 BATCH = 2000
@@ -124,8 +124,7 @@ def apply_records(
         if inserts:
             session.execute(insert(CanonicalRecord), inserts)
         if updates:
-            table = CanonicalRecord.__table__
-            assert isinstance(table, Table)
+            table = table_of(CanonicalRecord)
             session.execute(
                 update(table).where(
                     table.c.tenant_integration_id == connection_id,

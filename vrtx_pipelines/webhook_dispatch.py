@@ -11,7 +11,7 @@ import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from dagster import (
     AssetKey,
@@ -28,15 +28,16 @@ from dagster import (
     sensor,
 )
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from providers.base import Provider
 from vrtx_pipelines.connections import Status
-from vrtx_pipelines.db.models import EntityLink, Integration, TenantIntegration, WebhookInbox, utcnow
+from vrtx_pipelines.db.models import EntityLink, Integration, TenantIntegration, WebhookInbox, table_of, utcnow
 from vrtx_pipelines.db.session import session_scope
 from vrtx_pipelines.health import run_tags
 from vrtx_pipelines.partitions import partition_set_name
+from vrtx_pipelines.two_way import parse_time
 
 BATCH_TAG = "vrtx/webhook_batch"
 # A claimed batch with no run this long after its claim lost its launch (a crash between the two): release it.
@@ -122,7 +123,7 @@ def claim_batches(
     """
     if provider.pulls is None:
         return []
-    inbox = _inbox()
+    inbox = table_of(WebhookInbox)
     received = select(inbox.c.tenant_integration_id).where(inbox.c.status == "received")
     if connection_id is not None:
         received = received.where(inbox.c.tenant_integration_id == connection_id)
@@ -156,7 +157,7 @@ def claim_batches(
 def _claim(session: Session, connection_id: int, key: str, limit: int, unreleased_only: bool) -> list[ClaimedEvent]:
     """One ``UPDATE ... RETURNING``: the connection's oldest received events become ``dispatched`` under ``key``.
     The status is checked again by the update itself, so two claimers never both get an event."""
-    inbox = _inbox()
+    inbox = table_of(WebhookInbox)
     oldest = (
         select(inbox.c.id)
         .where(inbox.c.tenant_integration_id == connection_id, inbox.c.status == "received")
@@ -177,7 +178,7 @@ def _claim(session: Session, connection_id: int, key: str, limit: int, unrelease
         )
     )  # fmt: skip
     events = [
-        ClaimedEvent(i, tuple(entities or ()), external_id, org, entity, _instant(occurred_at))
+        ClaimedEvent(i, tuple(entities or ()), external_id, org, entity, parse_time(occurred_at))
         for i, entities, external_id, org, entity, occurred_at in claimed
     ]
     return sorted(events, key=lambda event: event.inbox_id)
@@ -197,31 +198,13 @@ def _already_current(session: Session, connection_id: int, events: Sequence[Clai
             EntityLink.tenant_integration_id == connection_id, EntityLink.external_id.in_(named)
         )
     )
-    stored = {(entity, external_id): _instant(version) for entity, external_id, version in links}
+    stored = {(entity, external_id): parse_time(version) for entity, external_id, version in links}
     current = set()
     for event in events:
         version = stored.get((event.entity or "", event.external_id or ""))
         if version is not None and event.occurred_at is not None and version >= event.occurred_at:
             current.add(event.inbox_id)
     return current
-
-
-def _instant(value: str | None) -> datetime | None:
-    """An ISO 8601 time (either separator, ``Z`` or an offset) as an aware UTC datetime; None when absent or
-    unreadable (then nothing is judged from it)."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-
-
-def _inbox() -> Table:
-    table = WebhookInbox.__table__
-    assert isinstance(table, Table)
-    return table
 
 
 def _synced_entities(provider: Provider, status: str, settings: dict[str, object]) -> set[str]:

@@ -31,7 +31,7 @@ from vrtx_pipelines.db.session import session_factory
 from vrtx_pipelines.vault import Vault
 from vrtx_pipelines.webhooks import (
     MAX_BODY_BYTES,
-    AppIngestResult,
+    Delivery,
     IngestResult,
     SecretCache,
     Target,
@@ -133,18 +133,7 @@ class InboxWriter:
 
     def _write_group(self, group: list[_Pending]) -> None:
         try:
-            new = self._commit(group)
-        except DBAPIError as exc:
-            if exc.connection_invalidated:
-                # A pooled connection the database had closed: once more on a new one.
-                try:
-                    new = self._commit(group)
-                except Exception as again:  # noqa: BLE001 -- settled below, one delivery at a time
-                    self._isolate(group, again)
-                    return
-            else:
-                self._isolate(group, exc)
-                return
+            new = self._commit_once_more_if_disconnected(group)
         except Exception as exc:  # noqa: BLE001 -- one bad delivery must not fail the others with it
             self._isolate(group, exc)
             return
@@ -166,6 +155,14 @@ class InboxWriter:
             return
         for pending in group:
             self._write_group([pending])
+
+    def _commit_once_more_if_disconnected(self, group: list[_Pending]) -> set[tuple[int, str]]:
+        try:
+            return self._commit(group)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            return self._commit(group)  # a pooled connection the database had closed: once more on a new one
 
     def _commit(self, group: list[_Pending]) -> set[tuple[int, str]]:
         rows: dict[tuple[int, str], dict[str, Any]] = {}
@@ -213,20 +210,20 @@ class WebhookReceiver:
         if len(body) > MAX_BODY_BYTES:
             raise WebhookTooLarge()
         target = await self._verified(provider, tenant_id, body, headers)
-        item = delivery(provider, spec, target, body, targets=self.targets)
-        stored = await self.writer.write(item.rows, item.touch_webhook_ids)
-        return IngestResult(target.connection_id, stored, item.kept - stored, item.dropped)
+        return await self._store(delivery(provider, spec, target, body, targets=self.targets))
 
-    async def receive_for_app(self, provider: Provider, body: bytes, headers: Mapping[str, str]) -> AppIngestResult:
+    async def receive_for_app(self, provider: Provider, body: bytes, headers: Mapping[str, str]) -> IngestResult:
         """A delivery to the platform app's URL, routed by each event's organisation; same errors as ``receive``."""
         events = verified_app_events(provider, self.settings, body, headers)
         organisations = organisations_of(events)
         targets, missing = self.targets.cached_organisations(provider.slug, organisations)
         if missing:
             targets.update(await run_in_threadpool(self._lookup_organisations, provider.slug, missing))
-        item = app_delivery(provider, events, targets, cache=self.targets)
+        return await self._store(app_delivery(provider, events, targets, cache=self.targets))
+
+    async def _store(self, item: Delivery) -> IngestResult:
         stored = await self.writer.write(item.rows, item.touch_webhook_ids)
-        return AppIngestResult(stored, item.kept - stored, item.dropped, item.receiving)
+        return IngestResult(stored, item.kept - stored, item.dropped, item.receiving)
 
     async def _verified(self, provider: Provider, tenant_id: str, body: bytes, headers: Mapping[str, str]) -> Target:
         assert provider.webhooks is not None
@@ -255,9 +252,6 @@ class WebhookReceiver:
     def _lookup(self, slug: str, tenant_id: str) -> Target | None:
         session = self.sessions()
         try:
-            return self.targets.get(session, slug, tenant_id, fresh=True)
+            return self.targets.load(session, slug, tenant_id)
         finally:
             session.close()
-
-    def close(self) -> None:
-        self.writer.close()

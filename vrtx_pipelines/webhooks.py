@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Insert, Table, or_, select, update
+from sqlalchemy import Insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,14 @@ from providers.base import Provider, WebhookEvent, WebhookSpec
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connections import Status, require_connection
 from vrtx_pipelines.credentials import webhook_secret_context
-from vrtx_pipelines.db.models import Integration, IntegrationWebhook, TenantIntegration, WebhookInbox, utcnow
+from vrtx_pipelines.db.models import (
+    Integration,
+    IntegrationWebhook,
+    TenantIntegration,
+    WebhookInbox,
+    table_of,
+    utcnow,
+)
 from vrtx_pipelines.errors import Conflict, IntegrationError, ValidationFailed
 from vrtx_pipelines.vault import Vault
 
@@ -186,14 +193,12 @@ class SecretCache:
 
 @dataclass(frozen=True)
 class IngestResult:
-    connection_id: int
+    """What became of one delivery's events."""
+
     stored: int = 0
     duplicates: int = 0
     dropped: int = 0  # stale, about another organisation, or not subscribed
-
-    @property
-    def handshake(self) -> bool:
-        return self.stored == self.duplicates == self.dropped == 0
+    connection_ids: tuple[int, ...] = ()  # the connections the kept events are for
 
 
 @dataclass(frozen=True)
@@ -280,12 +285,6 @@ def _inbox_row(provider: Provider, connection_id: int, event: WebhookEvent, now:
 _INSERT_IGNORING_DUPLICATES: dict[str, Insert] = {}
 
 
-def _table(model: type[Any]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
 def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
     """Insert inbox rows; a (connection, provider event id) already stored is skipped by the database itself,
     so two deliveries racing each other still store the event once. Returns the keys that were new."""
@@ -298,7 +297,7 @@ def insert_ignoring_duplicates(session: Session, rows: list[dict[str, Any]]) -> 
         # carrying its own VALUES would be compiled again for every delivery.
         insert_of = postgresql.insert if dialect == "postgresql" else sqlite.insert
         # The table, not the mapped class: a Core insert skips the ORM's bulk-insert machinery.
-        inbox = _table(WebhookInbox)
+        inbox = table_of(WebhookInbox)
         statement = _INSERT_IGNORING_DUPLICATES[dialect] = (
             insert_of(inbox)
             .on_conflict_do_nothing(index_elements=["tenant_integration_id", "provider_event_id"])
@@ -361,19 +360,14 @@ class TargetCache:
             return True, cached[0]
         return False, None
 
-    def get(self, session: Session, slug: str, tenant_id: str, *, fresh: bool = False) -> Target | None:
-        key = (slug, tenant_id)
-        now = time.monotonic()
-        if not fresh:
-            with self._lock:
-                cached = self._values.get(key)
-            if cached is not None and cached[1] > now:
-                return cached[0]
+    def load(self, session: Session, slug: str, tenant_id: str) -> Target | None:
+        """Look the target up in the database and cache it (``None`` too: unknown tenants stay cheap to refuse)."""
         target = _find_target(session, slug, tenant_id)
+        now = time.monotonic()
         with self._lock:
             if len(self._values) > 10_000:
                 self._values = {k: v for k, v in self._values.items() if v[1] > now}
-            self._values[key] = (target, now + self.ttl_s)
+            self._values[(slug, tenant_id)] = (target, now + self.ttl_s)
         return target
 
 
@@ -381,10 +375,10 @@ class TargetCache:
 class Delivery:
     """A verified, parsed delivery: the inbox rows to store and what was dropped before storing."""
 
-    target: Target
     rows: list[dict[str, Any]]
     kept: int
     dropped: int  # stale, about another organisation, or not subscribed
+    receiving: tuple[int, ...]  # the connections with rows
     touch_webhook_ids: tuple[int, ...]  # webhook rows whose last_received_at is due for a refresh
 
 
@@ -423,13 +417,13 @@ def delivery(
     touch = (target.webhook_id,) if due and target.webhook_id is not None else ()
     if dropped:
         log.info("webhook events dropped provider=%s dropped=%d kept=%d", provider.slug, dropped, len(by_id))
-    return Delivery(target, rows, len(by_id), dropped, touch)
+    return Delivery(rows, len(by_id), dropped, (target.connection_id,) if rows else (), touch)
 
 
 def touch_received(session: Session, webhook_ids: Iterable[int], now: datetime) -> None:
     """Refresh last_received_at, only where the stored value is older than the resolution: concurrent deliveries
     do not queue on the row."""
-    webhook = _table(IntegrationWebhook)
+    webhook = table_of(IntegrationWebhook)
     for webhook_id in sorted(set(webhook_ids)):
         session.execute(
             update(webhook)
@@ -439,14 +433,6 @@ def touch_received(session: Session, webhook_ids: Iterable[int], now: datetime) 
             )
             .values(last_received_at=now)
         )
-
-
-@dataclass(frozen=True)
-class AppIngestResult:
-    stored: int = 0
-    duplicates: int = 0
-    dropped: int = 0  # stale, for no connected organisation, or not subscribed
-    connection_ids: tuple[int, ...] = ()
 
 
 def verified_app_events(
@@ -471,17 +457,6 @@ def organisations_of(events: Iterable[WebhookEvent]) -> set[str]:
     return {e.external_tenant_id for e in events if e.external_tenant_id}
 
 
-@dataclass(frozen=True)
-class AppDelivery:
-    """An app-URL delivery routed to the connections of each event's organisation: the inbox rows to store."""
-
-    rows: list[dict[str, Any]]
-    kept: int
-    dropped: int  # stale, for no connected organisation, or not subscribed
-    receiving: tuple[int, ...]  # the connections with rows
-    touch_webhook_ids: tuple[int, ...]
-
-
 def app_delivery(
     provider: Provider,
     events: list[WebhookEvent],
@@ -489,7 +464,7 @@ def app_delivery(
     *,
     cache: TargetCache | None = None,
     now: datetime | None = None,
-) -> AppDelivery:
+) -> Delivery:
     """Route each event to the connections reaching its organisation (``targets``), filtered as ``delivery`` does."""
     spec = provider.webhooks
     assert spec is not None
@@ -513,7 +488,7 @@ def app_delivery(
             if kept and target.webhook_id is not None and _due_for_touch(cache, target, now):
                 touch.add(target.webhook_id)
     receiving = tuple(sorted({connection_id for connection_id, _ in rows}))
-    return AppDelivery(list(rows.values()), kept_total, dropped, receiving, tuple(sorted(touch)))
+    return Delivery(list(rows.values()), kept_total, dropped, receiving, tuple(sorted(touch)))
 
 
 def _targets_for_organisations(session: Session, slug: str, organisations: set[str]) -> dict[str, list[Target]]:

@@ -183,10 +183,9 @@ async def deliver(request: Request, slug: str, tenant: str | None) -> Response:
         receiver = receiver_for(request.app.state)
         if tenant is None:
             result = await receiver.receive_for_app(provider, body, headers)
-            receiving = result.connection_ids if result.stored else ()
         else:
-            one = await receiver.receive(provider, tenant, body, headers)
-            receiving = (one.connection_id,) if one.stored else ()
+            result = await receiver.receive(provider, tenant, body, headers)
+        receiving = result.connection_ids if result.stored else ()
     except IntegrationError as exc:
         return integration_error_response(exc)
     except Exception as exc:  # noqa: BLE001 -- answered like the API's own handler: the provider retries a 500

@@ -3,7 +3,6 @@ external id, number real changes only, and never let an older copy overwrite a n
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import CanonicalRecord, Integration, TenantIntegration
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.platform import prepare_database
-from vrtx_pipelines.records import apply_records, apply_spool, spool_row
+from vrtx_pipelines.records import apply_records, apply_spool, content_hash, spool_line
 
 
 def _connection(settings: Settings) -> int:
@@ -33,8 +32,8 @@ def _contact(name: str, updated_at: str) -> dict[str, Any]:
 
 
 def _spool(path: Path, *records: dict[str, Any]) -> Path:
-    with path.open("w", newline="") as handle:
-        csv.writer(handle).writerows(spool_row(record) for record in records)
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.writelines(spool_line(record) for record in records)
     return path
 
 
@@ -54,13 +53,13 @@ def test_an_older_copy_never_overwrites_a_newer_one_on_either_write_path(setting
         report = apply_records(session, connection_id, "contacts", [older])
     assert (report.changed, report.unchanged) == (0, 1)
     with session_scope(engine) as session:
-        report = apply_spool(session, connection_id, "contacts", _spool(tmp_path / "old.csv", older))
+        report = apply_spool(session, connection_id, "contacts", _spool(tmp_path / "old.tsv", older))
     assert (report.changed, report.unchanged) == (0, 1)
     assert _stored(settings) == [("Newer Ltd", 1)]
 
     latest = _contact("Latest Ltd", "2026-11-26T10:00:09+00:00")
     with session_scope(engine) as session:
-        report = apply_spool(session, connection_id, "contacts", _spool(tmp_path / "new.csv", latest))
+        report = apply_spool(session, connection_id, "contacts", _spool(tmp_path / "new.tsv", latest))
     assert (report.updated, report.unchanged) == (1, 0)
     assert _stored(settings) == [("Latest Ltd", 2)]
 
@@ -70,6 +69,28 @@ def test_a_record_met_twice_in_one_pull_is_one_record_with_its_last_content(sett
     first = _contact("First Ltd", "2026-11-26T10:00:00+00:00")
     again = _contact("Again Ltd", "2026-11-26T10:00:01+00:00")
     with session_scope(engine_for(settings.sqlalchemy_url)) as session:
-        report = apply_spool(session, connection_id, "contacts", _spool(tmp_path / "twice.csv", first, again))
+        report = apply_spool(session, connection_id, "contacts", _spool(tmp_path / "twice.tsv", first, again))
     assert report.inserted == 1
     assert [name for name, _ in _stored(settings)] == ["Again Ltd"]
+
+
+def test_a_spooled_record_arrives_exactly_as_captured_on_either_database(settings: Settings, tmp_path: Path) -> None:
+    # Text a CRM user can type, and an id no provider should send: the spool's escaping must be invisible.
+    awkward = {
+        "external_id": 'c\\2\t"x"',
+        "name": 'Tab\there, "quoted", back\\slash \\N, new\nline, CR\r, Ünïcødé ✓',
+        "updated_at": "2026-11-26T10:00:00+00:00",
+        "notes": "\\.",
+    }
+    connection_id = _connection(settings)
+    engine = engine_for(settings.sqlalchemy_url)
+    with session_scope(engine) as session:
+        report = apply_spool(session, connection_id, "contacts", _spool(tmp_path / "awkward.tsv", awkward))
+    assert report.inserted == 1
+    with session_scope(engine) as session:
+        stored = session.scalars(select(CanonicalRecord)).one()
+        assert (stored.external_id, stored.data) == (awkward["external_id"], awkward)
+        assert stored.content_hash == content_hash(awkward)
+    with session_scope(engine) as session:  # the same content again is no change
+        report = apply_spool(session, connection_id, "contacts", _spool(tmp_path / "again.tsv", awkward))
+    assert (report.changed, report.unchanged) == (0, 1)

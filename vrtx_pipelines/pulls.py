@@ -6,7 +6,6 @@ written to the app database only after the warehouse load succeeded.
 """
 # No `from __future__ import annotations`: Dagster reads the context and config annotations at definition time.
 
-import csv
 import gc
 import hashlib
 import os
@@ -47,7 +46,7 @@ from vrtx_pipelines.governor import RateGovernor
 from vrtx_pipelines.http import provider_client
 from vrtx_pipelines.mapping import mapped_mappers
 from vrtx_pipelines.partitions import tenants_partitions
-from vrtx_pipelines.records import ApplyReport, apply_spool, canonical_json, spool_row
+from vrtx_pipelines.records import ApplyReport, apply_spool, canonical_json, spool_line
 from vrtx_pipelines.vault import vault_from_settings
 
 # dlt's intermediate files live a few seconds on local disk: compressing them cost more than a tenth of a
@@ -156,7 +155,6 @@ class RecordSpool:
         self.directory = directory
         self.mappers = mappers
         self._files: dict[str, Any] = {}
-        self._writers: dict[str, Any] = {}
         self._lock = threading.Lock()
         self.skipped: dict[str, int] = {}
         self.rows: dict[str, int] = {}
@@ -167,18 +165,17 @@ class RecordSpool:
         def _capture(item: Any) -> Any:
             self.rows[entity] = self.rows.get(entity, 0) + 1
             try:
-                row = spool_row(canonical_json(mapper(item)))
+                line = spool_line(canonical_json(mapper(item)))
             except ValueError:
                 # No canonical form (e.g. a deleted payment): the raw row still loads; the run counts it.
                 with self._lock:
                     self.skipped[entity] = self.skipped.get(entity, 0) + 1
                 return item
             with self._lock:
-                writer = self._writers.get(entity)
-                if writer is None:
-                    handle = self._files[entity] = self.path(entity).open("w", newline="")
-                    writer = self._writers[entity] = csv.writer(handle)
-                writer.writerow(row)
+                handle = self._files.get(entity)
+                if handle is None:
+                    handle = self._files[entity] = self.path(entity).open("w", encoding="utf-8", newline="")
+                handle.write(line)
             return item
 
         return _capture
@@ -189,8 +186,8 @@ class RecordSpool:
         return list(self._files)
 
     def path(self, entity: str) -> Path:
-        """The entity's spool file: one ``records.spool_row`` per record."""
-        return self.directory / f"{entity}.csv"
+        """The entity's spool file: one ``records.spool_line`` per record."""
+        return self.directory / f"{entity}.tsv"
 
 
 class CanonicalApply:

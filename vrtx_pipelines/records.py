@@ -8,9 +8,9 @@ change that commits later with a smaller number.
 from __future__ import annotations
 
 import base64
-import csv
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -139,39 +139,56 @@ def apply_records(
     return report
 
 
-def spool_row(data: Mapping[str, Any]) -> list[str]:
-    """A record as a row of a pull's spool file (CSV): what the merge needs, computed once while extracting."""
+def spool_line(data: Mapping[str, Any]) -> str:
+    """A record as a line of a pull's spool file, in PostgreSQL's COPY text format (tab-separated, backslash
+    escapes): what the merge needs, computed once while extracting. Writing it is a join, where CSV quoting
+    of the JSON column cost more than the hash (bench/pull.py)."""
     line = record_line(data)
     updated = data.get("updated_at")
-    return [
-        str(data["external_id"]),
+    fields = (
+        _copy_escape(str(data["external_id"])),
         hashlib.sha256(line.encode()).hexdigest(),
         "t" if _is_deleted(data) else "f",
-        updated if isinstance(updated, str) else "",
-        line,
-    ]
+        _copy_escape(updated) if isinstance(updated, str) else "",
+        # record_line escapes every control character, so a backslash is all COPY needs escaped here.
+        line.replace("\\", "\\\\"),
+    )
+    return "\t".join(fields) + "\n"
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_COPY_UNESCAPE = re.compile(r"\\(.)")
+_COPY_UNESCAPES = {"t": "\t", "n": "\n", "r": "\r"}
+
+
+def _copy_escape(value: str) -> str:
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def _spooled_records(path: Path) -> Iterator[Any]:
+    """The records of a spool file, decoded (the SQLite path; PostgreSQL reads the file with COPY)."""
+    with path.open(encoding="utf-8", newline="\n") as handle:
+        for line in handle:
+            data = line.rstrip("\n").split("\t")[4]
+            yield json.loads(_COPY_UNESCAPE.sub(lambda match: _COPY_UNESCAPES.get(match[1], match[1]), data))
 
 
 def apply_spool(session: Session, connection_id: int, entity_type: str, path: Path) -> ApplyReport:
-    """``apply_records`` for a spool file of ``spool_row`` rows, in the order the pull met the records.
+    """``apply_records`` for a spool file of ``spool_line`` lines, in the order the pull met the records.
 
     On PostgreSQL the file is copied as it is into a temporary table and merged with set-based statements: a
     large pull's records are written at COPY speed, with no per-record work in Python.
     """
     if session.get_bind().dialect.name != "postgresql":
-        csv.field_size_limit(max(csv.field_size_limit(), 1 << 28))  # an invoice with many lines is one field
-        with path.open(newline="") as handle:
-            return apply_records(
-                session, connection_id, entity_type, (json.loads(row[4]) for row in csv.reader(handle))
-            )
+        return apply_records(session, connection_id, entity_type, _spooled_records(path))
     _lock_connection(session, connection_id)
     raw: Any = session.connection().connection.dbapi_connection  # psycopg2: COPY is not in the DB-API
-    with raw.cursor() as cursor, path.open(newline="") as handle:
+    with raw.cursor() as cursor, path.open("rb") as handle:
         cursor.execute(_STAGE_DDL)
         cursor.copy_expert(
-            "COPY vrtx_stage_records (external_id, content_hash, deleted, updated_at_raw, data) "
-            "FROM STDIN WITH (FORMAT csv)",
-            handle,
+            "COPY vrtx_stage_records (external_id, content_hash, deleted, updated_at_raw, data) FROM STDIN", handle
         )
     params = {"cid": connection_id, "etype": entity_type, "now": utcnow()}
     inserted, updated_count, distinct = session.execute(text(_MERGE_STAGE), params).one()
@@ -191,15 +208,16 @@ CREATE TEMP TABLE vrtx_stage_records (
 """
 
 # The last copy of each external id wins; only records whose content changed get the next change numbers, in
-# the order the pull met them. Runs under the connection's row lock (_lock_connection).
+# the order the pull met them. Runs under the connection's row lock (_lock_connection). Deciding and numbering
+# sort only ids, hashes and positions; the JSON is joined in for the write (sorting whole rows spilled to disk).
 _MERGE_STAGE = """
 WITH latest AS (
-    SELECT DISTINCT ON (external_id) *
+    SELECT DISTINCT ON (external_id) ord, external_id, content_hash, updated_at_raw
     FROM vrtx_stage_records
     ORDER BY external_id, ord DESC
 ),
 changed AS (
-    SELECT l.*
+    SELECT l.ord, row_number() OVER (ORDER BY l.ord) AS n
     FROM latest l
     LEFT JOIN canonical_records c
       ON c.tenant_integration_id = :cid AND c.entity_type = :etype AND c.external_id = l.external_id
@@ -215,10 +233,9 @@ written AS (
         tenant_integration_id, entity_type, external_id, data, content_hash, change_seq, deleted,
         remote_updated_at, created_at, updated_at
     )
-    SELECT :cid, :etype, ch.external_id, ch.data::jsonb, ch.content_hash,
-           base.seq + row_number() OVER (ORDER BY ch.ord), ch.deleted,
-           nullif(ch.updated_at_raw, '')::timestamptz, :now, :now
-    FROM changed ch CROSS JOIN base
+    SELECT :cid, :etype, s.external_id, s.data::jsonb, s.content_hash, base.seq + ch.n, s.deleted,
+           nullif(s.updated_at_raw, '')::timestamptz, :now, :now
+    FROM changed ch JOIN vrtx_stage_records s ON s.ord = ch.ord CROSS JOIN base
     ON CONFLICT (tenant_integration_id, entity_type, external_id) DO UPDATE SET
         data = excluded.data, content_hash = excluded.content_hash, change_seq = excluded.change_seq,
         deleted = excluded.deleted, remote_updated_at = excluded.remote_updated_at, updated_at = excluded.updated_at

@@ -81,7 +81,7 @@ def to_invoice(raw: Mapping[str, Any]) -> Invoice:
         external_id=_required(raw, "InvoiceID"),
         updated_at=to_utc_datetime(raw.get("UpdatedDateUTC")),
         number=_text(raw.get("InvoiceNumber")),
-        contact_id=_required(contact if isinstance(contact, Mapping) else {}, "ContactID"),
+        contact_id=_required(contact if isinstance(contact, (dict, Mapping)) else {}, "ContactID"),
         status=INVOICE_STATUSES[status],
         issue_date=_required_date(raw, "Date"),
         due_date=_date(raw, "DueDate"),
@@ -184,13 +184,14 @@ def _invoice_line(raw: Mapping[str, Any]) -> InvoiceLine:
         # A description-only line (a heading or note) has no amounts at all.
         unit_amount = line_amount / quantity if line_amount is not None and quantity else Decimal(0)
     item = raw.get("Item")
+    item_code = _text(raw.get("ItemCode")) or (_text(item.get("Code")) if isinstance(item, (dict, Mapping)) else None)
     return InvoiceLine(
         description=_text(raw.get("Description")) or "",
         quantity=quantity if quantity is not None else Decimal(1),
         unit_amount=unit_amount,
         account_code=_text(raw.get("AccountCode")),
         tax_type=_text(raw.get("TaxType")),
-        item_code=_text(raw.get("ItemCode")) or (_text(item.get("Code")) if isinstance(item, Mapping) else None),
+        item_code=item_code,
         line_amount=line_amount,
     )
 
@@ -218,7 +219,8 @@ def _phone_number(raw: Mapping[str, Any]) -> str | None:
 
 
 def _records(value: Any) -> list[Mapping[str, Any]]:
-    return [item for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
+    # (dict, Mapping): decoded JSON is dicts, and the abstract check alone cost a tenth of mapping an invoice.
+    return [item for item in value if isinstance(item, (dict, Mapping))] if isinstance(value, list) else []
 
 
 def _text(value: Any) -> str | None:
@@ -237,6 +239,8 @@ def _required(raw: Mapping[str, Any], key: str) -> str:
 
 
 def _decimal(value: Any) -> Decimal | None:
+    if type(value) is Decimal:  # what the client decodes money to: the common case, checked first
+        return value
     if value is None or value == "":
         return None
     if isinstance(value, Decimal):

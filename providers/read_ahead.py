@@ -2,8 +2,8 @@
 
 A paged pull otherwise alternates between waiting on the provider and working on what it sent; with the next
 request in flight, the provider's time and ours overlap. Pages still arrive in order and at most ``depth`` are
-held in memory. The producer runs the whole page iterator in one thread, so a client's state (tokens, counters,
-its rate-limit governor) is only ever touched by that thread while the consumer reads.
+held in memory. The producer runs the whole page iterator, so a client's state (tokens, counters, its rate-limit
+governor) is never touched by the consumer's thread.
 """
 
 from __future__ import annotations

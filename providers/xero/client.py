@@ -11,6 +11,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NoReturn
@@ -124,22 +125,46 @@ class XeroClient:
         (Items, Accounts, TaxRates) answer everything in one call.
         """
         headers = {"If-Modified-Since": format_if_modified_since(modified_since)} if modified_since else {}
-        page = 1
-        while True:
-            query = dict(params or {})
-            if paged:
-                query.update(page=page, pageSize=page_size)
-            envelope = self._request("GET", endpoint, params=query, headers=headers)
+        if not paged:
+            envelope = self._request("GET", endpoint, params=params, headers=headers)
             self.pages[endpoint] += 1
-            records = envelope.get(collection_key)
-            if not isinstance(records, list):
-                # Never read a changed envelope as "no records": that would end a pull early, silently.
-                raise ProviderError(f"Xero's answer to GET /{endpoint} has no {collection_key} list.", status=200)
+            records = self._records(envelope, endpoint, collection_key)
             if records:
                 yield records
-            if not paged or _is_last_page(envelope.get("pagination"), page, len(records), page_size):
-                return
-            page += 1
+            return
+
+        def fetch(page: int) -> httpx.Response:
+            query = {**(params or {}), "page": page, "pageSize": page_size}
+            return self._send("GET", endpoint, params=query, headers=headers)
+
+        # Requests go out from one thread (the client's token, counters and governor are used by it alone); a page
+        # Xero said exists is asked for before the one just received is decoded, so Xero's time and ours overlap.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="xero-pages") as requests:
+            page = 1
+            pending: Future[httpx.Response] | None = requests.submit(fetch, page)
+            known_pages = 0  # the pageCount of the latest pagination block
+            while pending is not None:
+                response = pending.result()
+                pending = requests.submit(fetch, page + 1) if page < known_pages else None
+                envelope = self._decoded(response, "GET", endpoint)
+                self.pages[endpoint] += 1
+                records = self._records(envelope, endpoint, collection_key)
+                if records:
+                    yield records
+                pagination = envelope.get("pagination")
+                known_pages = _page_count(pagination) or 0
+                # A page asked for ahead is read even when this one turns out to be the last (the total shrank
+                # while paging): it holds either nothing or records that now belong to the pull.
+                if pending is None and not _is_last_page(pagination, page, len(records), page_size):
+                    pending = requests.submit(fetch, page + 1)
+                page += 1
+
+    def _records(self, envelope: Mapping[str, Any], endpoint: str, collection_key: str) -> list[dict[str, Any]]:
+        records = envelope.get(collection_key)
+        if not isinstance(records, list):
+            # Never read a changed envelope as "no records": that would end a pull early, silently.
+            raise ProviderError(f"Xero's answer to GET /{endpoint} has no {collection_key} list.", status=200)
+        return records
 
     # --- one request, with auth refresh, rate limits and retries --------------------------------------------
 
@@ -153,6 +178,27 @@ class XeroClient:
         content: bytes | None = None,
         retry_5xx: bool = True,
     ) -> dict[str, Any]:
+        response = self._send(method, endpoint, params=params, headers=headers, content=content, retry_5xx=retry_5xx)
+        return self._decoded(response, method, endpoint)
+
+    def _decoded(self, response: httpx.Response, method: str, endpoint: str) -> dict[str, Any]:
+        body = json_object(response, parse_float=Decimal, object_hook=convert_dates_hook)  # money stays exact
+        if body is None:
+            status = response.status_code
+            raise ProviderError(f"Xero answered {method} /{endpoint} without a JSON object.", status=status)
+        return body
+
+    def _send(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | None = None,
+        retry_5xx: bool = True,
+    ) -> httpx.Response:
+        """One call, with token refresh, 429 waits and retries; the first 2xx answer, or a typed error."""
         if self._day_spent is not None:
             raise self._day_spent
         url = f"{self._base_url}/{endpoint.lstrip('/')}"
@@ -194,10 +240,7 @@ class XeroClient:
                     raise DayBudgetExhausted(_DAY_SPENT, retry_after=retry_after_seconds(response)) from None
                 self._day_spent = exc  # this answer was the day's last: keep it
             if 200 <= status < 300:
-                body = json_object(response, parse_float=Decimal, object_hook=convert_dates_hook)  # money stays exact
-                if body is None:
-                    raise ProviderError(f"Xero answered {method} /{endpoint} without a JSON object.", status=status)
-                return body
+                return response
             if status == 401 and not refreshed and self._on_unauthorized is not None:
                 # The access token expired (they live 30 minutes): refresh once and replay.
                 refreshed = True
@@ -242,14 +285,21 @@ class XeroClient:
         self._sleep(self._retry_base_delay_s * 2 ** (failures - 1))
 
 
+def _page_count(pagination: Any) -> int | None:
+    if isinstance(pagination, Mapping) and isinstance(pagination.get("pageCount"), int | Decimal):
+        return int(pagination["pageCount"])
+    return None
+
+
 def _is_last_page(pagination: Any, page: int, count: int, page_size: int) -> bool:
     # pageCount saves the extra call for an empty page when the total is an exact multiple of pageSize.
-    if isinstance(pagination, Mapping):
-        if isinstance(pagination.get("pageCount"), int | Decimal):
-            return page >= int(pagination["pageCount"])
-        # The page size Xero applied, should it cap the one asked for: a short page must really be the last.
-        if isinstance(pagination.get("pageSize"), int | Decimal) and int(pagination["pageSize"]) > 0:
-            page_size = int(pagination["pageSize"])
+    page_count = _page_count(pagination)
+    if page_count is not None:
+        return page >= page_count
+    # The page size Xero applied, should it cap the one asked for: a short page must really be the last.
+    applied = pagination.get("pageSize") if isinstance(pagination, Mapping) else None
+    if isinstance(applied, int | Decimal) and int(applied) > 0:
+        page_size = int(applied)
     return count < page_size
 
 

@@ -5,6 +5,7 @@ Time is faked in the governor and the retry sleeps: no test waits for real.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -488,3 +489,89 @@ def test_without_a_pagination_block_a_short_page_is_the_last() -> None:
 
     assert list(client.iter_pages("Contacts", "Contacts", page_size=2)) == [pages["1"], pages["2"]]
     assert asked == ["1", "2"]
+
+
+def _paged_client(answer: Callable[[httpx.Request], httpx.Response]) -> XeroClient:
+    return XeroClient(
+        httpx.Client(transport=httpx.MockTransport(answer)),
+        base_url="https://api.xero.com/api.xro/2.0",
+        tenant_id="t",
+        access_token=lambda: "token",
+        governor=RateGovernor(),
+    )
+
+
+def _invoices_page(page: int, page_count: int, ids: list[str]) -> httpx.Response:
+    pagination = {"page": page, "pageSize": 2, "pageCount": page_count, "itemCount": len(ids)}
+    return httpx.Response(200, json={"pagination": pagination, "Invoices": [{"InvoiceID": i} for i in ids]})
+
+
+def test_a_page_xero_said_exists_is_asked_for_before_the_pull_reads_the_one_before() -> None:
+    asked: list[int] = []
+    third_asked = threading.Event()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["page"])
+        asked.append(page)
+        if page == 3:
+            third_asked.set()
+        return _invoices_page(page, 3, {1: ["a", "b"], 2: ["c", "d"], 3: ["e"]}[page])
+
+    pages = _paged_client(answer).iter_pages("Invoices", "Invoices", page_size=2)
+    assert next(pages) == [{"InvoiceID": "a"}, {"InvoiceID": "b"}]
+    assert next(pages) == [{"InvoiceID": "c"}, {"InvoiceID": "d"}]
+    # Page 3 is on its way while the pull still holds page 2 (page 1 alone told nothing of the total).
+    assert third_asked.wait(timeout=5)
+    assert list(pages) == [[{"InvoiceID": "e"}]]
+    assert asked == [1, 2, 3]
+
+
+def test_a_page_asked_for_ahead_ends_the_pull_when_the_total_shrank_meanwhile() -> None:
+    # Page 1 says three pages; by page 2 a record is gone and Xero says two: page 3, already asked for, is empty.
+    answers = {1: (3, ["a", "b"]), 2: (2, ["c", "d"]), 3: (2, [])}
+    asked: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["page"])
+        asked.append(page)
+        return _invoices_page(page, *answers[page])
+
+    client = _paged_client(answer)
+
+    assert [[r["InvoiceID"] for r in page] for page in client.iter_pages("Invoices", "Invoices", page_size=2)] == [
+        ["a", "b"],
+        ["c", "d"],
+    ]
+    assert asked == [1, 2, 3]
+    assert client.api_calls == 3
+
+
+def test_pages_added_while_paging_are_read_to_the_new_end() -> None:
+    # Page 1 says two pages; records changed meanwhile move to the end (oldest change first): page 2 says three.
+    answers = {1: (2, ["a", "b"]), 2: (3, ["c", "d"]), 3: (3, ["a"])}
+    asked: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["page"])
+        asked.append(page)
+        return _invoices_page(page, *answers[page])
+
+    pages = list(_paged_client(answer).iter_pages("Invoices", "Invoices", page_size=2))
+
+    assert [[r["InvoiceID"] for r in page] for page in pages] == [["a", "b"], ["c", "d"], ["a"]]
+    assert asked == [1, 2, 3]
+
+
+def test_an_error_on_a_page_asked_for_ahead_reaches_the_pull_after_the_pages_before_it() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["page"])
+        if page == 3:
+            return httpx.Response(404, json={"Type": "NotFound", "Message": "gone"})
+        return _invoices_page(page, 3, {1: ["a", "b"], 2: ["c", "d"]}[page])
+
+    pages = _paged_client(answer).iter_pages("Invoices", "Invoices", page_size=2)
+
+    assert len(next(pages)) == 2 and len(next(pages)) == 2
+    with pytest.raises(ProviderError) as raised:
+        next(pages)
+    assert raised.value.status == 404

@@ -456,14 +456,22 @@ def provider_connection(
     meta = connection.meta or {}
     oauth_based = provider.auth.oauth2 is not None
     credentials = {} if oauth_based else read_credentials(ctx.vault, connection, provider.slug)
+    # A pull pages several resources at once, each from its own thread, and every call reads the token through
+    # this one session: a Session is not thread-safe, so the threads take turns.
+    session_turn = threading.Lock()
+
+    def token(force: bool = False) -> str:
+        if not oauth_based:
+            return ""
+        with session_turn:
+            return oauth.access_token(ctx, connection_id, force=force)
+
     return PullConnection(
         http=http,
         url=lambda url: ctx.settings.provider_url(provider.slug, url),
         external_tenant_id=meta.get("external_account_id"),
-        access_token=(lambda: oauth.access_token(ctx, connection_id)) if oauth_based else (lambda: ""),
-        refresh_access_token=(lambda: oauth.access_token(ctx, connection_id, force=True))
-        if oauth_based
-        else (lambda: ""),
+        access_token=token,
+        refresh_access_token=lambda: token(force=True),
         governor=governor,
         credentials={k: str(v) for k, v in credentials.items()},
     )

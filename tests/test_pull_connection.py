@@ -1,0 +1,63 @@
+"""The connection a pull's resources share: its token is read through the run's one database session."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.helpers import make_tenant
+from vrtx_pipelines import oauth
+from vrtx_pipelines.config import Settings
+from vrtx_pipelines.connections import ConnectionContext
+from vrtx_pipelines.db.models import Integration, TenantIntegration
+from vrtx_pipelines.db.session import engine_for, session_scope
+from vrtx_pipelines.governor import RateGovernor
+from vrtx_pipelines.platform import prepare_database
+from vrtx_pipelines.pulls import provider_connection
+from vrtx_pipelines.registry import get_provider
+from vrtx_pipelines.vault import vault_from_settings
+
+
+def test_resources_paging_at_once_take_turns_with_the_runs_session(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prepare_database(settings)
+    make_tenant(settings, "acme")
+    inside = 0
+    most_inside = 0
+    count = threading.Lock()
+
+    def access_token(ctx: ConnectionContext, connection_id: int, *, force: bool = False) -> str:
+        nonlocal inside, most_inside
+        with count:
+            inside += 1
+            most_inside = max(most_inside, inside)
+        time.sleep(0.02)  # a session read, or a refresh round trip
+        with count:
+            inside -= 1
+        return "refreshed" if force else "token"
+
+    monkeypatch.setattr(oauth, "access_token", access_token)
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        xero = session.scalars(select(Integration).where(Integration.slug == "xero")).one()
+        row = TenantIntegration(
+            tenant_id="acme", integration_id=xero.id, status="connected", meta={"external_account_id": "org-1"}
+        )
+        session.add(row)
+        session.flush()
+        ctx = ConnectionContext(session=session, vault=vault_from_settings(settings), settings=settings)
+        connection = provider_connection(ctx, get_provider("xero"), row.id, None, RateGovernor())
+        answers: list[Any] = []
+        calls = [connection.access_token, connection.refresh_access_token] * 4
+        threads = [threading.Thread(target=lambda call=call: answers.append(call())) for call in calls]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert sorted(answers) == ["refreshed"] * 4 + ["token"] * 4
+    assert most_inside == 1

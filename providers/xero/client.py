@@ -85,7 +85,7 @@ class XeroClient:
         self, endpoint: str, *, params: Mapping[str, Any] | None = None, headers: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
         """One GET, retried as Xero's rules allow; the decoded envelope (numbers with decimals as ``Decimal``)."""
-        return self._request("GET", endpoint, params=params, headers=headers)
+        return self._decoded(self._send("GET", endpoint, params=params, headers=headers), "GET", endpoint)
 
     def write(
         self,
@@ -107,7 +107,8 @@ class XeroClient:
         if idempotency_key:
             headers["Idempotency-Key"] = idempotency_key
         content = json.dumps(body, default=str, separators=(",", ":")).encode()
-        return self._request(method, endpoint, headers=headers, content=content, retry_5xx=bool(idempotency_key))
+        response = self._send(method, endpoint, headers=headers, content=content, retry_5xx=bool(idempotency_key))
+        return self._decoded(response, method, endpoint)
 
     def iter_pages(
         self,
@@ -126,7 +127,7 @@ class XeroClient:
         """
         headers = {"If-Modified-Since": format_if_modified_since(modified_since)} if modified_since else {}
         if not paged:
-            envelope = self._request("GET", endpoint, params=params, headers=headers)
+            envelope = self.get(endpoint, params=params, headers=headers)
             self.pages[endpoint] += 1
             records = self._records(envelope, endpoint, collection_key)
             if records:
@@ -167,19 +168,6 @@ class XeroClient:
         return records
 
     # --- one request, with auth refresh, rate limits and retries --------------------------------------------
-
-    def _request(
-        self,
-        method: str,
-        endpoint: str,
-        *,
-        params: Mapping[str, Any] | None = None,
-        headers: Mapping[str, str] | None = None,
-        content: bytes | None = None,
-        retry_5xx: bool = True,
-    ) -> dict[str, Any]:
-        response = self._send(method, endpoint, params=params, headers=headers, content=content, retry_5xx=retry_5xx)
-        return self._decoded(response, method, endpoint)
 
     def _decoded(self, response: httpx.Response, method: str, endpoint: str) -> dict[str, Any]:
         body = json_object(response, parse_float=Decimal, object_hook=convert_dates_hook)  # money stays exact

@@ -1,9 +1,12 @@
-"""The connection a pull's resources share: its token is read through the run's one database session."""
+"""What a pull's resources share: the connection (its token read through the run's one database session) and the
+processes dlt normalises in."""
 
 from __future__ import annotations
 
+import multiprocessing
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import pytest
@@ -17,7 +20,7 @@ from vrtx_pipelines.db.models import Integration, TenantIntegration
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.governor import RateGovernor
 from vrtx_pipelines.platform import prepare_database
-from vrtx_pipelines.pulls import provider_connection
+from vrtx_pipelines.pulls import normalize_environment, provider_connection
 from vrtx_pipelines.registry import get_provider
 from vrtx_pipelines.vault import vault_from_settings
 
@@ -61,3 +64,21 @@ def test_resources_paging_at_once_take_turns_with_the_runs_session(
 
     assert sorted(answers) == ["refreshed"] * 4 + ["token"] * 4
     assert most_inside == 1
+
+
+def _worker_state() -> tuple[tuple[int, int, int], int, bool]:
+    import gc
+    import sys
+
+    return gc.get_threshold(), gc.get_freeze_count(), "dlt.normalize.worker" in sys.modules
+
+
+def test_normalize_workers_of_a_first_sync_are_forked_with_dlt_loaded_and_the_collector_tuned() -> None:
+    settings = normalize_environment(first_sync=True)
+    assert settings["NORMALIZE__START_METHOD"] == "forkserver"
+    assert int(settings["NORMALIZE__WORKERS"]) >= 1
+    # The same context dlt's pool takes from that setting.
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("forkserver")) as pool:
+        threshold, frozen, dlt_loaded = pool.submit(_worker_state).result(timeout=60)
+    assert threshold == (100_000, 50, 50)
+    assert frozen > 0 and dlt_loaded

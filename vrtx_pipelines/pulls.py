@@ -37,6 +37,7 @@ from sqlalchemy.engine import make_url
 
 from providers.base import Provider, PullConnection, PullSpec
 from providers.errors import ProviderError
+from vrtx_pipelines.bulk_gc import BULK_THRESHOLDS
 from vrtx_pipelines.config import Settings, get_settings
 from vrtx_pipelines.connections import ConnectionContext, Status, get_connection
 from vrtx_pipelines.credentials import read_credentials
@@ -100,14 +101,12 @@ def _environment(**values: str) -> Iterator[None]:
 
 @contextmanager
 def _fewer_collections() -> Iterator[None]:
-    """A pull allocates millions of containers (decoded pages, dlt's rows, canonical records) while the process's
-    long-lived objects stay put: with the default thresholds the cyclic collector runs every 700 allocations and
-    walks survivors again and again (in bench/pull.py, decoding a page took 1.7x as long). For the pull only,
-    the objects that exist before it are frozen out of collection and young ones are collected less often."""
+    """For the pull only, the collector is tuned for bulk work (``vrtx_pipelines.bulk_gc``): the objects that exist
+    before it are frozen out of collection and young ones are collected less often."""
     previous = gc.get_threshold()
     frozen_before = gc.get_freeze_count() > 0  # a serving process froze its startup objects: leave them so
     gc.freeze()
-    gc.set_threshold(100_000, 50, 50)
+    gc.set_threshold(*BULK_THRESHOLDS)
     try:
         yield
     finally:
@@ -212,8 +211,8 @@ class CanonicalApply:
     are mostly database work and the load leaves a core idle), and commits them only once the load succeeded.
 
     ``start`` is called when dlt's load step begins (extraction, hence the spool, is complete by then); ``finish``
-    commits and returns the per-entity reports; ``abandon`` rolls back. Without a ``start`` (the load never began),
-    ``finish`` applies in the caller's thread.
+    commits and returns the per-entity reports; ``abandon`` rolls back. Without a ``start`` (on SQLite, one writer
+    at a time), ``finish`` starts the apply itself, after the load.
     """
 
     def __init__(self, sessions: Callable[[], Any], connection_id: int, spool: RecordSpool) -> None:

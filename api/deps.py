@@ -11,12 +11,12 @@ from sqlalchemy.orm import Session
 
 from providers.base import Provider
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.connections import ConnectionContext
+from vrtx_pipelines.connect.context import ConnectionContext
+from vrtx_pipelines.credentials.vault import Vault
 from vrtx_pipelines.db.models import Tenant
 from vrtx_pipelines.errors import IntegrationError
 from vrtx_pipelines.registry import get_provider
 from vrtx_pipelines.tenants import tenant_for_token
-from vrtx_pipelines.vault import Vault
 
 
 class Unauthorized(IntegrationError):

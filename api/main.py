@@ -26,11 +26,11 @@ from api.routes import (
 from api.routes import settings as settings_routes
 from vrtx_pipelines import __version__
 from vrtx_pipelines.config import Settings, get_settings
-from vrtx_pipelines.connections import ClientFactory
+from vrtx_pipelines.connect.context import ClientFactory
+from vrtx_pipelines.connect.http import provider_client
+from vrtx_pipelines.credentials.vault import vault_from_settings
 from vrtx_pipelines.db.session import engine_for, session_factory
-from vrtx_pipelines.http import provider_client
 from vrtx_pipelines.platform import prepare_database
-from vrtx_pipelines.vault import vault_from_settings
 
 log = logging.getLogger("vrtx.api")
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,13 +20,9 @@ sys.path.insert(0, str(ROOT))
 
 from pull import fresh_database  # noqa: E402 -- the same throwaway-database helper as the pull bench
 
+from providers.sandbox_kit.serve import free_port  # noqa: E402
+
 __all__ = ["ROOT", "Children", "Platform", "free_port", "fresh_database", "percentile", "wait_for"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -53,8 +48,8 @@ class Platform:
     def __init__(self, admin_url: str, home: Path, xero_base_url: str, extra: dict[str, str] | None = None) -> None:
         from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
         from vrtx_pipelines.config import Settings, reset_settings_cache
+        from vrtx_pipelines.credentials.vault import generate_key
         from vrtx_pipelines.platform import prepare_database
-        from vrtx_pipelines.vault import generate_key
 
         self.env = {
             "VRTX_HOME": str(home),
@@ -74,12 +69,12 @@ class Platform:
 
     def connect_tenant(self, tenant_id: str) -> str:
         """A tenant connected to the sandbox through the real OAuth consent; returns its API token."""
-        from vrtx_pipelines.connections import ConnectionContext
-        from vrtx_pipelines.consent import consent_in_sandbox
+        from vrtx_pipelines.connect.consent import consent_in_sandbox
+        from vrtx_pipelines.connect.context import ConnectionContext
+        from vrtx_pipelines.credentials.vault import vault_from_settings
         from vrtx_pipelines.db.session import engine_for, session_scope
         from vrtx_pipelines.registry import get_provider
         from vrtx_pipelines.tenants import create_tenant
-        from vrtx_pipelines.vault import vault_from_settings
 
         engine = engine_for(self.settings.sqlalchemy_url)
         with session_scope(engine) as session:

@@ -65,7 +65,7 @@ class Runs:
         """created/started/ended (epoch seconds) of a run, by id or by the webhook batch key it was tagged with."""
         from dagster import RunsFilter
 
-        from vrtx_pipelines.webhook_dispatch import BATCH_TAG
+        from vrtx_pipelines.names import WEBHOOK_BATCH_TAG as BATCH_TAG
 
         if not run_id_or_batch:
             return None
@@ -91,9 +91,9 @@ class Runs:
 
 
 def start_platform(args: argparse.Namespace, workdir: Path, children: Children) -> tuple[Any, ...]:
+    from providers.sandbox_kit.serve import ServedApp
     from providers.xero.sandbox import XeroSandbox, create_app
-    from vrtx_pipelines.devserver import dagster_environment, initialise_instance
-    from vrtx_pipelines.sandbox_server import ServedApp
+    from vrtx_pipelines.cli.devserver import dagster_environment, initialise_instance
 
     admin_url = os.environ.get("VRTX_BENCH_POSTGRES_URL") or os.environ["VRTX_TEST_POSTGRES_URL"]
     sandbox = XeroSandbox(seed=1)
@@ -110,7 +110,9 @@ def start_platform(args: argparse.Namespace, workdir: Path, children: Children) 
     dagster_env = dagster_environment(platform.settings, ROOT)
     initialise_instance(dagster_env)
     started = time.perf_counter()
-    children.start("api", [sys.executable, "-m", "vrtx_pipelines.cli", "api", "--port", str(api_port)], dagster_env)
+    children.start(
+        "api", [sys.executable, "-m", "vrtx_pipelines.cli.main", "api", "--port", str(api_port)], dagster_env
+    )
     dagster_cli = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml")]
     children.start("dagster", [*dagster_cli, "-h", "127.0.0.1", "-p", str(dagster_port)], dagster_env)
     children.wait_http("api", f"http://127.0.0.1:{api_port}/healthz", 60)
@@ -325,9 +327,9 @@ def main() -> None:
     parser.add_argument("--only", choices=("webhooks", "pushes"), default=None)
     args = parser.parse_args()
     print(f"== Daemon-driven latencies on PostgreSQL; load average at start {os.getloadavg()[0]:.2f}")
+    from vrtx_pipelines.credentials.vault import vault_from_settings
     from vrtx_pipelines.db.session import engine_for, session_scope
-    from vrtx_pipelines.vault import vault_from_settings
-    from vrtx_pipelines.webhooks import subscribe_demo_webhooks
+    from vrtx_pipelines.webhooks.config import subscribe_demo_webhooks
 
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 SERVE = """
 import json, sys, time
 from providers.xero.sandbox import XeroSandbox, XeroSandboxKnobs, create_app
-from vrtx_pipelines.sandbox_server import ServedApp
+from providers.sandbox_kit.serve import ServedApp
 invoices, limited = int(sys.argv[1]), sys.argv[2] == "limited"
 sandbox = XeroSandbox(seed=1)
 org = sandbox.add_organisation("Bench Ltd", contacts=100, invoices=invoices, lines_per_invoice=3, payments=10, items=10)
@@ -79,15 +79,15 @@ def platform_sync(base_url: str, database_url: str, home: Path, *, pacing: str) 
     from dagster._core.test_utils import instance_for_test
 
     from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+    from vrtx_pipelines.cli.sync import sync_now
     from vrtx_pipelines.config import Settings, reset_settings_cache
-    from vrtx_pipelines.connections import ConnectionContext
-    from vrtx_pipelines.consent import consent_in_sandbox
+    from vrtx_pipelines.connect.consent import consent_in_sandbox
+    from vrtx_pipelines.connect.context import ConnectionContext
+    from vrtx_pipelines.credentials.vault import generate_key, vault_from_settings
     from vrtx_pipelines.db.session import engine_for, session_scope
     from vrtx_pipelines.platform import prepare_database
     from vrtx_pipelines.registry import get_provider
-    from vrtx_pipelines.syncing import sync_now
     from vrtx_pipelines.tenants import create_tenant
-    from vrtx_pipelines.vault import generate_key, vault_from_settings
 
     env = {
         "VRTX_HOME": str(home),
@@ -110,7 +110,7 @@ def platform_sync(base_url: str, database_url: str, home: Path, *, pacing: str) 
         started = time.perf_counter()
         rows = sync_now(settings, "xero", "bench", ["invoices"], instance=instance)
         elapsed = time.perf_counter() - started
-        from vrtx_pipelines.pulls import pipeline_for
+        from vrtx_pipelines.warehouse import pipeline_for
 
         with pipeline_for(settings, "xero", "bench").sql_client() as client:
             warehouse_rows = sum(
@@ -192,7 +192,7 @@ def baseline(base_url: str, org: str, database_url: str) -> dict[str, Any]:
 def _token(base_url: str, org: str) -> str:
     """An access token through the sandbox's real OAuth flow (the baseline must authenticate too)."""
     from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
-    from vrtx_pipelines.consent import _ConsentForm
+    from vrtx_pipelines.connect.consent import _ConsentForm
 
     redirect = "http://127.0.0.1:9/callback"
     with httpx.Client(base_url=base_url) as client:

@@ -102,7 +102,7 @@ end
 
 def write_payloads(path: Path, org: str, key: str, count: int, run: str) -> None:
     """``count`` distinct Xero deliveries, one event each, signed with ``key``: ``signature<TAB>body`` lines."""
-    from providers.xero.sandbox_webhooks import signature
+    from providers.xero.webhooks import sign as signature
 
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
     with path.open("w") as out:
@@ -228,12 +228,12 @@ def main() -> None:
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
+    from providers.sandbox_kit.serve import ServedApp
     from providers.xero.sandbox import XeroSandbox, create_app
+    from vrtx_pipelines.credentials.vault import vault_from_settings
     from vrtx_pipelines.db.session import engine_for, session_scope
     from vrtx_pipelines.registry import get_provider
-    from vrtx_pipelines.sandbox_server import ServedApp
-    from vrtx_pipelines.vault import vault_from_settings
-    from vrtx_pipelines.webhooks import configure_webhook
+    from vrtx_pipelines.webhooks.config import configure_webhook
 
     print(
         f"== Webhook ingest on PostgreSQL: uvicorn --workers {args.workers}; wrk -t{args.threads} "

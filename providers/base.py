@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 import httpx
 
 if TYPE_CHECKING:
-    from vrtx_pipelines.canonical import Account, Contact, Invoice, InvoicePayment, Product, TaxRate
+    from providers.kit.client import ApiClient, Retry
+    from providers.kit.governor import RateGovernor
+    from providers.kit.streams import Stream
+    from vrtx_pipelines.records.canonical import Account, Contact, Invoice, InvoicePayment, Product, TaxRate
 
 SLUG_PATTERN = re.compile(r"^[a-z][a-z0-9_]{1,48}$")
 
@@ -95,11 +98,10 @@ class RateLimit:
 
 
 @dataclass
-class PullConnection:
-    """What the core hands a provider to pull one connection: never a Dagster object.
+class ProviderConnection:
+    """What the core hands a provider for one connection (pulls, pushes, webhooks): never a Dagster object.
 
-    The provider sets ``stats`` to report its client's counters (``api_calls``, ``pages:<entity>``,
-    ``rate_limited``), which become run metadata.
+    ``Provider.client`` turns it into the provider's ``ApiClient``; the core reads that client's ``stats``.
     """
 
     http: httpx.Client
@@ -107,29 +109,39 @@ class PullConnection:
     external_tenant_id: str | None
     access_token: Callable[[], str]
     refresh_access_token: Callable[[], str]
-    governor: Any  # vrtx_pipelines.governor.RateGovernor
+    governor: RateGovernor
     credentials: Mapping[str, str] = field(default_factory=dict)
-    stats: Callable[[], Mapping[str, int]] = dict
+
+
+class ClientFactory(Protocol):
+    """A connection's ``ApiClient`` (``ApiClient.for_connection``); ``retry`` says how patient it is."""
+
+    def __call__(self, connection: ProviderConnection, retry: Retry = ...) -> ApiClient: ...
 
 
 @dataclass(frozen=True)
 class PullSpec:
-    """A provider's pulls: its dlt source, and how each resource's rows become canonical VRTX entities."""
+    """A provider's pulls: its streams (``providers.kit.streams``: the dlt source and fetches by id are built from
+    them), and how each resource's rows become canonical VRTX entities."""
 
-    entities: tuple[str, ...]
-    # (connection, entities) -> a dlt source. ``None`` builds it for definitions only: it must do no I/O.
-    make_source: Callable[[PullConnection | None, Sequence[str]], Any]
+    streams: tuple[Stream, ...]
     # resource name -> raw provider row -> a canonical model (pydantic)
     mappers: Mapping[str, Callable[[Mapping[str, Any]], Any]]
     max_concurrent_calls: int | None = None
-    # (connection, entity, ids) -> the raw rows of ``entity`` about the records a webhook named (decoded as the
-    # source yields them, so ``mappers`` apply): the records themselves for their own entity, the records that
-    # hang off them for a dependent one (Xero: an invoice's payments). ``None``: webhooks wait for a pull.
-    fetch_by_ids: Callable[[PullConnection, str, Sequence[str]], list[Mapping[str, Any]]] | None = None
     # resource name -> the provider record's fields as dotted paths ("Contact.Name") -> their type (string,
     # number, boolean, date, datetime, object, array; "LineItems[].TaxType" is a field of a list's items).
     # Field mappings are checked against it, and re-deriving reads the warehouse's columns back by it.
     record_fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    @property
+    def entities(self) -> tuple[str, ...]:
+        return tuple(stream.name for stream in self.streams)
+
+    @property
+    def fetchable(self) -> frozenset[str]:
+        """The entities whose records can be read back by id (``providers.kit.streams.fetch_by_ids``): the records
+        a webhook named, for their own entity or the one that hangs off them (Xero: an invoice's payments)."""
+        return frozenset(stream.name for stream in self.streams if stream.by_id is not None)
 
 
 @dataclass(frozen=True)
@@ -168,7 +180,8 @@ class PushSpec:
 
     # entity -> (canonical pydantic model, operations it supports)
     entities: Mapping[str, tuple[type[Any], frozenset[str]]]
-    push: Callable[[PullConnection, PushRequest], PushOutcome]
+    # (the client the core built from ``Provider.client``, the write) -> what the provider now holds
+    push: Callable[[ApiClient, PushRequest], PushOutcome]
 
 
 @dataclass(frozen=True)
@@ -218,10 +231,21 @@ class ExternalTenant:
     connection_id: str | None = None  # the provider's id for the grant-to-tenant link, if it has one
 
 
+@dataclass(frozen=True)
+class Grant:
+    """What an OAuth callback yielded, for finding the provider-side tenants it reaches: the access token, the
+    token endpoint's whole answer (Stripe Connect names the account there, Microsoft's id_token its tenant) and
+    the callback's own query parameters (QuickBooks sends ``realmId`` beside the code). Never stored as is."""
+
+    access_token: str
+    token: Mapping[str, Any] = field(default_factory=dict)
+    callback: Mapping[str, str] = field(default_factory=dict)
+
+
 class TenantDiscoverer(Protocol):
     """Lists the organisations an OAuth grant reaches. ``url`` maps a real provider URL to the one to call."""
 
-    def __call__(self, client: httpx.Client, url: Callable[[str], str], access_token: str) -> list[ExternalTenant]: ...
+    def __call__(self, client: httpx.Client, url: Callable[[str], str], grant: Grant) -> list[ExternalTenant]: ...
 
 
 class ConnectionTester(Protocol):
@@ -256,11 +280,15 @@ class Provider:
     implemented: frozenset[str] = frozenset()
     connection_tester: ConnectionTester | None = None
     discover_tenants: TenantDiscoverer | None = None
+    # The provider's ApiClient for a connection: every pull, push and fetch by id calls through it.
+    client: ClientFactory | None = None
     pulls: PullSpec | None = None
     pushes: PushSpec | None = None
     webhooks: WebhookSpec | None = None
-    # Builds the provider's local stand-in (an ASGI app) for demos and tests.
-    sandbox_factory: Callable[[], Any] | None = None
+    # The factory of the provider's local stand-in (an ASGI app) for demos and tests, as an import string
+    # ("providers.xero.sandbox:create_app", loaded by providers.sandbox_kit.serve.load_sandbox), so that importing
+    # a provider imports neither its sandbox nor the web framework.
+    sandbox: str | None = None
     # Credentials the sandbox accepts, so `vrtx dev` can connect its demo tenant with no provider account.
     sandbox_credentials: Mapping[str, str] = field(default_factory=dict)
 
@@ -274,6 +302,8 @@ class Provider:
             raise ValueError(f"{self.slug}: implemented capabilities not on its roadmap: {sorted(unknown)}")
         if "connect" in self.implemented and not self.can_connect_with_fields:
             raise ValueError(f"{self.slug}: 'connect' needs a connection tester (or, for OAuth, tenant discovery)")
+        if (self.pulls is not None or self.pushes is not None) and self.client is None:
+            raise ValueError(f"{self.slug}: pulls and pushes call the provider through its client")
 
     @property
     def can_connect_with_fields(self) -> bool:

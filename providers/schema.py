@@ -34,6 +34,53 @@ SYNC_FREQUENCY_MINUTES: dict[str, Any] = {
 }
 
 
+def text_setting(
+    title: str, description: str, default: str = "", *, pattern: str | None = None, max_length: int | None = None
+) -> dict[str, Any]:
+    """A text setting; ``pattern`` must match the whole value."""
+    schema: dict[str, Any] = {"type": "string", "title": title, "description": description}
+    if pattern is not None:
+        schema["pattern"] = pattern
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return {**schema, "default": default}
+
+
+def choice_setting(title: str, description: str, choices: Sequence[str], default: str) -> dict[str, Any]:
+    """A setting that takes one of ``choices``."""
+    return {"type": "string", "title": title, "description": description, "enum": list(choices), "default": default}
+
+
+def conflict_settings(provider: str, fields: Sequence[str], entity: str = "contact") -> dict[str, dict[str, Any]]:
+    """Two-way sync's settings: which side wins a field changed in VRTX and at ``provider`` since the last sync
+    (``conflict_policy``), and per-field rules over ``fields`` (``conflict_fields``)."""
+    return {
+        "conflict_policy": {
+            "type": "string",
+            "title": f"When a {entity} changed in VRTX and in {provider}",
+            "description": (
+                "Which side a field changed on both sides since the last sync takes: crm_wins, provider_wins, "
+                "latest_wins (the later modification time; held for you to resolve when one is missing) or "
+                "per_field (each field as conflict_fields says, latest_wins for the rest). Fields changed on "
+                "one side only always merge."
+            ),
+            "enum": ["crm_wins", "provider_wins", "latest_wins", "per_field"],
+            "default": "latest_wins",
+        },
+        "conflict_fields": {
+            "type": "object",
+            "title": "Per-field conflict rules",
+            "description": (
+                f"With per_field: {entity} field -> crm_wins, provider_wins, latest_wins or manual (always "
+                "held for you to resolve)."
+            ),
+            "propertyNames": {"enum": list(fields)},
+            "additionalProperties": {"enum": ["crm_wins", "provider_wins", "latest_wins", "manual"]},
+            "default": {},
+        },
+    }
+
+
 def settings_schema(
     *,
     entities: Sequence[str],

@@ -20,12 +20,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.engine import make_url
 
 from api.main import create_app
+from providers.sandbox_kit.serve import ServedApp
+from vrtx_pipelines.cli.sandboxes import sandbox_base_urls, start_sandboxes, stop_sandboxes
 from vrtx_pipelines.config import Settings, reset_settings_cache
+from vrtx_pipelines.credentials.vault import generate_key
 from vrtx_pipelines.db.session import engine_for
 from vrtx_pipelines.registry import load_providers
-from vrtx_pipelines.sandbox_server import ServedApp
-from vrtx_pipelines.sandboxes import sandbox_base_urls, start_sandboxes, stop_sandboxes
-from vrtx_pipelines.vault import generate_key
 
 POSTGRES_URL = os.environ.get("VRTX_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("VRTX_REQUIRE_POSTGRES") == "1"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
+
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.tenants import create_tenant
@@ -16,3 +19,18 @@ def make_tenant(settings: Settings, tenant_id: str, name: str | None = None) -> 
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+@dataclass
+class FakeTime:
+    """A clock and a sleep for governors and clients: sleeping moves the clock, nothing waits."""
+
+    now: float = field(default_factory=time.time)
+    sleeps: list[float] = field(default_factory=list)
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds

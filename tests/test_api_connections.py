@@ -8,13 +8,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from providers.mailchimp.sandbox import DEMO_API_KEY
+from providers.sandbox_kit.serve import ServedApp
 from providers.stripe.sandbox import DEMO_ACCOUNT_ID, DEMO_SECRET_KEY
 from providers.twilio.sandbox import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
 from tests.helpers import bearer, make_tenant
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import OutboundEvent, TenantIntegration
 from vrtx_pipelines.db.session import engine_for, session_scope
-from vrtx_pipelines.sandbox_server import ServedApp
 
 BAD_STRIPE_KEY = "sk_test_51VrtxDemo00000001NotARealKey9999"
 

@@ -17,7 +17,7 @@ from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import CanonicalRecord, TenantIntegration
 from vrtx_pipelines.db.session import engine_for, session_factory, session_scope
 from vrtx_pipelines.platform import prepare_database
-from vrtx_pipelines.pulls import CanonicalApply, RecordSpool
+from vrtx_pipelines.pull.spool import CanonicalApply, RecordSpool
 
 
 def spooled(directory: Path, *names: str) -> RecordSpool:

@@ -82,7 +82,7 @@ def test_nothing_claims_to_work_that_is_not_built(provider: Provider) -> None:
     else:
         assert provider.connectable == (provider.discover_tenants is not None)
     if provider.connectable:
-        assert provider.sandbox_factory is not None, "a connectable provider ships a sandbox to try it on"
+        assert provider.sandbox is not None, "a connectable provider ships a sandbox to try it on"
         assert provider.sandbox_credentials, "and the sandbox's credentials, for the demo tenant"
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from vrtx_pipelines.cli import main
+from vrtx_pipelines.cli.main import main
 from vrtx_pipelines.config import reset_settings_cache
-from vrtx_pipelines.vault import load_key_file
+from vrtx_pipelines.credentials.vault import load_key_file
 
 Runner = Callable[..., Result]
 
@@ -86,7 +86,7 @@ def test_keys_rotate_puts_a_new_key_first_and_keeps_secrets_readable(run: Runner
 
 
 def test_keys_generate_prints_a_usable_key() -> None:
-    from vrtx_pipelines.vault import parse_keys
+    from vrtx_pipelines.credentials.vault import parse_keys
 
     result = CliRunner().invoke(main, ["keys", "generate"])
     assert len(parse_keys(result.output.strip())) == 1

@@ -9,14 +9,14 @@ from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context
 from dagster._core.test_utils import instance_for_test
 from fastapi.testclient import TestClient
 
+from providers.sandbox_kit.serve import ServedApp
 from providers.stripe.sandbox import DEMO_ACCOUNT_ID, DEMO_SECRET_KEY
 from tests.helpers import bearer, make_tenant
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.definitions import build_definitions, defs
-from vrtx_pipelines.health import connection_health_asset
-from vrtx_pipelines.partitions import build_partitions_sensor
+from vrtx_pipelines.orchestration.health import connection_health_asset
+from vrtx_pipelines.orchestration.partitions import build_partitions_sensor
 from vrtx_pipelines.registry import get_provider, load_providers
-from vrtx_pipelines.sandbox_server import ServedApp
 
 pytestmark = pytest.mark.dagster
 

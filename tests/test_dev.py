@@ -16,7 +16,7 @@ import httpx
 import pytest
 from dagster import DagsterInstance
 
-from vrtx_pipelines.sandbox_server import free_port
+from providers.sandbox_kit.serve import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCATIONS_QUERY = """
@@ -60,7 +60,7 @@ def test_vrtx_dev_serves_api_and_dagster_ui_and_stops_cleanly_on_ctrl_c(tmp_path
     log_path = tmp_path / "dev.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "vrtx_pipelines.cli", "dev"], cwd=ROOT, env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "vrtx_pipelines.cli.main", "dev"], cwd=ROOT, env=env, stdout=log, stderr=log
         )
     try:
         deadline = time.monotonic() + 240

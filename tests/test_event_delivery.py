@@ -17,11 +17,12 @@ from sqlalchemy import select
 
 from tests.helpers import bearer, make_tenant
 from vrtx_pipelines.config import Environment, Settings
+from vrtx_pipelines.credentials.vault import vault_from_settings
 from vrtx_pipelines.db.models import OutboundEvent, utcnow
 from vrtx_pipelines.db.session import engine_for, session_scope
-from vrtx_pipelines.delivery import DeliveryPolicy, deliver_due_events, event_delivery_sensor, verify_signature
-from vrtx_pipelines.events import EventType, record_event
-from vrtx_pipelines.vault import vault_from_settings
+from vrtx_pipelines.events.delivery import DeliveryPolicy, deliver_due_events, verify_signature
+from vrtx_pipelines.events.record import EventType, record_event
+from vrtx_pipelines.orchestration.events import event_delivery_sensor
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from providers.base import RateLimit
-from vrtx_pipelines.governor import DayBudgetExhausted, RateGovernor
+from providers.kit.governor import DayBudgetExhausted, RateGovernor
 
 
 class FakeTime:

@@ -7,10 +7,10 @@ from fastapi.testclient import TestClient
 from providers.stripe.sandbox import DEMO_SECRET_KEY
 from tests.helpers import bearer, make_tenant
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.credentials import callback_secret_context, reencrypt_all, webhook_secret_context
+from vrtx_pipelines.credentials.stored import callback_secret_context, reencrypt_all, webhook_secret_context
+from vrtx_pipelines.credentials.vault import Vault, generate_key, parse_keys
 from vrtx_pipelines.db.models import IntegrationWebhook, Tenant, TenantIntegration
 from vrtx_pipelines.db.session import engine_for, session_scope
-from vrtx_pipelines.vault import Vault, generate_key, parse_keys
 
 
 def test_rotation_reencrypts_credentials_webhook_and_callback_secrets_under_the_new_key(

@@ -14,10 +14,10 @@ from fastapi.testclient import TestClient
 
 from tests.helpers import bearer, make_tenant
 from tests.xero.conftest import all_records, base_urls, connect_xero, oauth_clients, records, xero  # noqa: F401
+from vrtx_pipelines.cli.sync import sync_now
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.pushes import push_job, push_sensor
+from vrtx_pipelines.orchestration.pushes import push_job, push_sensor
 from vrtx_pipelines.registry import get_provider
-from vrtx_pipelines.syncing import sync_now
 
 pytestmark = pytest.mark.dagster
 URL = "/api/v1/integrations/xero/mappings"

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.pages import session as page_sessions
+from providers.sandbox_kit.serve import free_port
 from tests.browser.helpers import consent, csrf_of, open_marketplace, post_form, session_link
 from tests.helpers import bearer, make_tenant
 from tests.xero.conftest import (  # the Xero sandbox fixtures, for tests outside tests/xero
@@ -21,12 +22,11 @@ from tests.xero.conftest import (  # the Xero sandbox fixtures, for tests outsid
     xero,  # noqa: F401
 )
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.connections import get_connection
+from vrtx_pipelines.connect.context import get_connection
+from vrtx_pipelines.credentials.vault import vault_from_settings
 from vrtx_pipelines.db.models import IntegrationSyncLog
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.registry import get_provider
-from vrtx_pipelines.sandbox_server import free_port
-from vrtx_pipelines.vault import vault_from_settings
 
 STRIPE_KEY = get_provider("stripe").sandbox_credentials["secret_key"]
 

@@ -12,17 +12,18 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from providers.kit.governor import RateGovernor
 from tests.helpers import make_tenant
-from vrtx_pipelines import oauth
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.connections import ConnectionContext
+from vrtx_pipelines.connect import oauth
+from vrtx_pipelines.connect.context import ConnectionContext
+from vrtx_pipelines.connect.provider_connection import provider_connection
+from vrtx_pipelines.credentials.vault import vault_from_settings
 from vrtx_pipelines.db.models import Integration, TenantIntegration
 from vrtx_pipelines.db.session import engine_for, session_scope
-from vrtx_pipelines.governor import RateGovernor
 from vrtx_pipelines.platform import prepare_database
-from vrtx_pipelines.pulls import normalize_environment, provider_connection
+from vrtx_pipelines.pull.tuning import normalize_environment
 from vrtx_pipelines.registry import get_provider
-from vrtx_pipelines.vault import vault_from_settings
 
 
 def test_resources_paging_at_once_take_turns_with_the_runs_session(

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from vrtx_pipelines import push_launch
-from vrtx_pipelines.push_launch import PushLauncher
+from vrtx_pipelines.push import launch as push_launch
+from vrtx_pipelines.push.launch import PushLauncher
 
 
 def test_rows_already_handed_to_a_run_are_not_launched_again_until_the_relaunch_delay(

@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 
 from tests.helpers import bearer, make_tenant
 from tests.xero.conftest import base_urls, connect_xero, oauth_clients, xero  # noqa: F401 -- fixtures
+from vrtx_pipelines.cli.devserver import dagster_environment, initialise_instance
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.devserver import dagster_environment, initialise_instance
 
 pytestmark = pytest.mark.dagster
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,21 +13,22 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from providers.base import PushRequest
+from providers.kit.governor import RateGovernor
 from providers.schema import defaults_from_schema
 from tests.helpers import bearer, make_tenant
 from tests.xero.conftest import base_urls, connect_xero, oauth_clients, records, xero  # noqa: F401 -- fixtures
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.connections import ConnectionContext
+from vrtx_pipelines.connect.context import ConnectionContext
+from vrtx_pipelines.connect.http import provider_client
+from vrtx_pipelines.connect.provider_connection import provider_connection
+from vrtx_pipelines.credentials.vault import vault_from_settings
 from vrtx_pipelines.db.models import EntityLink, OutboundEvent, PushOutbox, TenantIntegration, utcnow
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.definitions import defs
-from vrtx_pipelines.governor import RateGovernor
-from vrtx_pipelines.http import provider_client
-from vrtx_pipelines.pulls import provider_connection
-from vrtx_pipelines.push_outbox import claim
-from vrtx_pipelines.pushes import provider_idempotency_key, push_job, push_sensor
+from vrtx_pipelines.orchestration.pushes import push_job, push_sensor
+from vrtx_pipelines.push.outbox import claim
+from vrtx_pipelines.push.send import provider_idempotency_key
 from vrtx_pipelines.registry import get_provider
-from vrtx_pipelines.vault import vault_from_settings
 
 pytestmark = pytest.mark.dagster
 XERO = get_provider("xero")
@@ -297,8 +298,8 @@ def test_a_run_that_died_mid_batch_is_resumed_without_sending_anything_twice(
         ctx = ConnectionContext(session=session, vault=vault_from_settings(settings), settings=settings)
         with provider_client(settings) as http:
             target = provider_connection(ctx, XERO, connection_id, http, RateGovernor())
-            assert XERO.pushes is not None
-            sent_before_the_crash = XERO.pushes.push(target, request).external_id
+            assert XERO.pushes is not None and XERO.client is not None
+            sent_before_the_crash = XERO.pushes.push(XERO.client(target), request).external_id
     assert all(state(api, acme, i)["status"] == "running" for i in ids)
 
     drain(instance)  # the sensor returns the dead run's rows to the outbox and runs them again

@@ -13,7 +13,8 @@ from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import CanonicalRecord, Integration, TenantIntegration
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.platform import prepare_database
-from vrtx_pipelines.records import apply_records, apply_spool, content_hash, spool_line
+from vrtx_pipelines.records.canonical import content_hash
+from vrtx_pipelines.records.store import apply_records, apply_spool, spool_line
 
 
 def _connection(settings: Settings) -> int:

@@ -18,6 +18,7 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus
 from fastapi.testclient import TestClient
 
 from api.routes.sync import next_sync_at
+from providers.sandbox_kit.serve import free_port
 from tests.helpers import bearer, make_tenant
 from tests.test_synclog import evaluate_sensors, latest_run
 from tests.xero.conftest import (  # the Xero sandbox fixtures, for tests outside tests/xero
@@ -26,13 +27,12 @@ from tests.xero.conftest import (  # the Xero sandbox fixtures, for tests outsid
     oauth_clients,  # noqa: F401
     xero,  # noqa: F401
 )
+from vrtx_pipelines.cli.devserver import dagster_environment, initialise_instance
+from vrtx_pipelines.cli.sync import sync_now
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.connections import get_connection
+from vrtx_pipelines.connect.context import get_connection
 from vrtx_pipelines.db.models import IntegrationSyncLog, TenantIntegration
 from vrtx_pipelines.db.session import engine_for, session_scope
-from vrtx_pipelines.devserver import dagster_environment, initialise_instance
-from vrtx_pipelines.sandbox_server import free_port
-from vrtx_pipelines.syncing import sync_now
 
 ROOT = Path(__file__).resolve().parent.parent
 

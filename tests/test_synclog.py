@@ -20,12 +20,13 @@ from tests.xero.conftest import (  # the Xero sandbox fixtures, for tests outsid
     records,
     xero,  # noqa: F401
 )
+from vrtx_pipelines.cli.sync import sync_now
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import IntegrationSyncLog, OutboundEvent, TenantIntegration
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.errors import IntegrationError
-from vrtx_pipelines.syncing import sync_now
-from vrtx_pipelines.synclog import scrub, sync_log_failure_sensor, sync_log_success_sensor
+from vrtx_pipelines.orchestration.synclog import sync_log_failure_sensor, sync_log_success_sensor
+from vrtx_pipelines.synclog.mirror import scrub
 
 pytestmark = pytest.mark.dagster
 

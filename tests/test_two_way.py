@@ -14,17 +14,17 @@ from dagster import DagsterInstance, RunRequest, build_sensor_context
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import XeroSandbox
 from tests.helpers import bearer, make_tenant
 from tests.xero.conftest import base_urls, connect_xero, oauth_clients, records, xero  # noqa: F401 -- fixtures
+from vrtx_pipelines.cli.sync import sync_now
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import CanonicalRecord, IntegrationSyncLog, OutboundEvent, SyncConflict, WebhookInbox
 from vrtx_pipelines.db.session import engine_for, session_scope
-from vrtx_pipelines.pushes import push_job, push_sensor
+from vrtx_pipelines.orchestration.pushes import push_job, push_sensor
 from vrtx_pipelines.registry import get_provider
-from vrtx_pipelines.sandbox_server import ServedApp
-from vrtx_pipelines.syncing import sync_now
-from vrtx_pipelines.webhook_dispatch import ALREADY_CURRENT, claim_batches
+from vrtx_pipelines.webhooks.dispatch import ALREADY_CURRENT, claim_batches
 
 pytestmark = pytest.mark.dagster
 Xero = tuple[XeroSandbox, ServedApp, str]

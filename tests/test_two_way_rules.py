@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vrtx_pipelines.two_way import FieldRule, Policy, Side, comparable, compare, merged, parse_time, settle
+from vrtx_pipelines.push.two_way import FieldRule, Policy, Side, comparable, compare, merged, parse_time, settle
 
 BASE = {"name": "Ada Ltd", "email": "ada@example.com", "phone": "111"}
 EARLY = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

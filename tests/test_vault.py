@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from vrtx_pipelines.config import Environment, Settings
-from vrtx_pipelines.errors import ConfigurationError
-from vrtx_pipelines.vault import (
+from vrtx_pipelines.credentials.vault import (
     DecryptionError,
     Vault,
     generate_key,
@@ -18,6 +17,7 @@ from vrtx_pipelines.vault import (
     parse_keys,
     vault_from_settings,
 )
+from vrtx_pipelines.errors import ConfigurationError
 
 CONTEXT = "tenant_integrations/acme/stripe/credentials"
 

@@ -17,16 +17,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.routes.webhooks import receiver_for
-from providers.xero.sandbox_webhooks import signature
+from providers.xero.webhooks import sign as signature
 from tests.test_webhooks import KEY, Xero, acme, api, inbox, post, xero_event, xero_payload  # noqa: F401
 from tests.test_webhooks_fastpath import dispatcher  # noqa: F401 -- fixture
 from tests.xero.conftest import base_urls, oauth_clients, xero  # noqa: F401 -- fixtures
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import TenantIntegration, WebhookInbox, utcnow
 from vrtx_pipelines.db.session import engine_for, session_scope
-from vrtx_pipelines.webhook_dispatch import RELEASED
-from vrtx_pipelines.webhook_launch import ImmediateDispatcher
-from vrtx_pipelines.webhook_receiver import InboxWriter
+from vrtx_pipelines.webhooks.dispatch import RELEASED
+from vrtx_pipelines.webhooks.launch import ImmediateDispatcher
+from vrtx_pipelines.webhooks.receiver import InboxWriter
 
 T = TypeVar("T")
 

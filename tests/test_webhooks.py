@@ -13,14 +13,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, XeroSandbox
-from providers.xero.sandbox_webhooks import intent_to_receive, signature
+from providers.xero.sandbox.webhooks import intent_to_receive
+from providers.xero.webhooks import sign as signature
 from tests.helpers import bearer, make_tenant
 from tests.xero.conftest import base_urls, connect_xero, xero  # noqa: F401 -- fixtures
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import IntegrationWebhook, WebhookInbox
 from vrtx_pipelines.db.session import engine_for, session_scope
-from vrtx_pipelines.sandbox_server import ServedApp
 
 Xero = tuple[XeroSandbox, ServedApp, str]
 KEY = "acme-webhook-key-" + "k" * 40

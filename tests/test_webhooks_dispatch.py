@@ -13,18 +13,20 @@ from dagster import AssetKey, DagsterInstance, RunRequest, SensorResult, SkipRea
 from dagster._core.test_utils import instance_for_test
 from fastapi.testclient import TestClient
 
+from providers.sandbox_kit.serve import ServedApp, free_port
 from tests.helpers import bearer
 from tests.test_webhooks import KEY, Xero, acme, api, inbox, post, xero_event, xero_payload  # noqa: F401 -- fixtures
 from tests.xero.conftest import base_urls, oauth_clients, records, xero  # noqa: F401
+from vrtx_pipelines.cli.sync import sync_now
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.session import engine_for, session_factory
-from vrtx_pipelines.pulls import build_pull_assets
+from vrtx_pipelines.names import WEBHOOK_BATCH_TAG as BATCH_TAG
+from vrtx_pipelines.orchestration.pulls import build_pull_assets
+from vrtx_pipelines.orchestration.schedules import pull_job
+from vrtx_pipelines.orchestration.webhooks import build_webhook_sensor
 from vrtx_pipelines.registry import get_provider
-from vrtx_pipelines.sandbox_server import ServedApp, free_port
-from vrtx_pipelines.schedules import pull_job
-from vrtx_pipelines.syncing import sync_now
-from vrtx_pipelines.webhook_dispatch import BATCH_TAG, RELEASED, build_webhook_sensor, claim_batches
-from vrtx_pipelines.webhook_launch import GraphQLRunLauncher, ImmediateDispatcher
+from vrtx_pipelines.webhooks.dispatch import RELEASED, claim_batches
+from vrtx_pipelines.webhooks.launch import GraphQLRunLauncher, ImmediateDispatcher
 
 pytestmark = pytest.mark.dagster
 XERO = get_provider("xero")

@@ -17,22 +17,22 @@ from dagster._core.test_utils import instance_for_test
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from providers.sandbox_kit.serve import ServedApp, free_port
 from providers.xero.mappers import to_invoice
 from tests.helpers import bearer, make_tenant
 from tests.test_webhooks import KEY, OTHER_KEY, Xero, acme, api, inbox, post, xero_event, xero_payload  # noqa: F401
 from tests.test_webhooks_dispatch import tick
 from tests.xero.conftest import base_urls, connect_xero, oauth_clients, xero  # noqa: F401
 from vrtx_pipelines.config import Settings
+from vrtx_pipelines.credentials.vault import vault_from_settings
 from vrtx_pipelines.db.models import CanonicalRecord, OutboundEvent
 from vrtx_pipelines.db.session import engine_for, session_factory, session_scope
-from vrtx_pipelines.pulls import build_pull_assets
-from vrtx_pipelines.records import canonical_json
+from vrtx_pipelines.orchestration.pulls import build_pull_assets
+from vrtx_pipelines.records.store import canonical_json
 from vrtx_pipelines.registry import get_provider
-from vrtx_pipelines.sandbox_server import ServedApp, free_port
-from vrtx_pipelines.vault import vault_from_settings
-from vrtx_pipelines.webhook_apply import DagsterReporter, WebhookApplier
-from vrtx_pipelines.webhook_dispatch import RELEASED, claim_batches
-from vrtx_pipelines.webhook_launch import GraphQLRunLauncher, ImmediateDispatcher
+from vrtx_pipelines.webhooks.apply import DagsterReporter, WebhookApplier
+from vrtx_pipelines.webhooks.dispatch import RELEASED, claim_batches
+from vrtx_pipelines.webhooks.launch import GraphQLRunLauncher, ImmediateDispatcher
 
 XERO = get_provider("xero")
 VISIBLE_WITHIN_S = 5.0
@@ -117,8 +117,8 @@ def test_an_invoice_applied_by_the_fast_path_matches_what_the_pull_maps(
     assert dispatcher.wait_idle()
     [record] = [r for r in stored_records(settings) if r.external_id == changed]
     # The sandbox's own answer for the invoice, decoded as the pull decodes it (GET /Invoices/{id}).
+    from providers.kit.governor import RateGovernor
     from providers.xero.client import XeroClient
-    from vrtx_pipelines.governor import RateGovernor
 
     token = sandbox.issue_access_token([org])
     with httpx.Client() as http:

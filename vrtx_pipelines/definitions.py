@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from dagster import Definitions
 
-from vrtx_pipelines.delivery import event_delivery_sensor
-from vrtx_pipelines.health import connection_health_asset, connection_health_job, connection_health_schedule
-from vrtx_pipelines.partitions import build_partitions_sensor
-from vrtx_pipelines.pulls import build_pull_assets
-from vrtx_pipelines.pushes import push_job, push_sensor
+from vrtx_pipelines.orchestration.events import event_delivery_sensor
+from vrtx_pipelines.orchestration.health import (
+    connection_health_asset,
+    connection_health_job,
+    connection_health_schedule,
+)
+from vrtx_pipelines.orchestration.partitions import build_partitions_sensor
+from vrtx_pipelines.orchestration.pulls import build_pull_assets
+from vrtx_pipelines.orchestration.pushes import push_job, push_sensor
+from vrtx_pipelines.orchestration.schedules import pull_job, pull_schedule, token_refresh_job, token_refresh_schedule
+from vrtx_pipelines.orchestration.synclog import SYNC_LOG_SENSORS
+from vrtx_pipelines.orchestration.webhooks import build_webhook_sensor
 from vrtx_pipelines.registry import load_providers
-from vrtx_pipelines.schedules import pull_job, pull_schedule, token_refresh_job, token_refresh_schedule
-from vrtx_pipelines.synclog import SYNC_LOG_SENSORS
-from vrtx_pipelines.webhook_dispatch import build_webhook_sensor
 
 
 def build_definitions() -> Definitions:
@@ -30,7 +34,7 @@ def build_definitions() -> Definitions:
         schedules=[connection_health_schedule(p, health_jobs[p.slug]) for p in checkable]
         + [pull_schedule(p, pull_jobs[p.slug]) for p in pulling]
         + ([token_refresh_schedule] if oauth else []),
-        sensors=[build_partitions_sensor(providers), *SYNC_LOG_SENSORS, event_delivery_sensor]
+        sensors=[build_partitions_sensor(providers, list(pull_jobs.values())), *SYNC_LOG_SENSORS, event_delivery_sensor]
         + [push_sensor(p, push_jobs[p.slug]) for p in providers if p.slug in push_jobs]
         + [build_webhook_sensor(p, pull_jobs[p.slug]) for p in pulling if p.webhooks is not None],
     )

@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 from api.pages.render import PageError
 from api.pages.session import PageSession
 from providers.base import Provider
-from vrtx_pipelines.connections import Status
+from vrtx_pipelines.connect.context import Status
+from vrtx_pipelines.connect.oauth import PENDING
 from vrtx_pipelines.db.models import Integration, TenantIntegration
 from vrtx_pipelines.errors import UnknownIntegration
-from vrtx_pipelines.oauth import PENDING
 from vrtx_pipelines.registry import get_provider
 
 CATEGORY_NAMES = {

@@ -1,6 +1,6 @@
 """Forms generated from a provider's declarations: its settings (``config_schema``, JSON Schema) and its
 credential fields (``AuthField``). Parsing turns a posted form back into typed values; validation stays with
-``vrtx_pipelines.connections`` so a page and the JSON API can never disagree."""
+``vrtx_pipelines.connect.connections`` so a page and the JSON API can never disagree."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from api.pages.render import render
 from api.pages.session import FormDep, PageDep, PageSession, page_session, start_browser_session
 from providers.base import AuthType, Provider
 from providers.errors import ProviderAuthError, ProviderError
-from vrtx_pipelines import connections, oauth
+from vrtx_pipelines.connect import connections, oauth
 from vrtx_pipelines.errors import IntegrationError, ValidationFailed
 from vrtx_pipelines.registry import load_providers
 

@@ -26,8 +26,8 @@ from api.pages.config import pages_settings
 from api.pages.render import PageError
 from api.pages.theme import Brand, brand_of
 from vrtx_pipelines.config import Settings
+from vrtx_pipelines.credentials.vault import Vault
 from vrtx_pipelines.db.models import Tenant
-from vrtx_pipelines.vault import Vault
 
 COOKIE = "vrtx_marketplace"
 LINK_PURPOSE = b"vrtx-marketplace-link-v1|"

@@ -14,7 +14,7 @@ from api.pages.forms import field_errors, parse_settings, settings_fields
 from api.pages.render import render
 from api.pages.session import FormDep, PageDep, PageSession
 from providers.base import Provider
-from vrtx_pipelines import connections
+from vrtx_pipelines.connect import connections
 
 router = APIRouter(include_in_schema=False)
 

@@ -16,7 +16,7 @@ from api.pages.common import provider_page, require_connection, status_view
 from api.pages.render import PageError, render
 from api.pages.session import FormDep, PageDep
 from api.routes import sync as sync_api
-from vrtx_pipelines.connections import Status
+from vrtx_pipelines.connect.context import Status
 from vrtx_pipelines.db.models import Tenant
 from vrtx_pipelines.errors import IntegrationError
 

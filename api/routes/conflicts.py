@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import ProviderDep, SessionDep, TenantDep
 from api.routes.pushes import push_launcher
-from vrtx_pipelines import conflicts
 from vrtx_pipelines.db.models import SyncConflict
+from vrtx_pipelines.push import conflicts
 
 router = APIRouter(prefix="/api/v1/integrations/{slug}/conflicts", tags=["conflicts"])
 

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Query, status
 
 from api.deps import ContextDep, ProviderDep, SessionDep, TenantDep
 from api.schemas import ConnectionOut, ConnectRequest, TestResult, connection_out
-from vrtx_pipelines import connections
+from vrtx_pipelines.connect import connections
+from vrtx_pipelines.connect.context import get_connection
 from vrtx_pipelines.errors import NotConnected
 
 router = APIRouter(prefix="/api/v1/integrations/{slug}", tags=["connections"])
@@ -59,7 +60,7 @@ def test(provider: ProviderDep, tenant: TenantDep, ctx: ContextDep) -> TestResul
 
 @router.get("/status", response_model=ConnectionOut, summary="Get connection status")
 def get_status(provider: ProviderDep, tenant: TenantDep, session: SessionDep) -> ConnectionOut:
-    connection = connections.get_connection(session, tenant.id, provider.slug)
+    connection = get_connection(session, tenant.id, provider.slug)
     if connection is None:
         raise NotConnected(f"{provider.slug} has never been connected for this tenant")
     return connection_out(provider.slug, connection)

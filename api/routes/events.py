@@ -14,10 +14,10 @@ from sqlalchemy import select
 
 from api.deps import SessionDep, SettingsDep, TenantDep, VaultDep
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.credentials import callback_secret_context
+from vrtx_pipelines.credentials.stored import callback_secret_context
 from vrtx_pipelines.db.models import OutboundEvent
-from vrtx_pipelines.delivery import new_callback_secret, redeliver
 from vrtx_pipelines.errors import Conflict, NotFound, ValidationFailed
+from vrtx_pipelines.events.delivery import new_callback_secret, redeliver
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 

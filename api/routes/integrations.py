@@ -14,7 +14,7 @@ from api.schemas import (
     integration_detail_out,
     integration_out,
 )
-from vrtx_pipelines.connections import Status, get_connection
+from vrtx_pipelines.connect.context import Status, get_connection
 from vrtx_pipelines.db.models import Integration, TenantIntegration
 from vrtx_pipelines.registry import load_providers
 

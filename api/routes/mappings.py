@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import ProviderDep, SessionDep, SettingsDep, TenantDep
 from providers.base import Provider
-from vrtx_pipelines.connections import get_connection
+from vrtx_pipelines.connect.context import get_connection
 from vrtx_pipelines.db.models import Tenant, TenantIntegration
 from vrtx_pipelines.errors import IntegrationNotAvailable, NotConnected, NotFound, ValidationFailed
 from vrtx_pipelines.mapping.engine import EntityMappings, FieldMappingSpec, compile_mappings

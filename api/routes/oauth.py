@@ -12,7 +12,7 @@ from api.deps import ContextDep, ProviderDep, TenantDep
 from api.pages.oauth_return import failure_url, page_return_to, return_to_for_state
 from api.schemas import ConnectionOut, connection_out
 from providers.errors import ProviderError
-from vrtx_pipelines import oauth
+from vrtx_pipelines.connect import oauth
 from vrtx_pipelines.errors import IntegrationError
 
 router = APIRouter(prefix="/api/v1/integrations/{slug}", tags=["oauth"])

@@ -11,11 +11,11 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import State
 
 from api.deps import ProviderDep, SessionDep, TenantDep
-from vrtx_pipelines import push_outbox
 from vrtx_pipelines.db.models import PushOutbox
 from vrtx_pipelines.errors import MissingIdempotencyKey
 from vrtx_pipelines.orchestrator import dagster_webserver_url
-from vrtx_pipelines.push_launch import PushLauncher
+from vrtx_pipelines.push import outbox as push_outbox
+from vrtx_pipelines.push.launch import PushLauncher
 
 router = APIRouter(prefix="/api/v1/integrations/{slug}/push", tags=["pushes"])
 

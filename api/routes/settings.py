@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body
 
 from api.deps import ProviderDep, SessionDep, TenantDep
 from api.schemas import SettingsOut
-from vrtx_pipelines import connections
+from vrtx_pipelines.connect import connections
 
 router = APIRouter(prefix="/api/v1/integrations/{slug}/settings", tags=["settings"])
 

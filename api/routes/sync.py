@@ -15,7 +15,7 @@ import os
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
 from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, Field
@@ -24,7 +24,7 @@ from sqlalchemy import and_, func, or_, select
 from api.deps import ProviderDep, SessionDep, SettingsDep, TenantDep
 from providers.base import Provider
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.connections import Status, get_connection
+from vrtx_pipelines.connect.context import Status, get_connection
 from vrtx_pipelines.db.models import IntegrationSyncLog, TenantIntegration
 from vrtx_pipelines.errors import (
     ConnectionUnusable,
@@ -33,8 +33,20 @@ from vrtx_pipelines.errors import (
     OrchestratorUnavailable,
     ValidationFailed,
 )
+from vrtx_pipelines.names import (
+    CONNECTION_TAG,
+    KIND_TAG,
+    PARTITION_TAG,
+    TRIGGER_TAG,
+    Trigger,
+    asset_path,
+    connection_key,
+    partitions_name,
+    pull_job_name,
+    pull_run_config,
+    run_tags,
+)
 from vrtx_pipelines.orchestrator import dagster_webserver_url, graphql_client
-from vrtx_pipelines.partitions import partition_set_name
 
 log = logging.getLogger("vrtx.api")
 router = APIRouter(prefix="/api/v1/integrations/{slug}/sync", tags=["sync"])
@@ -129,8 +141,8 @@ def log_out(row: IntegrationSyncLog, base_url: str) -> SyncLogOut:
 
 def next_sync_at(connection: TenantIntegration, now: datetime) -> datetime | None:
     """The schedule ticks every minute and pulls a connection once per slot of its sync frequency
-    (``vrtx_pipelines.schedules.due_pulls``): the next pull is at the start of the slot after the last sync's,
-    or at the next tick when that is already past."""
+    (``vrtx_pipelines.orchestration.schedules.due_pulls``): the next pull is at the start of the slot after the
+    last sync's, or at the next tick when that is already past."""
     options = connection.settings or {}
     if connection.status != Status.CONNECTED or not options.get("sync_enabled", True):
         return None
@@ -153,14 +165,14 @@ def _active_runs(instance: DagsterInstance | None, slug: str, tenant_id: str) ->
     if instance is None:
         return None
     records = instance.get_run_records(
-        filters=RunsFilter(tags={"vrtx/connection": f"{slug}:{tenant_id}"}, statuses=ACTIVE), limit=20
+        filters=RunsFilter(tags={CONNECTION_TAG: connection_key(slug, tenant_id)}, statuses=ACTIVE), limit=20
     )
     return [
         ActiveRunOut(
             run_id=record.dagster_run.run_id,
             status=record.dagster_run.status.value.lower(),
-            kind=record.dagster_run.tags.get("vrtx/kind", "pull"),
-            trigger=record.dagster_run.tags.get("vrtx/trigger"),
+            kind=record.dagster_run.tags.get(KIND_TAG, "pull"),
+            trigger=record.dagster_run.tags.get(TRIGGER_TAG),
             created_at=record.create_timestamp,
         )
         for record in records
@@ -286,21 +298,16 @@ def launch_pull(
     full: bool,
 ) -> str:
     """Queue a run of the provider's ``<slug>_sync`` job for this tenant's partition; returns its run id."""
-    if instance is not None and tenant_id not in instance.get_dynamic_partitions(partition_set_name(provider.slug)):
+    if instance is not None and tenant_id not in instance.get_dynamic_partitions(partitions_name(provider.slug)):
         # Connected moments ago: the partitions sensor has not caught up yet.
-        instance.add_dynamic_partitions(partition_set_name(provider.slug), [tenant_id])
+        instance.add_dynamic_partitions(partitions_name(provider.slug), [tenant_id])
     base_url = dagster_webserver_url(settings)
     try:
         run_id: str = _graphql_client(base_url).submit_job_execution(
-            f"{provider.slug}_sync",
-            run_config={"ops": {f"{provider.slug}_pull": {"config": {"full": full}}}},
-            tags={
-                "vrtx/provider": provider.slug,
-                "vrtx/connection": f"{provider.slug}:{tenant_id}",
-                "vrtx/trigger": "api",
-                "dagster/partition": tenant_id,
-            },
-            asset_selection=[AssetKey([provider.slug, entity]) for entity in entities],
+            pull_job_name(provider.slug),
+            run_config=pull_run_config(provider.slug, full=full),
+            tags={**run_tags(provider.slug, tenant_id, trigger=Trigger.API), PARTITION_TAG: tenant_id},
+            asset_selection=[asset_path(provider.slug, entity) for entity in entities],
         )
     except DagsterGraphQLClientError as exc:
         kind = str(exc.args[0]).split("\n", 1)[0] if exc.args else type(exc).__name__

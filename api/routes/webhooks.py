@@ -18,14 +18,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.deps import ProviderDep, SessionDep, SettingsDep, TenantDep, VaultDep
 from api.errors import integration_error_response, unexpected_error_response
 from providers.base import Provider
-from vrtx_pipelines import webhooks
 from vrtx_pipelines.db.session import engine_for
 from vrtx_pipelines.errors import IntegrationError, UnknownIntegration
 from vrtx_pipelines.orchestrator import dagster_webserver_url
 from vrtx_pipelines.registry import get_provider
-from vrtx_pipelines.webhook_apply import WebhookApplier
-from vrtx_pipelines.webhook_launch import GraphQLRunLauncher, ImmediateDispatcher
-from vrtx_pipelines.webhook_receiver import WebhookReceiver
+from vrtx_pipelines.webhooks import config as webhook_config
+from vrtx_pipelines.webhooks import inbox as webhooks
+from vrtx_pipelines.webhooks.apply import WebhookApplier
+from vrtx_pipelines.webhooks.launch import GraphQLRunLauncher, ImmediateDispatcher
+from vrtx_pipelines.webhooks.receiver import WebhookReceiver
 
 router = APIRouter(tags=["webhooks"])
 
@@ -52,7 +53,7 @@ class WebhookIn(BaseModel):
     is_active: bool | None = None
 
 
-def _out(slug: str, config: webhooks.WebhookConfig) -> WebhookOut:
+def _out(slug: str, config: webhook_config.WebhookConfig) -> WebhookOut:
     return WebhookOut(
         integration=slug,
         endpoint_url=config.endpoint_url,
@@ -68,7 +69,7 @@ def _out(slug: str, config: webhooks.WebhookConfig) -> WebhookOut:
     "/api/v1/integrations/{slug}/webhook", response_model=WebhookOut, summary="Webhook endpoint and subscription"
 )
 def get_webhook(provider: ProviderDep, tenant: TenantDep, session: SessionDep, settings: SettingsDep) -> WebhookOut:
-    return _out(provider.slug, webhooks.read_webhook_config(session, settings, provider, tenant.id))
+    return _out(provider.slug, webhook_config.read_webhook_config(session, settings, provider, tenant.id))
 
 
 @router.put(
@@ -86,7 +87,7 @@ def put_webhook(
     request: Request,
     body: Annotated[WebhookIn, Body()],
 ) -> WebhookOut:
-    config = webhooks.configure_webhook(
+    config = webhook_config.configure_webhook(
         session,
         vault,
         settings,

@@ -6,7 +6,7 @@ from providers.base import AuthField, AuthSpec, AuthType, Category, Provider, Ra
 from providers.schema import settings_schema
 
 from .connection import API_KEY_PATTERN, test_connection
-from .sandbox import DEMO_API_KEY, create_app
+from .sandbox_credentials import DEMO_API_KEY
 
 PROVIDER = Provider(
     slug="mailchimp",
@@ -70,6 +70,6 @@ PROVIDER = Provider(
     ),
     implemented=frozenset({"connect"}),
     connection_tester=test_connection,
-    sandbox_factory=create_app,
+    sandbox="providers.mailchimp.sandbox:create_app",
     sandbox_credentials={"api_key": DEMO_API_KEY},
 )

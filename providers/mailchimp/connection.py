@@ -14,7 +14,7 @@ import httpx
 
 from providers.base import ConnectionInfo
 from providers.errors import ProviderAuthError, ProviderError
-from providers.http_errors import json_object, raise_for_provider_status, transport_errors
+from providers.kit.http_errors import json_object, raise_for_provider_status, transport_errors
 
 # <32 hex>-<data center>, e.g. 0123…cdef-us21; the data center picks the API host.
 API_KEY_PATTERN = r"^[0-9a-f]{32}-[a-z]+[0-9]+$"

@@ -8,14 +8,11 @@ served: endpoints appear here as features are built. Point a client at ``<served
 ``host``).
 
     app = create_app()                      # one demo account, key DEMO_API_KEY, data center "us21"
-    sandbox_state(app).rate_limit_next = 2  # the next two requests get Mailchimp's 429
+    knobs_of(app).rate_limit_next = 2       # the next two requests get Mailchimp's 429
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,15 +23,13 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-# SandboxState and sandbox_state are re-exported: tests and demos reach the knobs through this module.
-from providers.sandbox_kit import SandboxState as SandboxState
-from providers.sandbox_kit import install_fault_injection
-from providers.sandbox_kit import sandbox_state as sandbox_state
+from providers.mailchimp.sandbox_credentials import DEMO_ACCOUNT_ID as DEMO_ACCOUNT_ID
+from providers.mailchimp.sandbox_credentials import DEMO_API_KEY as DEMO_API_KEY
+from providers.mailchimp.sandbox_credentials import DEMO_DATACENTER as DEMO_DATACENTER
+from providers.sandbox_kit.faults import FaultKnobs, install_faults
+from providers.sandbox_kit.wire import basic_credentials, find_by_secret
 
 API_PREFIX = "/3.0"
-DEMO_DATACENTER = "us21"
-DEMO_API_KEY = f"5f3c0a8e9b1d4c7a2e6f8b0d1a3c5e7f-{DEMO_DATACENTER}"
-DEMO_ACCOUNT_ID = "8d3a3db4d97663a9074efcc16"
 
 _ERROR_DOCS = "https://mailchimp.com/developer/marketing/docs/errors/"
 _PROBLEMS: dict[int, tuple[str, str]] = {
@@ -98,7 +93,7 @@ def create_app(
     accounts: Sequence[MailchimpSandboxAccount] | None = None,
     *,
     datacenter: str = DEMO_DATACENTER,
-    state: SandboxState | None = None,
+    knobs: FaultKnobs | None = None,
 ) -> FastAPI:
     """The sandbox ASGI app for one data center; ``accounts`` defaults to the one demo account."""
     by_key = {account.api_key: account for account in (list(accounts) if accounts is not None else [DEMO_ACCOUNT])}
@@ -116,7 +111,7 @@ def create_app(
         }
         return JSONResponse(body, status_code=status, media_type="application/problem+json; charset=utf-8")
 
-    install_fault_injection(app, problem, state=state)
+    install_faults(app, problem, knobs=knobs)
 
     @app.exception_handler(StarletteHTTPException)
     async def not_found(request: Request, exc: StarletteHTTPException) -> Response:
@@ -126,7 +121,7 @@ def create_app(
         key = _api_key(request)
         if key is None:
             return problem(401, _KEY_MISSING)
-        account = next((a for k, a in by_key.items() if hmac.compare_digest(k.encode(), key.encode())), None)
+        account = find_by_secret(by_key, key)
         if account is None or not key.endswith(f"-{datacenter}"):
             return problem(401)
         return JSONResponse(root_resource(account, f"{request.base_url}".rstrip("/") + API_PREFIX))
@@ -179,11 +174,5 @@ def root_resource(account: MailchimpSandboxAccount, api_base: str) -> dict[str, 
 
 def _api_key(request: Request) -> str | None:
     """The password of ``Authorization: Basic base64(<anything>:<key>)``; Mailchimp ignores the username."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return decoded.partition(":")[2] or None
+    credentials = basic_credentials(request)
+    return (credentials[1] or None) if credentials is not None else None

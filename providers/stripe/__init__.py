@@ -6,7 +6,7 @@ from providers.base import AuthField, AuthSpec, AuthType, Category, Provider, Ra
 from providers.schema import settings_schema
 
 from .connection import SECRET_KEY_PATTERN, test_connection
-from .sandbox import DEMO_SECRET_KEY, create_app
+from .sandbox_credentials import DEMO_SECRET_KEY
 
 PROVIDER = Provider(
     slug="stripe",
@@ -68,6 +68,6 @@ PROVIDER = Provider(
     ),
     implemented=frozenset({"connect"}),
     connection_tester=test_connection,
-    sandbox_factory=create_app,
+    sandbox="providers.stripe.sandbox:create_app",
     sandbox_credentials={"secret_key": DEMO_SECRET_KEY},
 )

@@ -13,7 +13,7 @@ import httpx
 
 from providers.base import ConnectionInfo
 from providers.errors import ProviderAuthError, ProviderError
-from providers.http_errors import json_object, raise_for_provider_status, transport_errors
+from providers.kit.http_errors import json_object, raise_for_provider_status, transport_errors
 
 # Secret keys (sk_) and restricted keys (rk_), test or live mode. Publishable keys (pk_) cannot call the API.
 SECRET_KEY_PATTERN = r"^(?:sk|rk)_(?:test|live)_[0-9A-Za-z]{8,247}$"  # noqa: S105 -- a format, not a key

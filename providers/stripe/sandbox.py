@@ -7,15 +7,12 @@ account object in the shape of Stripe's ``fixtures3.json``, and Stripe's error o
 else is served: endpoints appear here as features are built.
 
     app = create_app()                      # one demo account, key DEMO_SECRET_KEY
-    sandbox_state(app).rate_limit_next = 2  # the next two requests get Stripe's 429
+    knobs_of(app).rate_limit_next = 2       # the next two requests get Stripe's 429
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -25,14 +22,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-# SandboxState and sandbox_state are re-exported: tests and demos reach the knobs through this module.
-from providers.sandbox_kit import SandboxState as SandboxState
-from providers.sandbox_kit import install_fault_injection
-from providers.sandbox_kit import sandbox_state as sandbox_state
-
-DEMO_ACCOUNT_ID = "acct_1VrtxDemo00000001"
-DEMO_SECRET_KEY = "sk_test_51VrtxDemo00000001SandboxKey4242"  # noqa: S105 -- a sandbox-only demo key
-DEMO_RESTRICTED_KEY = "rk_test_51VrtxDemo00000001SandboxRestricted7"
+from providers.sandbox_kit.faults import FaultKnobs, install_faults
+from providers.sandbox_kit.wire import basic_credentials, bearer_token, find_by_secret
+from providers.stripe.sandbox_credentials import DEMO_ACCOUNT_ID as DEMO_ACCOUNT_ID
+from providers.stripe.sandbox_credentials import DEMO_RESTRICTED_KEY as DEMO_RESTRICTED_KEY
+from providers.stripe.sandbox_credentials import DEMO_SECRET_KEY as DEMO_SECRET_KEY
 
 _SUPPORT = "Please see https://stripe.com/docs or we can help at https://support.stripe.com/."
 _NO_KEY_MESSAGE = (
@@ -75,16 +69,16 @@ DEMO_ACCOUNT = StripeSandboxAccount(
 )
 
 
-def create_app(accounts: Sequence[StripeSandboxAccount] | None = None, *, state: SandboxState | None = None) -> FastAPI:
+def create_app(accounts: Sequence[StripeSandboxAccount] | None = None, *, knobs: FaultKnobs | None = None) -> FastAPI:
     """The sandbox ASGI app; ``accounts`` defaults to the one demo account."""
     known = list(accounts) if accounts is not None else [DEMO_ACCOUNT]
     by_key = {key: account for account in known for key in account.secret_keys}
     app = FastAPI(title="Stripe sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     request_ids = iter(range(1, 1 << 62))
-    install_fault_injection(
+    install_faults(
         app,
         _injected_failure,
-        state=state,
+        knobs=knobs,
         response_headers=lambda: {"Request-Id": f"req_sandbox{next(request_ids):014d}"},
     )
 
@@ -99,7 +93,7 @@ def create_app(accounts: Sequence[StripeSandboxAccount] | None = None, *, state:
         key = _api_key(request)
         if not key:
             return _error(401, "invalid_request_error", _NO_KEY_MESSAGE)
-        account = next((acct for k, acct in by_key.items() if hmac.compare_digest(k.encode(), key.encode())), None)
+        account = find_by_secret(by_key, key)
         if account is None:
             return _error(401, "invalid_request_error", f"Invalid API Key provided: {_masked(key)}")
         return JSONResponse(account_object(account))
@@ -130,17 +124,8 @@ def account_object(account: StripeSandboxAccount) -> dict[str, Any]:
 
 def _api_key(request: Request) -> str | None:
     """The key from ``Authorization: Bearer <key>`` or ``Basic base64(<key>:)``, as Stripe accepts both."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    value = value.strip()
-    if scheme.lower() == "bearer":
-        return value or None
-    if scheme.lower() == "basic":
-        try:
-            decoded = base64.b64decode(value, validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return decoded.partition(":")[0] or None
-    return None
+    basic = basic_credentials(request)
+    return bearer_token(request) or (basic[0] if basic is not None else None) or None
 
 
 def _masked(key: str) -> str:

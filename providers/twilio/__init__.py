@@ -6,7 +6,7 @@ from providers.base import AuthField, AuthSpec, AuthType, Category, Provider
 from providers.schema import settings_schema
 
 from .connection import ACCOUNT_SID_PATTERN, AUTH_TOKEN_PATTERN, test_connection
-from .sandbox import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN, create_app
+from .sandbox_credentials import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
 
 PROVIDER = Provider(
     slug="twilio",
@@ -61,6 +61,6 @@ PROVIDER = Provider(
     api_base_url="https://api.twilio.com",
     implemented=frozenset({"connect"}),
     connection_tester=test_connection,
-    sandbox_factory=create_app,
+    sandbox="providers.twilio.sandbox:create_app",
     sandbox_credentials={"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN},
 )

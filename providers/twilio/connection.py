@@ -14,7 +14,7 @@ import httpx
 
 from providers.base import ConnectionInfo
 from providers.errors import ProviderAuthError, ProviderError
-from providers.http_errors import json_object, raise_for_provider_status, transport_errors
+from providers.kit.http_errors import json_object, raise_for_provider_status, transport_errors
 
 ACCOUNT_SID_PATTERN = r"^AC[0-9a-f]{32}$"
 AUTH_TOKEN_PATTERN = r"^[0-9a-f]{32}$"  # noqa: S105 -- a format, not a token

@@ -8,14 +8,11 @@ another account's resource, and for suspended or closed accounts, which Twilio l
 features are built.
 
     app = create_app()                      # one demo account: DEMO_ACCOUNT_SID / DEMO_AUTH_TOKEN
-    sandbox_state(app).rate_limit_next = 2  # the next two requests get Twilio's 429
+    knobs_of(app).rate_limit_next = 2       # the next two requests get Twilio's 429
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -25,13 +22,10 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-# SandboxState and sandbox_state are re-exported: tests and demos reach the knobs through this module.
-from providers.sandbox_kit import SandboxState as SandboxState
-from providers.sandbox_kit import install_fault_injection
-from providers.sandbox_kit import sandbox_state as sandbox_state
-
-DEMO_ACCOUNT_SID = "AC5ef8732a3c49700934481addd5ce1659"
-DEMO_AUTH_TOKEN = "2fd8e8b1a45c4c1f9a3e0b7d6c5a4f31"  # noqa: S105 -- a sandbox-only demo token
+from providers.sandbox_kit.faults import FaultKnobs, install_faults
+from providers.sandbox_kit.wire import basic_credentials, secret_matches
+from providers.twilio.sandbox_credentials import DEMO_ACCOUNT_SID as DEMO_ACCOUNT_SID
+from providers.twilio.sandbox_credentials import DEMO_AUTH_TOKEN as DEMO_AUTH_TOKEN
 
 _MORE_INFO = "https://www.twilio.com/docs/errors/{code}"
 # The subresources Twilio lists on every account (same order as the spec's example).
@@ -78,15 +72,15 @@ DEMO_ACCOUNT = TwilioSandboxAccount(
 )
 
 
-def create_app(accounts: Sequence[TwilioSandboxAccount] | None = None, *, state: SandboxState | None = None) -> FastAPI:
+def create_app(accounts: Sequence[TwilioSandboxAccount] | None = None, *, knobs: FaultKnobs | None = None) -> FastAPI:
     """The sandbox ASGI app; ``accounts`` defaults to the one demo account."""
     by_sid = {account.sid: account for account in (list(accounts) if accounts is not None else [DEMO_ACCOUNT])}
     app = FastAPI(title="Twilio sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     request_ids = iter(range(1, 1 << 62))
-    install_fault_injection(
+    install_faults(
         app,
         _error,
-        state=state,
+        knobs=knobs,
         response_headers=lambda: {"Twilio-Request-Id": f"RQ{next(request_ids):032x}"},
     )
 
@@ -129,15 +123,12 @@ def account_resource(account: TwilioSandboxAccount) -> dict[str, Any]:
 
 def _authenticate(request: Request, by_sid: dict[str, TwilioSandboxAccount]) -> TwilioSandboxAccount | None:
     """The active account whose ``AccountSid:AuthToken`` is in the Basic ``Authorization`` header, if any."""
-    scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "basic":
+    credentials = basic_credentials(request)
+    if credentials is None:
         return None
-    try:
-        username, _, password = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
+    username, password = credentials
     account = by_sid.get(username)
-    if account is None or not hmac.compare_digest(account.auth_token.encode(), password.encode()):
+    if account is None or not secret_matches(account.auth_token, password):
         return None
     return account if account.status == "active" else None
 

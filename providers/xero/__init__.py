@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, RateLimit
-from providers.schema import settings_schema
-from vrtx_pipelines.two_way import CONTACT_FIELDS
+from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, PullSpec, RateLimit
+from providers.schema import choice_setting, conflict_settings, settings_schema, text_setting
+from vrtx_pipelines.push.two_way import CONTACT_FIELDS
 
+from .client import XeroClient
+from .fields import RECORD_FIELDS
 from .identity import discover_tenants
-from .pulls import PULLS
+from .mappers import MAPPERS
 from .push import PUSHES
-from .sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, create_app
+from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from .source import STREAMS
 from .webhooks import WEBHOOKS
 
+ACCOUNT_CODE = "^[A-Za-z0-9.\\-]{1,10}$"
 ENTITIES = ("contacts", "invoices", "payments", "tax_rates", "products", "accounts")
+# Everything on the roadmap is built and tested end to end.
+CAPABILITIES = (
+    *(f"pull:{entity}" for entity in ENTITIES),
+    *(f"push:{entity}" for entity in PUSHES.entities),
+    "webhooks",
+)
 
 PROVIDER = Provider(
     slug="xero",
@@ -56,100 +66,54 @@ PROVIDER = Provider(
     config_schema=settings_schema(
         entities=ENTITIES,
         properties={
-            "default_sales_account_code": {
-                "type": "string",
-                "title": "Default sales account code",
-                "description": "Revenue account code for pushed invoice lines that name none (e.g. 200).",
-                "pattern": "^[A-Za-z0-9.\\-]{1,10}$",
-                "default": "200",
-            },
-            "default_payment_account_code": {
-                "type": "string",
-                "title": "Default payment account code",
-                "description": "Bank account code that pushed payments go into when they name none (e.g. 090).",
-                "pattern": "^[A-Za-z0-9.\\-]{1,10}$",
-                "default": "090",
-            },
-            "default_tax_type": {
-                "type": "string",
-                "title": "Default tax type",
-                "description": (
-                    "Xero TaxType for pushed lines that name none (e.g. OUTPUT2 in New Zealand, "
-                    "OUTPUT in Australia); empty uses the account's default tax."
-                ),
-                "maxLength": 50,
-                "default": "",
-            },
-            "line_amount_types": {
-                "type": "string",
-                "title": "Line amounts on pushed invoices",
-                "description": "Whether VRTX line amounts are tax exclusive, tax inclusive or carry no tax.",
-                "enum": ["Exclusive", "Inclusive", "NoTax"],
-                "default": "Exclusive",
-            },
-            "invoice_status_on_push": {
-                "type": "string",
-                "title": "Status of pushed invoices",
-                "description": (
-                    "DRAFT leaves invoices for review in Xero; SUBMITTED awaits approval; "
-                    "AUTHORISED approves them at once and makes them payable."
-                ),
-                "enum": ["DRAFT", "SUBMITTED", "AUTHORISED"],
-                "default": "DRAFT",
-            },
-            "conflict_policy": {
-                "type": "string",
-                "title": "When a contact changed in VRTX and in Xero",
-                "description": (
-                    "Which side a field changed on both sides since the last sync takes: crm_wins, provider_wins, "
-                    "latest_wins (the later modification time; held for you to resolve when one is missing) or "
-                    "per_field (each field as conflict_fields says, latest_wins for the rest). Fields changed on "
-                    "one side only always merge."
-                ),
-                "enum": ["crm_wins", "provider_wins", "latest_wins", "per_field"],
-                "default": "latest_wins",
-            },
-            "conflict_fields": {
-                "type": "object",
-                "title": "Per-field conflict rules",
-                "description": (
-                    "With per_field: contact field -> crm_wins, provider_wins, latest_wins or manual (always "
-                    "held for you to resolve)."
-                ),
-                "propertyNames": {"enum": list(CONTACT_FIELDS)},
-                "additionalProperties": {"enum": ["crm_wins", "provider_wins", "latest_wins", "manual"]},
-                "default": {},
-            },
+            "default_sales_account_code": text_setting(
+                "Default sales account code",
+                "Revenue account code for pushed invoice lines that name none (e.g. 200).",
+                "200",
+                pattern=ACCOUNT_CODE,
+            ),
+            "default_payment_account_code": text_setting(
+                "Default payment account code",
+                "Bank account code that pushed payments go into when they name none (e.g. 090).",
+                "090",
+                pattern=ACCOUNT_CODE,
+            ),
+            "default_tax_type": text_setting(
+                "Default tax type",
+                "Xero TaxType for pushed lines that name none (e.g. OUTPUT2 in New Zealand, OUTPUT in Australia); "
+                "empty uses the account's default tax.",
+                max_length=50,
+            ),
+            "line_amount_types": choice_setting(
+                "Line amounts on pushed invoices",
+                "Whether VRTX line amounts are tax exclusive, tax inclusive or carry no tax.",
+                ["Exclusive", "Inclusive", "NoTax"],
+                "Exclusive",
+            ),
+            "invoice_status_on_push": choice_setting(
+                "Status of pushed invoices",
+                "DRAFT leaves invoices for review in Xero; SUBMITTED awaits approval; AUTHORISED approves them at "
+                "once and makes them payable.",
+                ["DRAFT", "SUBMITTED", "AUTHORISED"],
+                "DRAFT",
+            ),
+            **conflict_settings("Xero", CONTACT_FIELDS),
         },
     ),
-    capabilities=(
-        *(f"pull:{entity}" for entity in ENTITIES),
-        "push:contact",
-        "push:invoice",
-        "push:payment",
-        "webhooks",
-    ),
+    capabilities=CAPABILITIES,
     display_order=10,
-    api_base_url="https://api.xero.com/api.xro/2.0",
+    api_base_url=XeroClient.api_base_url,
     rate_limits=(
         RateLimit(60, 60, "tenant", "60 calls a minute per organisation (and at most 5 in flight)"),
         RateLimit(5000, 86400, "tenant", "5,000 calls a day per organisation (1,000 on the Starter tier)"),
         RateLimit(10000, 60, "app", "10,000 calls a minute across all organisations"),
     ),
-    implemented=frozenset(
-        {
-            "connect",
-            *(f"pull:{entity}" for entity in ENTITIES),
-            "push:contact",
-            "push:invoice",
-            "push:payment",
-            "webhooks",
-        }
-    ),
+    implemented=frozenset({"connect", *CAPABILITIES}),
     discover_tenants=discover_tenants,
-    pulls=PULLS,
+    client=XeroClient.for_connection,
+    pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, max_concurrent_calls=5, record_fields=RECORD_FIELDS),
     pushes=PUSHES,
     webhooks=WEBHOOKS,
-    sandbox_factory=create_app,
+    sandbox="providers.xero.sandbox:create_app",
     sandbox_credentials={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
 )

@@ -9,6 +9,8 @@ import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from providers.kit.values import calendar_date, iso_milliseconds, iso_utc, timestamp
+
 # Milliseconds since the Unix epoch (always UTC), then an optional offset that only says where the value
 # came from: it never shifts the instant. Negative ticks appear for dates before 1970.
 _MS_JSON_RE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
@@ -28,34 +30,22 @@ def parse_ms_json_date(value: str) -> datetime:
     return _EPOCH + timedelta(milliseconds=int(match.group(1)))
 
 
-def parse_date_string(value: str) -> datetime:
-    """A ``DateString``/``UpdatedDateUTCString`` (``2018-10-20T00:00:00``, ``2019-11-14T18:10:38Z``).
+# ``DateString``/``UpdatedDateUTCString`` companions (``2018-10-20T00:00:00``): Xero writes no offset, so UTC.
+parse_date_string = iso_utc
 
-    Xero writes no offset on ``DateString`` values; they are read as UTC so the result is always aware.
-    """
-    parsed = datetime.fromisoformat(value)
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+def _parse(value: str) -> datetime:
+    return parse_ms_json_date(value) if is_ms_json_date(value) else iso_utc(value)
 
 
 def to_utc_datetime(value: Any) -> datetime | None:
     """Any Xero timestamp (MS-JSON, ISO string or datetime) as an aware UTC datetime; None for empty values."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    if isinstance(value, str):
-        return parse_ms_json_date(value) if is_ms_json_date(value) else parse_date_string(value)
-    raise TypeError(f"not a Xero date: {value!r}")
+    return timestamp(value, _parse)
 
 
 def to_date(value: Any) -> date | None:
     """The calendar date of a Xero date field. Xero sends dates as midnight UTC, so the UTC date is the date."""
-    if isinstance(value, date) and not isinstance(value, datetime):
-        return value
-    instant = to_utc_datetime(value)
-    return instant.date() if instant is not None else None
+    return calendar_date(value, _parse)
 
 
 def convert_ms_json_dates(value: Any) -> Any:
@@ -81,11 +71,6 @@ def convert_dates_hook(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
-def format_if_modified_since(value: datetime) -> str:
-    """The ``If-Modified-Since`` header: ISO 8601 in UTC with milliseconds (``2024-05-01T09:30:00.123+00:00``).
-
-    Naive datetimes are taken as UTC. Milliseconds matter: ``UpdatedDateUTC`` carries them, and dropping them
-    would re-fetch every record changed earlier in the same second.
-    """
-    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return aware.isoformat(timespec="milliseconds")
+# The If-Modified-Since header. Milliseconds matter: UpdatedDateUTC carries them, and dropping them would re-fetch
+# every record changed earlier in the same second.
+format_if_modified_since = iso_milliseconds

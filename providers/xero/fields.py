@@ -1,4 +1,5 @@
-"""The fields of the Xero records the pulls load, with their types: what tenants' field mappings may name.
+"""The fields of the Xero records the pulls load, with their types: what tenants' field mappings may name, and
+where the warehouse's column types come from.
 
 Taken from Xero's Accounting API reference (https://developer.xero.com/documentation/api/accounting/contacts,
 .../invoices, .../payments, .../items, .../taxrates, .../accounts), as the records arrive after the source's
@@ -9,125 +10,76 @@ companions are the ones Xero sends beside ``Date`` and ``DueDate``.
 
 from __future__ import annotations
 
-S, N, B, D, T, OBJ, A = "string", "number", "boolean", "date", "datetime", "object", "array"
-
-
-def _fields(spec: str, kind: str) -> dict[str, str]:
-    return dict.fromkeys(spec.split(), kind)
-
-
-CONTACT_FIELDS: dict[str, str] = {
-    **_fields(
-        "ContactID MergedToContactID ContactNumber AccountNumber ContactStatus Name FirstName LastName CompanyNumber "
-        "EmailAddress BankAccountDetails TaxNumber TaxNumberType AccountsReceivableTaxType AccountsPayableTaxType "
-        "SalesDefaultLineAmountType PurchasesDefaultLineAmountType DefaultCurrency XeroNetworkKey "
-        "SalesDefaultAccountCode PurchasesDefaultAccountCode TrackingCategoryName TrackingCategoryOption Website "
-        "StatusAttributeString",
-        S,
-    ),
-    **_fields("IsSupplier IsCustomer HasAttachments HasValidationErrors", B),
-    "Discount": N,
-    "UpdatedDateUTC": T,
-    **_fields(
-        "ContactPersons Addresses Phones SalesTrackingCategories PurchasesTrackingCategories ContactGroups "
-        "Attachments ValidationErrors",
-        A,
-    ),
-    **_fields("PaymentTerms BrandingTheme BatchPayments Balances", OBJ),
-}
-
-INVOICE_FIELDS: dict[str, str] = {
-    **_fields(
-        "Type LineAmountTypes InvoiceNumber Reference BrandingThemeID Url CurrencyCode Status InvoiceID "
-        "RepeatingInvoiceID StatusAttributeString DateString DueDateString UpdatedDateUTCString",
-        S,
-    ),
-    **_fields(
-        "CurrencyRate CISDeduction CISRate SubTotal TotalTax Total TotalDiscount AmountDue AmountPaid AmountCredited",
-        N,
-    ),
-    **_fields("SentToContact HasAttachments IsDiscounted HasErrors", B),
-    **_fields("Date DueDate ExpectedPaymentDate PlannedPaymentDate FullyPaidOnDate", D),
-    "UpdatedDateUTC": T,
-    **_fields(
-        "Payments Prepayments Overpayments CreditNotes Attachments ValidationErrors Warnings InvoiceAddresses", A
-    ),
-    **_fields("Contact.ContactID Contact.Name Contact.FirstName Contact.LastName Contact.EmailAddress", S),
-    **_fields("Contact.ContactNumber Contact.AccountNumber Contact.ContactStatus Contact.TaxNumber", S),
-    "Contact.UpdatedDateUTC": T,
-    **_fields("Contact.Addresses Contact.Phones Contact.ContactPersons Contact.ContactGroups", A),
-    "LineItems": A,
-    **_fields(
-        "LineItems[].LineItemID LineItems[].Description LineItems[].ItemCode LineItems[].AccountCode "
-        "LineItems[].AccountID LineItems[].TaxType LineItems[].RepeatingInvoiceID LineItems[].Taxability",
-        S,
-    ),
-    **_fields(
-        "LineItems[].Quantity LineItems[].UnitAmount LineItems[].TaxAmount LineItems[].LineAmount "
-        "LineItems[].DiscountRate LineItems[].DiscountAmount LineItems[].SalesTaxCodeId",
-        N,
-    ),
-    "LineItems[].Item": OBJ,
-    **_fields("LineItems[].Tracking LineItems[].TaxBreakdown", A),
-}
-
-PAYMENT_FIELDS: dict[str, str] = {
-    **_fields(
-        "InvoiceNumber CreditNoteNumber Code Reference Status PaymentType UpdatedDateUTCString PaymentID "
-        "BatchPaymentID BankAccountNumber Particulars Details StatusAttributeString DateString",
-        S,
-    ),
-    **_fields("CurrencyRate Amount BankAmount", N),
-    **_fields("IsReconciled HasAccount HasValidationErrors", B),
-    "Date": D,
-    "UpdatedDateUTC": T,
-    **_fields("ValidationErrors Warnings", A),
-    **_fields(
-        "Invoice.InvoiceID Invoice.InvoiceNumber Invoice.Type Invoice.CurrencyCode Invoice.Reference "
-        "Invoice.Status Invoice.Contact.ContactID Invoice.Contact.Name",
-        S,
-    ),
-    **_fields("Invoice.LineItems Invoice.Payments Invoice.CreditNotes Invoice.Prepayments Invoice.Overpayments", A),
-    **_fields("Account.AccountID Account.Code Account.Name", S),
-}
-
-ITEM_FIELDS: dict[str, str] = {
-    **_fields("Code InventoryAssetAccountCode Name Description PurchaseDescription ItemID StatusAttributeString", S),
-    **_fields("IsSold IsPurchased IsTrackedAsInventory", B),
-    **_fields("TotalCostPool QuantityOnHand", N),
-    "UpdatedDateUTC": T,
-    "ValidationErrors": A,
-    **_fields("SalesDetails.UnitPrice PurchaseDetails.UnitPrice", N),
-    **_fields(
-        "SalesDetails.AccountCode SalesDetails.COGSAccountCode SalesDetails.TaxType PurchaseDetails.AccountCode "
-        "PurchaseDetails.COGSAccountCode PurchaseDetails.TaxType",
-        S,
-    ),
-}
-
-TAX_RATE_FIELDS: dict[str, str] = {
-    **_fields("Name TaxType Status ReportTaxType", S),
-    **_fields("CanApplyToAssets CanApplyToEquity CanApplyToExpenses CanApplyToLiabilities CanApplyToRevenue", B),
-    **_fields("DisplayTaxRate EffectiveRate", N),
-    "TaxComponents": A,
-}
-
-ACCOUNT_FIELDS: dict[str, str] = {
-    **_fields(
-        "Code Name AccountID Type BankAccountNumber Status Description BankAccountType CurrencyCode TaxType Class "
-        "SystemAccount ReportingCode ReportingCodeName",
-        S,
-    ),
-    **_fields("EnablePaymentsToAccount ShowInExpenseClaims HasAttachments AddToWatchlist", B),
-    "UpdatedDateUTC": T,
-    "ValidationErrors": A,
-}
+from providers.kit.streams import fields_of
 
 RECORD_FIELDS: dict[str, dict[str, str]] = {
-    "contacts": CONTACT_FIELDS,
-    "invoices": INVOICE_FIELDS,
-    "payments": PAYMENT_FIELDS,
-    "products": ITEM_FIELDS,
-    "tax_rates": TAX_RATE_FIELDS,
-    "accounts": ACCOUNT_FIELDS,
+    "contacts": fields_of(
+        "string: ContactID MergedToContactID ContactNumber AccountNumber ContactStatus Name FirstName LastName "
+        "CompanyNumber EmailAddress BankAccountDetails TaxNumber TaxNumberType AccountsReceivableTaxType "
+        "AccountsPayableTaxType SalesDefaultLineAmountType PurchasesDefaultLineAmountType DefaultCurrency "
+        "XeroNetworkKey SalesDefaultAccountCode PurchasesDefaultAccountCode TrackingCategoryName "
+        "TrackingCategoryOption Website StatusAttributeString",
+        "boolean: IsSupplier IsCustomer HasAttachments HasValidationErrors",
+        "number: Discount",
+        "datetime: UpdatedDateUTC",
+        "array: ContactPersons Addresses Phones SalesTrackingCategories PurchasesTrackingCategories ContactGroups "
+        "Attachments ValidationErrors",
+        "object: PaymentTerms BrandingTheme BatchPayments Balances",
+    ),
+    "invoices": fields_of(
+        "string: Type LineAmountTypes InvoiceNumber Reference BrandingThemeID Url CurrencyCode Status InvoiceID "
+        "RepeatingInvoiceID StatusAttributeString DateString DueDateString UpdatedDateUTCString",
+        "number: CurrencyRate CISDeduction CISRate SubTotal TotalTax Total TotalDiscount AmountDue AmountPaid "
+        "AmountCredited",
+        "boolean: SentToContact HasAttachments IsDiscounted HasErrors",
+        "date: Date DueDate ExpectedPaymentDate PlannedPaymentDate FullyPaidOnDate",
+        "datetime: UpdatedDateUTC",
+        "array: Payments Prepayments Overpayments CreditNotes Attachments ValidationErrors Warnings InvoiceAddresses",
+        "string of Contact: ContactID Name FirstName LastName EmailAddress ContactNumber AccountNumber ContactStatus "
+        "TaxNumber",
+        "datetime of Contact: UpdatedDateUTC",
+        "array of Contact: Addresses Phones ContactPersons ContactGroups",
+        "array: LineItems",
+        "string of LineItems[]: LineItemID Description ItemCode AccountCode AccountID TaxType RepeatingInvoiceID "
+        "Taxability",
+        "number of LineItems[]: Quantity UnitAmount TaxAmount LineAmount DiscountRate DiscountAmount SalesTaxCodeId",
+        "object of LineItems[]: Item",
+        "array of LineItems[]: Tracking TaxBreakdown",
+    ),
+    "payments": fields_of(
+        "string: InvoiceNumber CreditNoteNumber Code Reference Status PaymentType UpdatedDateUTCString PaymentID "
+        "BatchPaymentID BankAccountNumber Particulars Details StatusAttributeString DateString",
+        "number: CurrencyRate Amount BankAmount",
+        "boolean: IsReconciled HasAccount HasValidationErrors",
+        "date: Date",
+        "datetime: UpdatedDateUTC",
+        "array: ValidationErrors Warnings",
+        "string of Invoice: InvoiceID InvoiceNumber Type CurrencyCode Reference Status Contact.ContactID Contact.Name",
+        "array of Invoice: LineItems Payments CreditNotes Prepayments Overpayments",
+        "string of Account: AccountID Code Name",
+    ),
+    "products": fields_of(
+        "string: Code InventoryAssetAccountCode Name Description PurchaseDescription ItemID StatusAttributeString",
+        "boolean: IsSold IsPurchased IsTrackedAsInventory",
+        "number: TotalCostPool QuantityOnHand",
+        "datetime: UpdatedDateUTC",
+        "array: ValidationErrors",
+        "number of SalesDetails: UnitPrice",
+        "number of PurchaseDetails: UnitPrice",
+        "string of SalesDetails: AccountCode COGSAccountCode TaxType",
+        "string of PurchaseDetails: AccountCode COGSAccountCode TaxType",
+    ),
+    "tax_rates": fields_of(
+        "string: Name TaxType Status ReportTaxType",
+        "boolean: CanApplyToAssets CanApplyToEquity CanApplyToExpenses CanApplyToLiabilities CanApplyToRevenue",
+        "number: DisplayTaxRate EffectiveRate",
+        "array: TaxComponents",
+    ),
+    "accounts": fields_of(
+        "string: Code Name AccountID Type BankAccountNumber Status Description BankAccountType CurrencyCode TaxType "
+        "Class SystemAccount ReportingCode ReportingCodeName",
+        "boolean: EnablePaymentsToAccount ShowInExpenseClaims HasAttachments AddToWatchlist",
+        "datetime: UpdatedDateUTC",
+        "array: ValidationErrors",
+    ),
 }

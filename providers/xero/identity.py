@@ -2,54 +2,39 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Callable
 
 import httpx
 
-from providers.base import ExternalTenant
-from providers.errors import ProviderAuthError, ProviderUnavailable
+from providers.base import ExternalTenant, Grant
+from providers.kit.client import ApiClient
+from providers.kit.governor import RateGovernor
+from providers.kit.signatures import unverified_claims
 
-CONNECTIONS_URL = "https://api.xero.com/connections"
+IDENTITY_URL = "https://api.xero.com"
 
 
 def auth_event_id(access_token: str) -> str | None:
-    """The ``authentication_event_id`` claim of Xero's JWT access token: which consent produced it.
-
-    Read without verifying the signature: the token came straight from Xero's token endpoint, and the claim
-    only narrows which organisations we ask about.
-    """
-    parts = access_token.split(".")
-    if len(parts) != 3:
-        return None
-    try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except ValueError:
-        return None
-    value = claims.get("authentication_event_id") if isinstance(claims, dict) else None
+    """The ``authentication_event_id`` claim of Xero's JWT access token: which consent produced it (unverified:
+    the token came straight from Xero's token endpoint, and the claim only narrows which organisations we ask
+    about)."""
+    value = unverified_claims(access_token).get("authentication_event_id")
     return str(value) if value else None
 
 
-def discover_tenants(client: httpx.Client, url: Callable[[str], str], access_token: str) -> list[ExternalTenant]:
+class _Identity(ApiClient):
+    name = "Xero"  # the identity API: no organisation yet, only the grant's token
+
+
+def discover_tenants(client: httpx.Client, url: Callable[[str], str], grant: Grant) -> list[ExternalTenant]:
     # https://developer.xero.com/documentation/guides/oauth2/auth-flow#5-check-the-tenants-youre-authorized-to-access
     # Without authEventId, /connections lists every organisation the user ever connected to this app; with it,
-    # only those granted in this consent.
-    event = auth_event_id(access_token)
-    try:
-        response = client.get(
-            url(CONNECTIONS_URL),
-            params={"authEventId": event} if event else None,
-            headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"},
-        )
-    except httpx.HTTPError as exc:
-        raise ProviderUnavailable(f"Xero could not be reached to list organisations ({type(exc).__name__})") from exc
-    if response.status_code in (401, 403):
-        raise ProviderAuthError("Xero refused to list the organisations of this grant", status=response.status_code)
-    if response.status_code >= 400:
-        raise ProviderUnavailable(
-            f"Xero answered {response.status_code} listing organisations", status=response.status_code
-        )
+    # only those granted in this consent. Errors are the kit's (a refused token is ProviderAuthError).
+    event = auth_event_id(grant.access_token)
+    identity = _Identity(
+        client, base_url=url(IDENTITY_URL), governor=RateGovernor(), access_token=lambda: grant.access_token
+    )
+    connections = identity.decode(identity.send("GET", "connections", params={"authEventId": event} if event else None))
     return [
         ExternalTenant(
             id=entry["tenantId"],
@@ -57,6 +42,6 @@ def discover_tenants(client: httpx.Client, url: Callable[[str], str], access_tok
             kind=str(entry.get("tenantType", "ORGANISATION")).lower(),
             connection_id=entry.get("id"),
         )
-        for entry in response.json()
+        for entry in connections
         if entry.get("tenantType", "ORGANISATION") == "ORGANISATION"
     ]

@@ -8,12 +8,11 @@ data (phones are sent whole as ``PhoneNumber``; the first address is the STREET 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
-from decimal import Decimal
 from typing import Any
 
-from vrtx_pipelines.canonical import Address, Contact, Invoice, InvoicePayment
+from providers.kit.values import json_number, setting
+from vrtx_pipelines.records.canonical import Address, Contact, Invoice, InvoicePayment
 
 # The bank account payments go into when neither the payment nor the connection's settings name one: "090" is the
 # business bank account of Xero's demo company (and of the sandbox's organisations).
@@ -22,7 +21,7 @@ _ADDRESS_TYPES = ("STREET", "POBOX")
 
 
 def contact_element(contact: Contact) -> dict[str, Any]:
-    element: dict[str, Any] = {
+    return {
         "Name": contact.name,
         "FirstName": contact.first_name or "",
         "LastName": contact.last_name or "",
@@ -38,7 +37,6 @@ def contact_element(contact: Contact) -> dict[str, Any]:
             for n, kind in enumerate(_ADDRESS_TYPES)
         ],
     }
-    return element
 
 
 def _address(kind: str, address: Address) -> dict[str, Any]:
@@ -55,20 +53,20 @@ def _address(kind: str, address: Address) -> dict[str, Any]:
 
 def invoice_element(invoice: Invoice, contact_external_id: str, settings: Mapping[str, Any]) -> dict[str, Any]:
     """A full invoice (create, or update of a draft). Status is the connection's ``invoice_status_on_push``."""
-    default_account = _setting(settings, "default_sales_account_code")
-    default_tax = _setting(settings, "default_tax_type")
+    default_account = setting(settings, "default_sales_account_code")
+    default_tax = setting(settings, "default_tax_type")
     element: dict[str, Any] = {
         "Type": "ACCREC",
         "Contact": {"ContactID": contact_external_id},
         "Date": invoice.issue_date.isoformat(),
-        "LineAmountTypes": _setting(settings, "line_amount_types") or "Exclusive",
+        "LineAmountTypes": setting(settings, "line_amount_types") or "Exclusive",
         "CurrencyCode": invoice.currency,
         "Reference": invoice.reference or "",
         "LineItems": [
             {
                 "Description": line.description,
-                "Quantity": _number(line.quantity),
-                "UnitAmount": _number(line.unit_amount),
+                "Quantity": json_number(line.quantity),
+                "UnitAmount": json_number(line.unit_amount),
                 **({"AccountCode": code} if (code := line.account_code or default_account) else {}),
                 **({"TaxType": tax} if (tax := line.tax_type or default_tax) else {}),
                 **({"ItemCode": line.item_code} if line.item_code else {}),
@@ -84,41 +82,13 @@ def invoice_element(invoice: Invoice, contact_external_id: str, settings: Mappin
 
 
 def payment_element(payment: InvoicePayment, invoice_external_id: str, settings: Mapping[str, Any]) -> dict[str, Any]:
-    code = payment.account_code or _setting(settings, "default_payment_account_code") or DEFAULT_PAYMENT_ACCOUNT_CODE
+    code = payment.account_code or setting(settings, "default_payment_account_code") or DEFAULT_PAYMENT_ACCOUNT_CODE
     element: dict[str, Any] = {
         "Invoice": {"InvoiceID": invoice_external_id},
         "Account": {"Code": code},
-        "Amount": _number(payment.amount),
+        "Amount": json_number(payment.amount),
         "Date": payment.date.isoformat(),
     }
     if payment.reference:
         element["Reference"] = payment.reference
     return element
-
-
-def with_overrides(element: dict[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """``element`` with the tenant's push mappings set over it: dotted paths reach into nested objects
-    (``Contact.Name``), creating them when the element has none."""
-    if not overrides:
-        return element
-    merged = copy.deepcopy(element)
-    for path, value in overrides.items():
-        *parents, last = path.split(".")
-        target = merged
-        for part in parents:
-            child = target.get(part)
-            if not isinstance(child, dict):
-                child = target[part] = {}
-            target = child
-        target[last] = value
-    return merged
-
-
-def _number(value: Decimal) -> float | int:
-    # JSON numbers, as Xero's SDKs send them; integral values stay integers (no float noise at all).
-    return int(value) if value == value.to_integral_value() else float(value)
-
-
-def _setting(settings: Mapping[str, Any], name: str) -> str | None:
-    value = settings.get(name)
-    return str(value).strip() or None if value is not None else None

@@ -16,15 +16,15 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
-import hmac
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from providers.base import WebhookEvent, WebhookSpec
+from providers.kit.signatures import base64_signature_matches, hmac_sha256
+from providers.kit.values import iso_utc
 
 SIGNATURE_HEADER = "x-xero-signature"
 ENTITIES = {"CONTACT": "contacts", "INVOICE": "invoices"}
@@ -32,19 +32,12 @@ _REQUIRED = ("resourceId", "eventDateUtc", "eventType", "eventCategory", "tenant
 
 
 def sign(body: bytes, key: str) -> str:
-    return base64.b64encode(hmac.new(key.encode(), body, hashlib.sha256).digest()).decode()
+    return base64.b64encode(hmac_sha256(key, body)).decode()
 
 
 def verify(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
-    sent = headers.get(SIGNATURE_HEADER, "").strip()
-    if not sent or not secret:
-        return False
-    try:
-        sent_digest = base64.b64decode(sent, validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).digest()
-    return hmac.compare_digest(sent_digest, expected)
+    sent = headers.get(SIGNATURE_HEADER, "")
+    return bool(sent.strip() and secret) and base64_signature_matches(sent, hmac_sha256(secret, body))
 
 
 def parse(body: bytes) -> list[WebhookEvent]:
@@ -77,10 +70,9 @@ def _event(raw: Any) -> WebhookEvent:
 def _event_date(value: str) -> datetime:
     """``2017-06-21T01:15:39.902`` (Xero writes no offset: it is UTC), with or without a ``Z``/offset."""
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return iso_utc(value)
     except ValueError as exc:
         raise ValueError(f"eventDateUtc {value!r} is not a date-time") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 WEBHOOKS = WebhookSpec(

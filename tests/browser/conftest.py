@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from api.main import create_app
+from providers.sandbox_kit.serve import ServedApp, free_port
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.sandbox_server import ServedApp, free_port
 
 CHROMIUM = os.environ.get("VRTX_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

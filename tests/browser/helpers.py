@@ -9,7 +9,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from tests.helpers import bearer
-from vrtx_pipelines.consent import _ConsentForm
+from vrtx_pipelines.connect.consent import _ConsentForm
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 

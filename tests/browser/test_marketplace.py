@@ -15,6 +15,7 @@ import pytest
 from dagster import DagsterInstance
 from playwright.sync_api import Browser, Page, expect
 
+from providers.sandbox_kit.serve import ServedApp
 from tests.browser.conftest import DESKTOP, PHONE
 from tests.helpers import bearer, make_tenant
 from tests.test_synclog import evaluate_sensors, latest_run
@@ -23,9 +24,8 @@ from tests.xero.conftest import (  # the Xero sandbox fixtures, for tests outsid
     oauth_clients,  # noqa: F401
     xero,  # noqa: F401
 )
+from vrtx_pipelines.cli.sync import sync_now
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.sandbox_server import ServedApp
-from vrtx_pipelines.syncing import sync_now
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
 from api.main import create_app
+from providers.sandbox_kit.serve import ServedApp, free_port
 from tests.browser.test_marketplace import open_marketplace, page, shoot  # noqa: F401 -- page is a fixture
 from tests.helpers import bearer, make_tenant
 from tests.test_sync_api import wait_for_code_location
@@ -35,11 +36,10 @@ from tests.xero.conftest import (  # the Xero sandbox fixtures, for tests outsid
     oauth_clients,  # noqa: F401
     xero,  # noqa: F401
 )
+from vrtx_pipelines.cli.devserver import dagster_environment, initialise_instance
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import IntegrationSyncLog
 from vrtx_pipelines.db.session import engine_for, session_scope
-from vrtx_pipelines.devserver import dagster_environment, initialise_instance
-from vrtx_pipelines.sandbox_server import ServedApp, free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.dagster]
 ROOT = Path(__file__).resolve().parent.parent.parent

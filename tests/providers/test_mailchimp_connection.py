@@ -20,13 +20,12 @@ from providers.mailchimp.sandbox import (
     DEMO_ACCOUNT_ID,
     DEMO_API_KEY,
     MailchimpSandboxAccount,
-    SandboxState,
     api_base_url,
     create_app,
-    sandbox_state,
 )
+from providers.sandbox_kit.faults import FaultKnobs, knobs_of
+from providers.sandbox_kit.serve import ServedApp, free_port
 from providers.schema import defaults_from_schema
-from vrtx_pipelines.sandbox_server import ServedApp, free_port
 
 UNKNOWN_KEY = "0123456789abcdef0123456789abcdef-us21"
 OTHER_DATACENTER_KEY = "fedcba9876543210fedcba9876543210-us6"
@@ -34,7 +33,7 @@ OTHER_DATACENTER_KEY = "fedcba9876543210fedcba9876543210-us6"
 
 class Sandbox(NamedTuple):
     base_url: str  # the API base, ending in /3.0
-    state: SandboxState
+    state: FaultKnobs
 
 
 def connect(api_key: str, base_url: str) -> ConnectionInfo:
@@ -55,7 +54,7 @@ def sandbox() -> Iterator[Sandbox]:
     )
     app = create_app([DEMO_ACCOUNT, elsewhere])  # serves data center us21
     with ServedApp(app) as served:
-        yield Sandbox(api_base_url(served.base_url), sandbox_state(app))
+        yield Sandbox(api_base_url(served.base_url), knobs_of(app))
 
 
 def test_mailchimp_connection_identifies_the_account_behind_a_valid_key(sandbox: Sandbox) -> None:

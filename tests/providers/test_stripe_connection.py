@@ -15,6 +15,8 @@ from jsonschema import Draft202012Validator
 
 import providers.stripe.connection as stripe_connection
 from providers.errors import ProviderAuthError, ProviderRateLimited, ProviderUnavailable
+from providers.sandbox_kit.faults import FaultKnobs, knobs_of
+from providers.sandbox_kit.serve import ServedApp, free_port
 from providers.schema import defaults_from_schema
 from providers.stripe import PROVIDER
 from providers.stripe.sandbox import (
@@ -22,12 +24,9 @@ from providers.stripe.sandbox import (
     DEMO_ACCOUNT_ID,
     DEMO_RESTRICTED_KEY,
     DEMO_SECRET_KEY,
-    SandboxState,
     StripeSandboxAccount,
     create_app,
-    sandbox_state,
 )
-from vrtx_pipelines.sandbox_server import ServedApp, free_port
 
 SPECS_DIR = Path(os.environ.get("VRTX_PROVIDER_SPECS_DIR", "/work/shared/specs"))
 LIVE_KEY = "sk_live_51VrtxLive00000002SandboxKey9876"
@@ -36,7 +35,7 @@ UNKNOWN_KEY = "sk_test_51VrtxRevoked000003NoLongerValid1234"
 
 class Sandbox(NamedTuple):
     base_url: str
-    state: SandboxState
+    state: FaultKnobs
 
 
 def connect(secret_key: str, base_url: str, *, timeout: float = 5.0) -> Any:
@@ -51,7 +50,7 @@ def sandbox() -> Iterator[Sandbox]:
     )
     app = create_app([DEMO_ACCOUNT, live_account])
     with ServedApp(app) as served:
-        yield Sandbox(served.base_url, sandbox_state(app))
+        yield Sandbox(served.base_url, knobs_of(app))
 
 
 def test_stripe_connection_identifies_the_account_behind_a_valid_secret_key(sandbox: Sandbox) -> None:
@@ -226,7 +225,7 @@ def test_stripe_provider_offers_connect_and_nothing_else_yet() -> None:
     assert PROVIDER.connectable
     assert PROVIDER.connection_tester is stripe_connection.test_connection
     assert PROVIDER.api_base_url == "https://api.stripe.com"
-    assert PROVIDER.sandbox_factory is not None
+    assert PROVIDER.sandbox == "providers.stripe.sandbox:create_app"
     (field,) = PROVIDER.auth.fields
     assert field.name == "secret_key" and field.secret and field.pattern
     for key in (DEMO_SECRET_KEY, DEMO_RESTRICTED_KEY, LIVE_KEY):

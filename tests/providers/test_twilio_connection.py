@@ -18,19 +18,18 @@ from jsonschema import Draft202012Validator
 import providers.twilio.connection as twilio_connection
 from providers.base import ConnectionInfo
 from providers.errors import ProviderAuthError, ProviderRateLimited, ProviderUnavailable
+from providers.sandbox_kit.faults import FaultKnobs, knobs_of
+from providers.sandbox_kit.serve import ServedApp, free_port
 from providers.schema import defaults_from_schema
 from providers.twilio import PROVIDER
 from providers.twilio.sandbox import (
     DEMO_ACCOUNT,
     DEMO_ACCOUNT_SID,
     DEMO_AUTH_TOKEN,
-    SandboxState,
     TwilioSandboxAccount,
     account_resource,
     create_app,
-    sandbox_state,
 )
-from vrtx_pipelines.sandbox_server import ServedApp, free_port
 
 SPECS_DIR = Path(os.environ.get("VRTX_PROVIDER_SPECS_DIR", "/work/shared/specs"))
 WRONG_TOKEN = "0badc0ffee0badc0ffee0badc0ffee00"
@@ -51,7 +50,7 @@ SUSPENDED = TwilioSandboxAccount(
 
 class Sandbox(NamedTuple):
     base_url: str
-    state: SandboxState
+    state: FaultKnobs
 
 
 def connect(account_sid: str, auth_token: str, base_url: str) -> ConnectionInfo:
@@ -65,7 +64,7 @@ def connect(account_sid: str, auth_token: str, base_url: str) -> ConnectionInfo:
 def sandbox() -> Iterator[Sandbox]:
     app = create_app([DEMO_ACCOUNT, SUBACCOUNT, SUSPENDED])
     with ServedApp(app) as served:
-        yield Sandbox(served.base_url, sandbox_state(app))
+        yield Sandbox(served.base_url, knobs_of(app))
 
 
 def test_twilio_connection_identifies_an_active_account(sandbox: Sandbox) -> None:

@@ -1,14 +1,15 @@
-"""XeroClient against the Xero sandbox served over real HTTP on loopback, plus Xero's exact error bodies.
+"""XeroClient (the kit's ApiClient with Xero's hooks, paging as Xero's streams page) against the Xero sandbox served
+over real HTTP on loopback, plus Xero's exact error bodies.
 
-Time is faked in the governor and the retry sleeps: no test waits for real.
+Time is faked in the governor and the retry sleeps, and backoff is not jittered: no test waits for real, and the
+backoffs are exact.
 """
 
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,25 +18,14 @@ import pytest
 
 from providers.base import RateLimit
 from providers.errors import ProviderAuthError, ProviderError, ProviderRateLimited, ProviderUnavailable
+from providers.kit.governor import DayBudgetExhausted, RateGovernor
+from providers.kit.streams import Stream, stream_pages
+from providers.sandbox_kit.serve import ServedApp
 from providers.xero.client import XeroClient
 from providers.xero.sandbox import XeroSandbox, XeroSandboxKnobs, create_app
-from vrtx_pipelines.governor import DayBudgetExhausted, RateGovernor
-from vrtx_pipelines.sandbox_server import ServedApp
-
-
-@dataclass
-class FakeTime:
-    """A clock and a sleep for RateGovernor and XeroClient: sleeping moves the clock, nothing waits."""
-
-    now: float = field(default_factory=time.time)
-    sleeps: list[float] = field(default_factory=list)
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+from providers.xero.source import CHANGED_SINCE, DEFAULT_PAGE_SIZE
+from providers.xero.source import pages as xero_pages
+from tests.helpers import FakeTime
 
 
 @dataclass
@@ -64,6 +54,7 @@ class Xero:
             on_unauthorized=on_unauthorized,
             governor=governor or self.governor(),
             sleep=self.time.sleep,
+            jitter=no_jitter,
         )
 
     def governor(self, limits: tuple[RateLimit, ...] = ()) -> RateGovernor:
@@ -104,8 +95,37 @@ def exact_multiple() -> Iterator[Xero]:
     yield from serve(sandbox, tenant_id, fake)
 
 
+def no_jitter(delay: float) -> float:
+    return delay
+
+
+def iter_pages(
+    client: XeroClient,
+    endpoint: str,
+    key: str,
+    *,
+    params: Mapping[str, str] | None = None,
+    modified_since: datetime | None = None,
+    paged: bool = True,
+    page_size: int = DEFAULT_PAGE_SIZE,
+) -> Iterator[list[dict[str, Any]]]:
+    """One listing of ``endpoint`` through the kit, declared as Xero's streams are (page numbers read ahead,
+    If-Modified-Since); pages are counted under the endpoint's name."""
+    paginator = (lambda: xero_pages(page_size)) if paged else None
+    stream = Stream(
+        endpoint,
+        path=endpoint,
+        records=key,
+        primary_key="",
+        paginator=paginator,
+        params=params or {},
+        cursor=CHANGED_SINCE,
+    )
+    return stream_pages(client, stream, since=modified_since)
+
+
 def all_records(client: XeroClient, endpoint: str, key: str, **kwargs: Any) -> list[dict[str, Any]]:
-    return [record for page in client.iter_pages(endpoint, key, **kwargs) for record in page]
+    return [record for page in iter_pages(client, endpoint, key, **kwargs) for record in page]
 
 
 # --- paging ------------------------------------------------------------------------------------------------
@@ -137,7 +157,7 @@ def test_full_iteration_returns_every_record_once(
 def test_invoices_page_by_page_stop_after_the_short_last_page(xero: Xero) -> None:
     client = xero.client()
 
-    pages = list(client.iter_pages("Invoices", "Invoices", page_size=100))
+    pages = list(iter_pages(client, "Invoices", "Invoices", page_size=100))
 
     assert [len(page) for page in pages] == [100, 100, 50]
     assert client.pages["Invoices"] == 3 and client.api_calls == 3
@@ -147,7 +167,7 @@ def test_invoices_page_by_page_stop_after_the_short_last_page(xero: Xero) -> Non
 def test_exact_multiple_of_page_size_ends_after_the_last_full_page(exact_multiple: Xero) -> None:
     client = exact_multiple.client()
 
-    pages = list(client.iter_pages("Invoices", "Invoices", page_size=100))
+    pages = list(iter_pages(client, "Invoices", "Invoices", page_size=100))
 
     assert [len(page) for page in pages] == [100, 100]
     # pageCount says two pages: no third call for an empty page.
@@ -179,7 +199,7 @@ def test_expired_token_is_refreshed_once_and_the_call_replayed(xero: Xero) -> No
         return issued[-1]
 
     client = xero.client(on_unauthorized=refresh)
-    pages = client.iter_pages("Invoices", "Invoices", page_size=100)
+    pages = iter_pages(client, "Invoices", "Invoices", page_size=100)
     first_page = next(pages)
     xero.knobs.expire_tokens = True  # every token issued so far expires, as after 30 minutes
 
@@ -272,7 +292,7 @@ def test_persistent_5xx_becomes_provider_unavailable(xero: Xero) -> None:
 def test_spent_day_budget_stops_with_day_budget_exhausted_without_another_call(xero: Xero) -> None:
     xero.knobs.day_limit = 2
     client = xero.client()
-    pages = client.iter_pages("Invoices", "Invoices", page_size=50)
+    pages = iter_pages(client, "Invoices", "Invoices", page_size=50)
 
     # The second answer says the day is spent (X-DayLimit-Remaining: 0): its page still arrives...
     assert [len(next(pages)), len(next(pages))] == [50, 50]
@@ -338,6 +358,7 @@ def test_transport_errors_are_retried_then_unavailable() -> None:
             access_token=lambda: "token",
             governor=RateGovernor(clock=fake.clock, sleep=fake.sleep),
             sleep=fake.sleep,
+            jitter=no_jitter,
         )
         with pytest.raises(ProviderUnavailable, match="ConnectError"):
             client.get("Organisation")
@@ -435,7 +456,7 @@ def test_every_call_sends_token_tenant_accept_and_if_modified_since_and_feeds_th
     since = datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 
     pages = list(
-        xero.client.iter_pages("Invoices", "Invoices", params={"order": "UpdatedDateUTC ASC"}, modified_since=since)
+        iter_pages(xero.client, "Invoices", "Invoices", params={"order": "UpdatedDateUTC ASC"}, modified_since=since)
     )
 
     assert pages == [[{"InvoiceID": "a"}]]
@@ -455,7 +476,7 @@ def test_an_answer_without_the_expected_list_is_an_error_not_an_empty_pull() -> 
     xero = canned(200, {"Id": "x", "Status": "OK", "Invoice": []})
 
     with pytest.raises(ProviderError, match="no Invoices list"):
-        list(xero.client.iter_pages("Invoices", "Invoices"))
+        list(iter_pages(xero.client, "Invoices", "Invoices"))
 
 
 def test_a_2xx_that_is_not_json_is_an_error() -> None:
@@ -487,7 +508,7 @@ def test_without_a_pagination_block_a_short_page_is_the_last() -> None:
         governor=RateGovernor(),
     )
 
-    assert list(client.iter_pages("Contacts", "Contacts", page_size=2)) == [pages["1"], pages["2"]]
+    assert list(iter_pages(client, "Contacts", "Contacts", page_size=2)) == [pages["1"], pages["2"]]
     assert asked == ["1", "2"]
 
 
@@ -517,7 +538,7 @@ def test_a_page_xero_said_exists_is_asked_for_before_the_pull_reads_the_one_befo
             third_asked.set()
         return _invoices_page(page, 3, {1: ["a", "b"], 2: ["c", "d"], 3: ["e"]}[page])
 
-    pages = _paged_client(answer).iter_pages("Invoices", "Invoices", page_size=2)
+    pages = iter_pages(_paged_client(answer), "Invoices", "Invoices", page_size=2)
     assert next(pages) == [{"InvoiceID": "a"}, {"InvoiceID": "b"}]
     assert next(pages) == [{"InvoiceID": "c"}, {"InvoiceID": "d"}]
     # Page 3 is on its way while the pull still holds page 2 (page 1 alone told nothing of the total).
@@ -538,7 +559,7 @@ def test_a_page_asked_for_ahead_ends_the_pull_when_the_total_shrank_meanwhile() 
 
     client = _paged_client(answer)
 
-    assert [[r["InvoiceID"] for r in page] for page in client.iter_pages("Invoices", "Invoices", page_size=2)] == [
+    assert [[r["InvoiceID"] for r in page] for page in iter_pages(client, "Invoices", "Invoices", page_size=2)] == [
         ["a", "b"],
         ["c", "d"],
     ]
@@ -556,7 +577,7 @@ def test_pages_added_while_paging_are_read_to_the_new_end() -> None:
         asked.append(page)
         return _invoices_page(page, *answers[page])
 
-    pages = list(_paged_client(answer).iter_pages("Invoices", "Invoices", page_size=2))
+    pages = list(iter_pages(_paged_client(answer), "Invoices", "Invoices", page_size=2))
 
     assert [[r["InvoiceID"] for r in page] for page in pages] == [["a", "b"], ["c", "d"], ["a"]]
     assert asked == [1, 2, 3]
@@ -569,7 +590,7 @@ def test_an_error_on_a_page_asked_for_ahead_reaches_the_pull_after_the_pages_bef
             return httpx.Response(404, json={"Type": "NotFound", "Message": "gone"})
         return _invoices_page(page, 3, {1: ["a", "b"], 2: ["c", "d"]}[page])
 
-    pages = _paged_client(answer).iter_pages("Invoices", "Invoices", page_size=2)
+    pages = iter_pages(_paged_client(answer), "Invoices", "Invoices", page_size=2)
 
     assert len(next(pages)) == 2 and len(next(pages)) == 2
     with pytest.raises(ProviderError) as raised:

@@ -25,8 +25,10 @@ from providers.xero.mappers import (
     to_product,
     to_tax_rate,
 )
-from providers.xero.source import ENTITIES
-from vrtx_pipelines.canonical import Address
+from providers.xero.source import STREAMS
+from vrtx_pipelines.records.canonical import Address
+
+ENTITIES = tuple(stream.name for stream in STREAMS)
 
 
 def contact_katherine() -> dict[str, Any]:

@@ -10,15 +10,18 @@ from typing import Any
 import httpx
 import pytest
 
-from providers.base import PullConnection, PushOutcome, PushRequest
+from providers.base import ProviderConnection, PushOutcome, PushRequest
 from providers.errors import ProviderRejected, ProviderUnavailable
+from providers.kit.client import ApiClient
+from providers.kit.governor import RateGovernor
+from providers.kit.pushes import UnlinkedReference
+from providers.sandbox_kit.serve import ServedApp
+from providers.xero import PROVIDER
 from providers.xero.mappers import to_contact
-from providers.xero.push import PUSHES, UnlinkedReference, content_hash
+from providers.xero.push import PUSHES
 from providers.xero.sandbox import XeroSandbox, XeroSandboxKnobs, create_app
-from vrtx_pipelines.governor import RateGovernor
-from vrtx_pipelines.records import canonical_json
-from vrtx_pipelines.records import content_hash as core_content_hash
-from vrtx_pipelines.sandbox_server import ServedApp
+from vrtx_pipelines.records.canonical import content_hash
+from vrtx_pipelines.records.store import canonical_json
 
 SETTINGS = {
     "default_sales_account_code": "200",
@@ -33,7 +36,8 @@ class Pusher:
     sandbox: XeroSandbox
     app_state: Any
     tenant_id: str
-    connection: PullConnection
+    connection: ProviderConnection
+    client: ApiClient  # built from the connection once, as the core builds it for a batch
     http: httpx.Client
     links: dict[tuple[str, str], str] = field(default_factory=dict)
     keys: int = 0
@@ -57,7 +61,7 @@ class Pusher:
             settings={**SETTINGS, **settings},
             linked_id=lambda e, i: self.links.get((e, i)),
         )
-        outcome = PUSHES.push(self.connection, request)
+        outcome = PUSHES.push(self.client, request)
         self.links[(entity, str(vrtx_id))] = outcome.external_id
         return outcome
 
@@ -87,7 +91,7 @@ def pusher() -> Iterator[Pusher]:
         return token["value"]
 
     with ServedApp(app) as served, httpx.Client(timeout=10) as http, httpx.Client(base_url=served.base_url) as raw:
-        connection = PullConnection(
+        connection = ProviderConnection(
             http=http,
             url=lambda url: url.replace("https://api.xero.com", served.base_url),
             external_tenant_id=tenant_id,
@@ -95,7 +99,8 @@ def pusher() -> Iterator[Pusher]:
             refresh_access_token=refresh,
             governor=RateGovernor((), max_concurrent=5),
         )
-        yield Pusher(sandbox, app.state, tenant_id, connection, raw)
+        assert PROVIDER.client is not None
+        yield Pusher(sandbox, app.state, tenant_id, connection, PROVIDER.client(connection), raw)
 
 
 CONTACT = {
@@ -133,7 +138,7 @@ def test_contact_create_then_update_by_link(pusher: Pusher) -> None:
     assert created.canonical["phone"] == "09 555 1234" and created.canonical["addresses"][0]["city"] == "Auckland"
     # What a pull of the written record would store: same hash, same version.
     pulled = canonical_json(to_contact(stored))
-    assert updated.remote_hash == core_content_hash(pulled) == content_hash(pulled)
+    assert updated.remote_hash == content_hash(pulled)
     assert updated.remote_version == pulled["updated_at"]
     assert "pat@" not in str(created.response_sample) and created.response_sample["ContactID"] == created.external_id
 
@@ -220,7 +225,7 @@ def test_429_waits_retry_after_and_then_writes(pusher: Pusher) -> None:
 
     outcome = pusher.push("contact", "create", CONTACT)
 
-    assert outcome.external_id and pusher.connection.stats()["rate_limited"] == 2
+    assert outcome.external_id and pusher.client.stats["rate_limited"] == 2
 
 
 def test_an_expired_token_is_refreshed_once(pusher: Pusher) -> None:

@@ -26,6 +26,7 @@ import pytest
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
+from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import (
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
@@ -34,7 +35,6 @@ from providers.xero.sandbox import (
     XeroSandboxKnobs,
     create_app,
 )
-from vrtx_pipelines.sandbox_server import ServedApp
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"  # copies of Xero's official specs (see its README)
 REDIRECT = "http://127.0.0.1:8765/api/v1/integrations/xero/oauth/callback"

@@ -14,9 +14,9 @@ import pytest
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
+from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import XeroSandbox, XeroSandboxKnobs, create_app
-from providers.xero.sandbox_invoicing import HAS_PAYMENTS, NOT_MODIFIABLE
-from vrtx_pipelines.sandbox_server import ServedApp
+from providers.xero.sandbox.invoicing import HAS_PAYMENTS, NOT_MODIFIABLE
 
 from .test_xero_sandbox import SPECS, Clock
 

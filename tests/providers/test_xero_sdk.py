@@ -25,8 +25,8 @@ from xero_python.exceptions import HTTPStatusException, NotFoundException, RateL
 from xero_python.exceptions.http_status_exceptions import BadRequestException
 from xero_python.identity import IdentityApi
 
+from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, XeroSandbox, XeroSandboxKnobs, create_app
-from vrtx_pipelines.sandbox_server import ServedApp
 
 REDIRECT = "http://localhost:5000/callback"
 SCOPES = "openid profile email offline_access accounting.transactions accounting.contacts accounting.settings"

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
+from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import XeroSandbox, create_app
 from providers.xero.webhooks import WEBHOOKS, parse, sign, verify
-from vrtx_pipelines.sandbox_server import ServedApp
 
 KEY = "webhook-key-" + "k" * 52
 
@@ -101,7 +101,7 @@ def test_simulated_edits_and_payments_send_invoice_events(xero: tuple[XeroSandbo
     sandbox, tenant_id, _ = xero
     receiver = Receiver()
     with serve(receiver) as endpoint:
-        sandbox.subscribe_webhooks(f"{endpoint.base_url}/hook", KEY, organisations=[tenant_id])
+        sandbox.subscribe_webhooks(f"{endpoint.base_url}/hook", KEY, tenants=[tenant_id])
         other = sandbox.add_organisation("Not Subscribed Ltd", contacts=3, invoices=3, payments=0, items=1)
         touched = sandbox.touch(tenant_id, "invoices", 2)
         sandbox.create(tenant_id, "payments", 1)

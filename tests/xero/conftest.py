@@ -8,15 +8,15 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
+from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, XeroSandbox, create_app
 from tests.helpers import bearer
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.connections import ConnectionContext
-from vrtx_pipelines.consent import consent_in_sandbox
+from vrtx_pipelines.connect.consent import consent_in_sandbox
+from vrtx_pipelines.connect.context import ConnectionContext
+from vrtx_pipelines.credentials.vault import vault_from_settings
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.registry import get_provider
-from vrtx_pipelines.sandbox_server import ServedApp
-from vrtx_pipelines.vault import vault_from_settings
 
 SIZES = {"contacts": 30, "invoices": 120, "lines_per_invoice": 3, "payments": 25, "items": 8}
 

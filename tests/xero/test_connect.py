@@ -8,6 +8,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
@@ -15,18 +16,18 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import XeroSandbox
 from tests.helpers import bearer, make_tenant
 from tests.xero.conftest import callback_path, connect_xero
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.connections import ConnectionContext
-from vrtx_pipelines.consent import _ConsentForm
-from vrtx_pipelines.credentials import read_credentials, store_credentials
+from vrtx_pipelines.connect.consent import _ConsentForm
+from vrtx_pipelines.connect.context import ConnectionContext
+from vrtx_pipelines.connect.oauth import ConnectionExpired, access_token
+from vrtx_pipelines.credentials.stored import read_credentials, store_credentials
+from vrtx_pipelines.credentials.vault import vault_from_settings
 from vrtx_pipelines.db.models import OutboundEvent, TenantIntegration
 from vrtx_pipelines.db.session import engine_for, session_scope
-from vrtx_pipelines.oauth import ConnectionExpired, access_token
-from vrtx_pipelines.sandbox_server import ServedApp
-from vrtx_pipelines.vault import vault_from_settings
 
 Xero = tuple[XeroSandbox, ServedApp, str]
 
@@ -151,10 +152,10 @@ REFRESH_SCRIPT = textwrap.dedent(
     """
     import sys, httpx
     from vrtx_pipelines.config import get_settings
-    from vrtx_pipelines.connections import ConnectionContext
+    from vrtx_pipelines.connect.context import ConnectionContext
     from vrtx_pipelines.db.session import session_scope
-    from vrtx_pipelines.oauth import access_token
-    from vrtx_pipelines.vault import vault_from_settings
+    from vrtx_pipelines.connect.oauth import access_token
+    from vrtx_pipelines.credentials.vault import vault_from_settings
     settings = get_settings()
     with session_scope() as session:
         ctx = ConnectionContext(session=session, vault=vault_from_settings(settings), settings=settings)
@@ -231,3 +232,36 @@ def test_disconnect_revokes_the_grant_at_xero(api: TestClient, settings: Setting
         headers={"Authorization": f"Bearer {tokens['access_token']}", "xero-tenant-id": org},
     )
     assert still.status_code in (401, 403)
+
+
+def test_tenant_discovery_receives_the_callbacks_query_and_the_whole_token_answer(
+    api: TestClient, settings: Settings, xero: Xero
+) -> None:
+    """QuickBooks names the company in the callback (``realmId``), Stripe Connect in the token answer: discovery
+    is handed both, beside the access token."""
+    import dataclasses
+
+    from providers.base import Grant
+    from vrtx_pipelines.connect.oauth import complete_authorization
+    from vrtx_pipelines.registry import get_provider
+
+    xero_provider = get_provider("xero")
+    discover_xero = xero_provider.discover_tenants
+    assert discover_xero is not None
+    seen: list[Grant] = []
+
+    def discover(client: httpx.Client, url: Any, grant: Grant) -> Any:
+        seen.append(grant)
+        return discover_xero(client, url, grant)
+
+    token = make_tenant(settings, "acme")
+    params = {k: v[0] for k, v in parse_qs(urlsplit(consent(authorise(api, token))).query).items()}
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        ctx = ConnectionContext(session=session, vault=vault_from_settings(settings), settings=settings)
+        result = complete_authorization(
+            ctx, dataclasses.replace(xero_provider, discover_tenants=discover), {**params, "realmId": "9130"}
+        )
+    assert result.connection.status == "connected"
+    (grant,) = seen
+    assert grant.callback["realmId"] == "9130" and grant.callback["code"] == params["code"]
+    assert grant.token["access_token"] == grant.access_token and grant.token["refresh_token"]

@@ -2,7 +2,7 @@
 
 Column names and constraints of ``integrations``, ``tenant_integrations``, ``integration_sync_logs``,
 ``integration_field_mappings`` and ``integration_webhooks`` follow the seed design. JSON columns are JSONB on
-PostgreSQL and JSON elsewhere. Encrypted values are vault envelopes (see ``vrtx_pipelines.vault``).
+PostgreSQL and JSON elsewhere. Encrypted values are vault envelopes (see ``vrtx_pipelines.credentials.vault``).
 """
 
 from __future__ import annotations

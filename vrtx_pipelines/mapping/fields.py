@@ -15,8 +15,8 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
-from vrtx_pipelines.canonical import Account, Contact, Invoice, InvoicePayment, Product, TaxRate
 from vrtx_pipelines.mapping.expressions import ANY, BOOLEAN, DATE, DATETIME, NULL, NUMBER, STRING
+from vrtx_pipelines.records.canonical import Account, Contact, Invoice, InvoicePayment, Product, TaxRate
 
 # The pull entity names: mappings, canonical records and entity links are all kept under them.
 CANONICAL_MODELS: dict[str, type[BaseModel]] = {

@@ -23,7 +23,7 @@ from vrtx_pipelines.errors import ValidationFailed
 from vrtx_pipelines.mapping.engine import EntityMappings, MappingProblem
 from vrtx_pipelines.mapping.rederive import warehouse_rows
 from vrtx_pipelines.mapping.store import MappingFailed
-from vrtx_pipelines.records import canonical_json
+from vrtx_pipelines.records.store import canonical_json
 
 
 @dataclass

@@ -28,7 +28,7 @@ from vrtx_pipelines.db.models import CanonicalRecord
 from vrtx_pipelines.errors import Conflict
 from vrtx_pipelines.mapping.fields import ARRAY, OBJECT, set_path
 from vrtx_pipelines.mapping.store import mapped_mappers
-from vrtx_pipelines.records import ApplyReport, apply_records, canonical_json
+from vrtx_pipelines.records.store import ApplyReport, apply_records, canonical_json
 
 BATCH = 1000
 _NAMING = NamingConvention()  # dlt's default: the names the pulls' tables and columns have
@@ -95,7 +95,7 @@ def warehouse_rows(
     """The entity's raw provider rows as the pull's mapper saw them (``newest``: only that many, latest loaded)."""
     from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
-    from vrtx_pipelines.pulls import pipeline_for
+    from vrtx_pipelines.warehouse import pipeline_for
 
     fields = provider.pulls.record_fields.get(entity) if provider.pulls is not None else None
     if not fields:

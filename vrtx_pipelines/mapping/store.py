@@ -7,11 +7,12 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from providers.base import Provider
-from vrtx_pipelines.db.models import FieldMappingVersion, IntegrationFieldMapping, TenantIntegration
+from vrtx_pipelines.db.locks import lock_connection
+from vrtx_pipelines.db.models import FieldMappingVersion, IntegrationFieldMapping
 from vrtx_pipelines.errors import IntegrationError
 from vrtx_pipelines.mapping.engine import (
     Catalog,
@@ -110,7 +111,7 @@ def replace_mappings(
     """Replace each given entity's mappings whole; a version per entity whose mappings changed. Validates
     everything before writing anything. Returns the changed entities. The caller commits."""
     validate_all(provider, body)
-    _lock_connection(session, connection_id)
+    lock_connection(session, connection_id)
     existing = saved_mappings(session, connection_id)
     versions = current_versions(session, connection_id)
     changed = []
@@ -145,15 +146,6 @@ def replace_mappings(
         changed.append(entity)
     session.flush()
     return changed
-
-
-def _lock_connection(session: Session, connection_id: int) -> None:
-    # Two replacements at once would both take the same next version: one at a time per connection.
-    statement = select(TenantIntegration.id).where(TenantIntegration.id == connection_id)
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(statement.with_for_update())
-    else:
-        session.execute(update(TenantIntegration).where(TenantIntegration.id == connection_id).values(id=connection_id))
 
 
 def active_mappings(session: Session, connection_id: int) -> dict[str, EntityMappings]:

@@ -1,0 +1,71 @@
+"""Each provider's fixtures for the generic flow tests: add one entry when a provider implements a flow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from providers.mailchimp.sandbox_credentials import DEMO_DATACENTER
+from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, XeroSandbox, create_app
+from tests.flows.harness import Flows, PushCase, Started
+
+
+@dataclass
+class XeroFlows(Flows):
+    def start(self) -> Started:
+        sandbox = XeroSandbox(seed=7)
+        org = sandbox.add_organisation(
+            "Acme Trading", contacts=30, invoices=120, lines_per_invoice=3, payments=25, items=8
+        )
+        return Started(create_app(sandbox), sandbox, org)
+
+
+def _contact(email: str) -> dict[str, Any]:
+    return {"id": "crm-contact-1", "name": "Ada Lovelace Ltd", "email": email}
+
+
+def _invoice(reference: str) -> dict[str, Any]:
+    line = {"description": "Analytical engine, one", "quantity": "2", "unit_amount": "150.00", "account_code": "200"}
+    return {
+        "id": "crm-invoice-1",
+        "contact_id": "crm-contact-1",
+        "issue_date": "2026-11-02",
+        "due_date": "2026-12-02",
+        "currency": "NZD",
+        "lines": [line],
+        "reference": reference,
+    }
+
+
+FLOWS: dict[str, Flows] = {
+    flows.slug: flows
+    for flows in (
+        XeroFlows(
+            "xero",
+            oauth_app={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
+            sandbox_entities={"products": "items"},
+            incremental=("contacts", "invoices", "payments"),
+            paged=("invoices", 1000),
+            pushes={
+                "contact": PushCase("contacts", _contact("ada@example.com"), _contact("ada.l@example.com"), "email"),
+                "invoice": PushCase("invoices", _invoice("PO-1"), _invoice("PO-1, revised"), "reference"),
+                "payment": PushCase(
+                    "payments",
+                    {"id": "crm-payment-1", "invoice_id": "crm-invoice-1", "amount": "100.00", "date": "2026-11-20"},
+                ),
+            },
+            # Xero takes payments only on approved invoices.
+            push_settings={"invoice_status_on_push": "AUTHORISED"},
+            webhook_entity="contacts",
+        ),
+        Flows("stripe", rejected_credentials={"secret_key": "sk_test_51VrtxDemo00000001NotARealKey9999"}),
+        Flows(
+            "twilio",
+            rejected_credentials={
+                "account_sid": "AC5ef8732a3c49700934481addd5ce1659",
+                "auth_token": "0badc0ffee0badc0ffee0badc0ffee00",
+            },
+        ),
+        Flows("mailchimp", rejected_credentials={"api_key": f"0badc0ffee0badc0ffee0badc0ffee00-{DEMO_DATACENTER}"}),
+    )
+}

@@ -1,0 +1,1 @@
+"""The ``vrtx`` command line and the one-machine development platform."""

@@ -1,0 +1,256 @@
+"""``vrtx dev``: the platform on one machine, with zero configuration."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+
+import httpx
+from sqlalchemy.engine import make_url
+
+from providers.sandbox_kit.serve import ServedApp
+from vrtx_pipelines.cli.sandboxes import sandbox_base_urls, start_sandboxes, stop_sandboxes
+from vrtx_pipelines.config import Settings
+from vrtx_pipelines.connect.connections import connect_with_credentials
+from vrtx_pipelines.connect.consent import consent_in_sandbox
+from vrtx_pipelines.connect.context import ConnectionContext, Status, get_connection
+from vrtx_pipelines.credentials.vault import vault_from_settings
+from vrtx_pipelines.db.session import engine_for, session_scope
+from vrtx_pipelines.platform import ensure_demo_tenant, prepare_database
+from vrtx_pipelines.registry import load_providers
+from vrtx_pipelines.webhooks.config import subscribe_demo_webhooks
+
+
+def project_root() -> Path:
+    """The checkout holding workspace.yaml and dagster_home/ (the current directory or the package's)."""
+    for candidate in (Path.cwd(), Path(__file__).resolve().parent.parent):
+        if (candidate / "workspace.yaml").exists() and (candidate / "dagster_home").is_dir():
+            return candidate
+    raise SystemExit("error: run vrtx dev from the project checkout (no workspace.yaml found)")
+
+
+def dagster_environment(settings: Settings, root: Path) -> dict[str, str]:
+    """DAGSTER_HOME under VRTX_HOME, holding the instance file that matches the app database.
+
+    The committed instance files in dagster_home/ are the source; runtime state stays out of the checkout.
+    """
+    home = settings.home / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    env = {"DAGSTER_HOME": str(home)}
+    template = root / "dagster_home" / "dagster.yaml"
+    if settings.uses_postgres:
+        template = root / "dagster_home" / "postgres" / "dagster.yaml"
+        url = make_url(settings.sqlalchemy_url).set(drivername="postgresql+psycopg2")
+        env["VRTX_DAGSTER_POSTGRES_URL"] = url.render_as_string(hide_password=False)
+    shutil.copyfile(template, home / "dagster.yaml")
+    return env
+
+
+def initialise_instance(env: dict[str, str]) -> None:
+    """Create Dagster's storage once, before the daemon and code server race to do it."""
+    from dagster import DagsterInstance
+
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        with DagsterInstance.get() as instance:
+            instance.get_runs(limit=1)
+            instance.get_dynamic_partitions("vrtx_init_probe")
+            instance.all_instigator_state()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def marketplace_link(api_url: str, token: str) -> str:
+    """A signed link that opens the demo tenant's marketplace pages in a browser, asked of the running API."""
+    try:
+        answer = httpx.post(
+            f"{api_url}/api/v1/marketplace/sessions", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
+        answer.raise_for_status()
+    except httpx.HTTPError as exc:
+        return f"(could not get a link: {type(exc).__name__})"
+    return str(answer.json()["url"])
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float, give_up: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None or give_up():
+            return False
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def connect_demo_tenant(settings: Settings, tenant_id: str) -> list[str]:
+    """Connect the demo tenant to every sandbox that can be connected with credentials, once."""
+    connected = []
+    vault = vault_from_settings(settings)
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        ctx = ConnectionContext(session=session, vault=vault, settings=settings)
+        for provider in load_providers().values():
+            if not (provider.connectable and provider.sandbox_credentials):
+                continue
+            existing = get_connection(session, tenant_id, provider.slug)
+            if existing is None or existing.status != Status.CONNECTED:
+                if provider.auth.oauth2 is not None:
+                    consent_in_sandbox(ctx, tenant_id, provider)
+                else:
+                    connect_with_credentials(ctx, tenant_id, provider, provider.sandbox_credentials)
+            connected.append(provider.slug)
+    return connected
+
+
+def run_dev(
+    settings: Settings, api_port: int | None = None, dagster_port: int | None = None, *, sandboxes: bool = True
+) -> int:
+    root = project_root()
+    api_port = api_port or settings.api_port
+    dagster_port = dagster_port or settings.dagster_port
+    settings.home.mkdir(parents=True, exist_ok=True)
+    vault_from_settings(settings)  # creates the development key before any other process needs it
+    prepare_database(settings)
+    tenant_id, token = ensure_demo_tenant(settings)
+    served: dict[str, ServedApp] = {}
+    demo_connections: list[str] = []
+    if sandboxes:
+        providers = load_providers()
+        served = start_sandboxes(providers.values())
+        base_urls = {**settings.provider_base_urls, **sandbox_base_urls(served)}
+        # OAuth sandboxes register a demo app; use it unless a real app is configured.
+        oauth_clients = {
+            slug: dict(providers[slug].sandbox_credentials)
+            for slug in served
+            if providers[slug].auth.oauth2 is not None and providers[slug].sandbox_credentials
+        }
+        settings = settings.model_copy(
+            update={"provider_base_urls": base_urls, "oauth_clients": {**oauth_clients, **settings.oauth_clients}}
+        )
+        demo_connections = connect_demo_tenant(settings, tenant_id)
+        # Changes made in a sandbox come back as signed webhooks to the API, as they would from the provider.
+        with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+            subscribe_demo_webhooks(
+                session,
+                vault_from_settings(settings),
+                settings,
+                tenant_id,
+                {slug: server.app for slug, server in served.items()},
+                f"http://{settings.api_host}:{api_port}",
+            )
+    dagster_env = dagster_environment(settings, root)
+    initialise_instance(dagster_env)
+
+    env = {
+        **os.environ,
+        **dagster_env,
+        "VRTX_HOME": str(settings.home),
+        "VRTX_PROVIDER_BASE_URLS": json.dumps(settings.provider_base_urls),
+        "VRTX_OAUTH_CLIENTS": json.dumps(settings.oauth_clients),
+    }
+    if settings.database_url:
+        env["VRTX_DATABASE_URL"] = settings.database_url
+    stopping = False
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    # Own process groups: one Ctrl-C reaches us once, and we stop the children in order.
+    api = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
+        [
+            sys.executable,
+            "-m",
+            "vrtx_pipelines.cli.main",
+            "api",
+            "--host",
+            settings.api_host,
+            "--port",
+            str(api_port),
+        ],
+        cwd=root,
+        env=env,
+        start_new_session=True,
+    )
+    dagster = subprocess.Popen(  # noqa: S603
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-w",
+            str(root / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(dagster_port),
+        ],
+        cwd=root,
+        env=env,
+        start_new_session=True,
+    )
+    children = {"api": api, "dagster": dagster}
+
+    api_url = f"http://{settings.api_host}:{api_port}"
+    dagster_url = f"http://127.0.0.1:{dagster_port}"
+    ready = wait_until_up(f"{api_url}/healthz", api, 60, lambda: stopping) and wait_until_up(
+        f"{dagster_url}/server_info", dagster, 180, lambda: stopping
+    )
+    if ready:
+        lines = [
+            "",
+            "VRTX Integrations is running",
+            f"  API          {api_url}  (OpenAPI docs: {api_url}/docs)",
+            f"  Dagster UI   {dagster_url}  (code location: vrtx)",
+            f"  Database     {make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)}",
+            f"  Demo tenant  {tenant_id}: Authorization: Bearer {token}",
+            f"  Marketplace  {marketplace_link(api_url, token)}  (this link works for 10 minutes; "
+            f"POST {api_url}/api/v1/marketplace/sessions gives a fresh one)",
+            *(f"  Sandbox      {slug} {url}" for slug, url in settings.provider_base_urls.items()),
+        ]
+        if demo_connections:
+            lines.append(f"  Demo tenant is connected to: {', '.join(demo_connections)}")
+        print("\n".join([*lines, "Press Ctrl-C to stop.", ""]), flush=True)
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                print(f"error: {name} exited with code {child.returncode}; stopping", file=sys.stderr)
+                exit_code = 1
+                stopping = True
+        time.sleep(0.3)
+    _shutdown(children)
+    stop_sandboxes(served)
+    return exit_code
+
+
+def _shutdown(children: dict[str, subprocess.Popen[bytes]]) -> None:
+    for child in children.values():
+        if child.poll() is None:
+            # SIGINT is what `dagster dev` expects; uvicorn treats it as a graceful stop too.
+            os.killpg(child.pid, signal.SIGINT)
+    deadline = time.monotonic() + 30
+    for child in children.values():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()

@@ -1,0 +1,1 @@
+"""Connecting a tenant to a provider: credentials and OAuth, connection status and settings."""

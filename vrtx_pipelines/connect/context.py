@@ -1,0 +1,54 @@
+"""What every connection flow works with: the connection's status values, the context a flow runs in (session,
+vault, settings, how to reach providers), and finding a tenant's connection."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vrtx_pipelines.catalog import integration_row
+from vrtx_pipelines.config import Settings
+from vrtx_pipelines.connect.http import provider_client
+from vrtx_pipelines.credentials.vault import Vault
+from vrtx_pipelines.db.models import TenantIntegration
+from vrtx_pipelines.errors import NotConnected, UnknownIntegration
+
+
+class Status:
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    ERROR = "error"
+    EXPIRED = "expired"
+
+
+ClientFactory = Callable[[Settings], httpx.Client]
+
+
+@dataclass
+class ConnectionContext:
+    session: Session
+    vault: Vault
+    settings: Settings
+    client_factory: ClientFactory = provider_client
+
+
+def get_connection(session: Session, tenant_id: str, slug: str) -> TenantIntegration | None:
+    row = integration_row(session, slug)
+    if row is None:
+        raise UnknownIntegration(f"there is no integration called {slug!r}")
+    return session.scalar(
+        select(TenantIntegration).where(
+            TenantIntegration.tenant_id == tenant_id, TenantIntegration.integration_id == row.id
+        )
+    )
+
+
+def require_connection(session: Session, tenant_id: str, slug: str) -> TenantIntegration:
+    connection = get_connection(session, tenant_id, slug)
+    if connection is None or connection.status == Status.DISCONNECTED:
+        raise NotConnected(f"{slug} is not connected for this tenant")
+    return connection

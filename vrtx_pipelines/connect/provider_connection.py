@@ -1,0 +1,51 @@
+"""The connection a provider's client works with, built for one tenant's connection: pulls, pushes and the
+webhook fast path all hand it to ``Provider.client``."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from providers.base import Provider, ProviderConnection
+from providers.kit.governor import RateGovernor
+from vrtx_pipelines.config import Settings
+from vrtx_pipelines.connect import oauth
+from vrtx_pipelines.connect.context import ConnectionContext
+from vrtx_pipelines.credentials.stored import read_credentials
+from vrtx_pipelines.db.models import TenantIntegration
+
+
+def governor_for(settings: Settings, provider: Provider) -> RateGovernor:
+    """A fresh governor pacing one connection under the provider's published limits (``VRTX_PACING=published``)
+    or only on what its headers and 429s say (``headers``)."""
+    limits = provider.rate_limits if settings.pacing == "published" else ()
+    concurrent = provider.pulls.max_concurrent_calls if provider.pulls is not None else None
+    return RateGovernor(limits, max_concurrent=concurrent)
+
+
+def provider_connection(
+    ctx: ConnectionContext, provider: Provider, connection_id: int, http: Any, governor: RateGovernor
+) -> ProviderConnection:
+    connection = ctx.session.get_one(TenantIntegration, connection_id)
+    meta = connection.meta or {}
+    oauth_based = provider.auth.oauth2 is not None
+    credentials = {} if oauth_based else read_credentials(ctx.vault, connection, provider.slug)
+    # A pull pages several resources at once, each from its own thread, and every call reads the token through
+    # this one session: a Session is not thread-safe, so the threads take turns.
+    session_turn = threading.Lock()
+
+    def token(force: bool = False) -> str:
+        if not oauth_based:
+            return ""
+        with session_turn:
+            return oauth.access_token(ctx, connection_id, force=force)
+
+    return ProviderConnection(
+        http=http,
+        url=lambda url: ctx.settings.provider_url(provider.slug, url),
+        external_tenant_id=meta.get("external_account_id"),
+        access_token=token,
+        refresh_access_token=lambda: token(force=True),
+        governor=governor,
+        credentials={k: str(v) for k, v in credentials.items()},
+    )

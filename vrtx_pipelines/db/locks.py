@@ -1,0 +1,22 @@
+"""Serialising writers of one connection's rows."""
+
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from vrtx_pipelines.db.models import TenantIntegration
+
+
+def lock_connection(session: Session, connection_id: int) -> None:
+    """Hold the connection until this transaction ends: PostgreSQL takes its row lock; SQLite, where any write
+    takes the database's write lock until commit, gets a no-op write.
+
+    Used wherever two writers would otherwise take the same next number (change cursor, mapping version) or
+    both write one run's rows.
+    """
+    statement = select(TenantIntegration.id).where(TenantIntegration.id == connection_id)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(statement.with_for_update())
+    else:
+        session.execute(update(TenantIntegration).where(TenantIntegration.id == connection_id).values(id=connection_id))

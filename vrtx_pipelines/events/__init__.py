@@ -1,0 +1,1 @@
+"""Domain events for the CRM: recorded with the change they describe, delivered signed to its callback."""

@@ -1,0 +1,1 @@
+"""The Dagster side: assets, jobs, sensors and schedules built from the provider registry."""

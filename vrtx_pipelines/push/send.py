@@ -1,0 +1,311 @@
+"""Pushes: the outbox sent to providers by sensor-triggered Dagster runs, one job and sensor per pushing provider.
+
+The sensor batches each connection's due rows into a run (``run_key`` = the rows at their attempt, so a batch
+runs once); the op claims its rows, sends each with the row's own idempotency key, and commits each outcome
+before the next call. A crash between a provider's answer and that commit leaves the row ``running`` under a
+dead run: the sensor returns it to pending and the re-send carries the same key, which the provider answers
+with the original write (Xero keeps Idempotency-Key responses for a day). Nothing is sent twice, nothing lost.
+"""
+# No `from __future__ import annotations`: Dagster reads the context and config annotations at definition time.
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from providers.base import Provider, PushOutcome, PushRequest, PushSpec
+from providers.errors import (
+    ProviderAuthError,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderRejected,
+)
+from providers.schema import defaults_from_schema
+from vrtx_pipelines.config import get_settings
+from vrtx_pipelines.connect.context import ConnectionContext
+from vrtx_pipelines.connect.http import provider_client, redact
+from vrtx_pipelines.connect.provider_connection import governor_for, provider_connection
+from vrtx_pipelines.credentials.vault import vault_from_settings
+from vrtx_pipelines.db.models import PushOutbox, TenantIntegration
+from vrtx_pipelines.db.session import session_factory
+from vrtx_pipelines.errors import IntegrationError
+from vrtx_pipelines.events.record import EventType, record_event
+from vrtx_pipelines.mapping import pull_mapper, push_overrides
+from vrtx_pipelines.push.conflicts import PushPlan, agree, plan_push, provider_record, record_written, supersede_held
+from vrtx_pipelines.push.outbox import (
+    CREATING,
+    PushStatus,
+    RetryPolicy,
+    claim,
+    finish,
+    link,
+    linked_external_id,
+    pending_creation,
+    push_event,
+    records_entity,
+    retry_later,
+    waits_for_earlier,
+)
+from vrtx_pipelines.records.store import canonical_json
+
+POLICY = RetryPolicy()
+SAMPLES_KEPT = 5
+
+
+class _Deferred(Exception):
+    """The push depends on another push not finished yet: try again later, without spending an attempt."""
+
+
+class _Refused(Exception):
+    """The push cannot be sent as asked (e.g. an update of a record that was never linked): final."""
+
+
+@dataclass
+class BatchReport:
+    claimed: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)  # taken or finished by another run already
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)  # entity -> done / failed / retrying
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def count(self, entity: str, outcome: str) -> None:
+        per_entity = self.counts.setdefault(entity, {"done": 0, "failed": 0, "retrying": 0})
+        per_entity[outcome] = per_entity.get(outcome, 0) + 1  # "held" only appears when a push was held
+
+
+def send_batch(
+    provider: Provider, connection_id: int, push_ids: Iterable[int], run_id: str, log: Any, policy: RetryPolicy = POLICY
+) -> BatchReport:
+    """Claim the rows for ``run_id``, send them in order and record each outcome as it comes."""
+    spec = provider.pushes
+    if spec is None:
+        raise IntegrationError(f"{provider.name} takes no pushes")
+    settings = get_settings()
+    vault = vault_from_settings(settings)
+    wanted = sorted(set(push_ids))
+    report = BatchReport()
+    outbox = session_factory()()
+    # Token refreshes commit their own session: keep them apart from the outbox rows' transactions.
+    auth_session = session_factory()()
+    try:
+        rows = claim(outbox, connection_id, wanted, run_id)
+        report.claimed = [row.id for row in rows]
+        report.skipped = [i for i in wanted if i not in set(report.claimed)]
+        if not rows:
+            return report
+        connection = outbox.get_one(TenantIntegration, connection_id)
+        connection_settings = {**defaults_from_schema(provider.config_schema), **(connection.settings or {})}
+        with provider_client(settings) as http:
+            ctx = ConnectionContext(session=auth_session, vault=vault, settings=settings)
+            assert provider.client is not None  # Provider requires one with pushes
+            governor = governor_for(settings, provider)
+            target = provider.client(provider_connection(ctx, provider, connection_id, http, governor))
+            sender = _Sender(provider, spec, outbox, connection, connection_settings, policy, report, log)
+            for row in rows:
+                sender.send(target, row)
+    finally:
+        outbox.close()
+        auth_session.close()
+    return report
+
+
+@dataclass
+class _Sender:
+    provider: Provider
+    spec: PushSpec
+    session: Any
+    connection: TenantIntegration
+    settings: Mapping[str, Any]
+    policy: RetryPolicy
+    report: BatchReport
+    log: Any
+
+    def send(self, target: Any, row: PushOutbox) -> None:
+        entity = row.entity_type
+        try:
+            blocker = waits_for_earlier(self.session, row)
+            if blocker is not None:
+                raise _Deferred(f"waiting for push {blocker.id} of the same {entity} to finish")
+            plan = self._plan(target, row)
+            if plan.request is None:
+                self._not_sent(row, plan)
+                return
+            outcome = self.spec.push(target, plan.request)
+        except _Deferred as exc:
+            retry_later(row, self.policy, str(exc), counts_as_attempt=False)
+            self._settled(row, "retrying")
+        except _Refused as exc:
+            self._failed(row, str(exc), None)
+        except ProviderRejected as exc:
+            self._failed(row, exc.message, exc.status)
+        except ProviderAuthError as exc:
+            message = f"{self.provider.name} refused the connection's credentials: {exc.message}; reconnect it"
+            self._failed(row, message, exc.status)
+        except ProviderRateLimited as exc:
+            self._retry(row, exc.message, exc.status, exc.retry_after or self.policy.max_delay_s)
+        except ProviderError as exc:  # unavailable: 5xx, timeouts, unreachable
+            self._retry(row, exc.message, exc.status, None)
+        except IntegrationError as exc:  # e.g. the connection expired while refreshing its token
+            self._failed(row, exc.message, None)
+        except Exception as exc:  # noqa: BLE001 -- an unforeseen failure is retried (capped), never lost
+            self.log.error(f"push {row.id} ({entity}) raised {type(exc).__name__}")
+            self._retry(row, f"unexpected error while pushing ({type(exc).__name__})", None, None)
+        else:
+            self._done(row, outcome)
+
+    def _plan(self, target: Any, row: PushOutbox) -> PushPlan:
+        """Two-way sync's say on the push: as asked, merged with the provider's own changes, or not at all."""
+        for closed in supersede_held(self.session, row):
+            event = push_event(self.provider.slug, closed)
+            record_event(self.session, self.connection.tenant_id, EventType.PUSH_FINISHED, self.provider.slug, event)
+        request = self._request(row)
+        entity_type = records_entity(self.provider, row.entity_type)
+
+        def provider_current() -> Mapping[str, Any] | None:
+            assert request.external_id is not None
+            return provider_record(
+                self.session, self.provider, target, self.connection.id, entity_type, request.external_id
+            )
+
+        plan = plan_push(self.session, self.connection, row, request, entity_type, self.settings, provider_current)
+        if plan.request is not None and plan.request.payload is not request.payload:
+            # A merged or resolved record: the tenant's push mappings apply to what is actually sent.
+            overrides = push_overrides(self.session, self.connection.id, entity_type, plan.request.payload)
+            plan = replace(plan, request=replace(plan.request, overrides=overrides))
+        return plan
+
+    def _not_sent(self, row: PushOutbox, plan: PushPlan) -> None:
+        if plan.held is not None:
+            conflict = plan.held
+            row.status, row.next_attempt_at = PushStatus.HELD, None
+            row.error_message = (
+                f"held: the {row.entity_type} changed in VRTX and in {self.provider.name} "
+                f"({', '.join(conflict.fields)}); resolve conflict {conflict.id}"
+            )
+            self._settled(row, "held")
+            return
+        agreed = dict(plan.agreed or {})
+        if row.vrtx_id:
+            agree(
+                self.session,
+                self.connection.id,
+                records_entity(self.provider, row.entity_type),
+                row.vrtx_id,
+                agreed,
+                row.payload,
+            )
+        version = agreed.get("updated_at")
+        external_id = str(agreed.get("external_id") or "") or None
+        finish(
+            row,
+            PushStatus.DONE,
+            external_id=external_id,
+            remote_version=str(version) if version else None,
+            error=plan.note,
+        )
+        self._settled(row, "done")
+
+    def _request(self, row: PushOutbox) -> PushRequest:
+        return PushRequest(
+            entity=row.entity_type,
+            operation=row.operation,
+            payload=dict(row.payload),
+            external_id=self._target_id(row),
+            idempotency_key=provider_idempotency_key(row),
+            settings=self.settings,
+            linked_id=self._linked_id,
+            # The tenant's push mappings; MappingFailed (an IntegrationError) fails the push with the mapping named.
+            overrides=push_overrides(
+                self.session, self.connection.id, records_entity(self.provider, row.entity_type), row.payload
+            ),
+        )
+
+    def _target_id(self, row: PushOutbox) -> str | None:
+        """The provider record the push writes to: the linked one (a create of a record linked meanwhile updates
+        it rather than making a second), the one the payload names, or none for a new record."""
+        entity_type = records_entity(self.provider, row.entity_type)
+        linked = linked_external_id(self.session, self.connection.id, entity_type, row.vrtx_id) if row.vrtx_id else None
+        target = linked or row.payload.get("external_id")
+        if target is None and row.operation not in CREATING:
+            name = f"{row.entity_type} {row.vrtx_id}"
+            if pending_creation(self.session, self.connection.id, row.entity_type, row.vrtx_id or ""):
+                raise _Deferred(f"waiting for {name} to be created in {self.provider.name}")
+            raise _Refused(f"{name} is not linked to a {self.provider.name} record: push a create or upsert first")
+        return str(target) if target else None
+
+    def _linked_id(self, entity: str, vrtx_id: str) -> str | None:
+        """A reference's provider id (an invoice's contact); waits while that record's create is in flight."""
+        push_entity = self._push_entity(entity)
+        found = linked_external_id(
+            self.session, self.connection.id, records_entity(self.provider, push_entity), vrtx_id
+        )
+        if found is None and pending_creation(self.session, self.connection.id, push_entity, vrtx_id):
+            raise _Deferred(f"waiting for {push_entity} {vrtx_id} to be created in {self.provider.name}")
+        return found
+
+    def _push_entity(self, entity: str) -> str:
+        for name in self.spec.entities:
+            if entity in (name, records_entity(self.provider, name)):
+                return name
+        return entity
+
+    def _written(self, entity_type: str, outcome: PushOutcome) -> Mapping[str, Any] | None:
+        """The written record as a pull would store it: through the tenant's pull mappings when it has any."""
+        pulls = self.provider.pulls
+        if outcome.raw is None or pulls is None or entity_type not in pulls.mappers:
+            return outcome.canonical
+        try:
+            return canonical_json(
+                pull_mapper(self.session, self.provider, self.connection.id, entity_type)(outcome.raw)
+            )
+        except ValueError:
+            return outcome.canonical
+
+    def _done(self, row: PushOutbox, outcome: PushOutcome) -> None:
+        entity_type = records_entity(self.provider, row.entity_type)
+        if row.vrtx_id:
+            link(
+                self.session,
+                self.connection.id,
+                entity_type,
+                row.vrtx_id,
+                outcome.external_id,
+                remote_version=outcome.remote_version,
+                remote_hash=outcome.remote_hash,
+            )
+        record_written(
+            self.session, self.connection.id, entity_type, row, self._written(entity_type, outcome), outcome.external_id
+        )
+        # push() returns only when the provider accepted the write (2xx).
+        finish(
+            row,
+            PushStatus.DONE,
+            external_id=outcome.external_id,
+            remote_version=outcome.remote_version,
+            provider_status=200,
+        )
+        if len(self.report.samples) < SAMPLES_KEPT:
+            self.report.samples.append({"push_id": row.id, "response": redact(dict(outcome.response_sample))})
+        self._settled(row, "done")
+
+    def _failed(self, row: PushOutbox, message: str, status: int | None) -> None:
+        finish(row, PushStatus.FAILED, provider_status=status, error=message)
+        self._settled(row, "failed")
+
+    def _retry(self, row: PushOutbox, message: str, status: int | None, retry_after: float | None) -> None:
+        retried = retry_later(row, self.policy, message, provider_status=status, retry_after_s=retry_after)
+        self._settled(row, "retrying" if retried else "failed")
+
+    def _settled(self, row: PushOutbox, outcome: str) -> None:
+        if row.status in (PushStatus.DONE, PushStatus.FAILED):
+            event = push_event(self.provider.slug, row)
+            record_event(self.session, self.connection.tenant_id, EventType.PUSH_FINISHED, self.provider.slug, event)
+        self.session.commit()
+        self.report.count(row.entity_type, outcome)
+        self.log.info(f"push {row.id} {row.entity_type} {row.operation}: {outcome}")
+
+
+def provider_idempotency_key(row: PushOutbox) -> str:
+    """The key the provider sees: the same for every attempt of this push and never shared with another push,
+    even across reset databases (Xero remembers keys for a day), and short enough for any provider (Xero: 128)."""
+    identity = f"{row.tenant_integration_id}:{row.id}:{row.idempotency_key}:{row.request_hash}"
+    return f"vrtx-{hashlib.sha256(identity.encode()).hexdigest()}"

@@ -1,0 +1,124 @@
+"""Canonical VRTX entities: what the CRM reads and pushes, whichever provider is behind them.
+
+Provider mappers translate to and from these; nothing here knows a provider.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def record_line(data: Mapping[str, Any]) -> str:
+    """Canonical data as one line of JSON whose SHA-256 is its ``content_hash``."""
+    return json.dumps(data, sort_keys=True, default=str)
+
+
+def content_hash(data: Mapping[str, Any]) -> str:
+    """What tells a changed record from an unchanged one: pulls, pushes and the webhook fast path all hash
+    canonical data this way, so the same content read back by any of them is no change."""
+    return hashlib.sha256(record_line(data).encode()).hexdigest()
+
+
+class CanonicalModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(default=None, description="The VRTX id, when the record exists in the CRM.")
+    external_id: str | None = Field(default=None, description="The provider's id, when linked.")
+    updated_at: datetime | None = None
+    # Fields of the CRM that have no canonical counterpart, filled by the tenant's field mappings
+    # (``custom_fields.<name>``). None rather than {} when unused: records without mappings keep their hash.
+    custom_fields: dict[str, Any] | None = Field(
+        default=None, description="CRM custom fields set or read by the tenant's field mappings."
+    )
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    line1: str | None = None
+    line2: str | None = None
+    city: str | None = None
+    region: str | None = None
+    postal_code: str | None = None
+    country: str | None = None
+
+
+class Contact(CanonicalModel):
+    name: str
+    first_name: str | None = None
+    last_name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    mobile: str | None = None
+    company: str | None = None
+    tax_number: str | None = None
+    addresses: list[Address] = Field(default_factory=list)
+    is_customer: bool = True
+    is_supplier: bool = False
+    archived: bool = False
+
+
+class InvoiceLine(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: str
+    quantity: Decimal = Decimal("1")
+    unit_amount: Decimal
+    account_code: str | None = None
+    tax_type: str | None = None
+    item_code: str | None = None
+    line_amount: Decimal | None = None
+
+
+class Invoice(CanonicalModel):
+    number: str | None = None
+    contact_id: str
+    status: Literal["draft", "submitted", "authorised", "paid", "voided", "deleted"] = "draft"
+    issue_date: date
+    due_date: date | None = None
+    currency: str = Field(min_length=3, max_length=3)
+    lines: list[InvoiceLine]
+    subtotal: Decimal | None = None
+    total_tax: Decimal | None = None
+    total: Decimal | None = None
+    amount_due: Decimal | None = None
+    reference: str | None = None
+
+
+class InvoicePayment(CanonicalModel):
+    invoice_id: str
+    amount: Decimal
+    date: date
+    currency: str | None = None
+    account_code: str | None = None
+    reference: str | None = None
+
+
+class Product(CanonicalModel):
+    code: str
+    name: str
+    description: str | None = None
+    unit_price: Decimal | None = None
+    is_sold: bool = True
+    is_purchased: bool = False
+
+
+class TaxRate(CanonicalModel):
+    name: str
+    tax_type: str
+    rate_percent: Decimal
+    is_active: bool = True
+
+
+class Account(CanonicalModel):
+    code: str | None = None
+    name: str
+    type: str
+    is_active: bool = True

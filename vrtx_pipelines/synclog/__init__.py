@@ -1,0 +1,1 @@
+"""The sync log: finished runs mirrored into ``integration_sync_logs``."""

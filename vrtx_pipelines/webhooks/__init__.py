@@ -1,0 +1,1 @@
+"""Inbound webhooks: configuration, receiving, dispatch to targeted pulls, and the fast path."""

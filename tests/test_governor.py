@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from providers.base import RateLimit
@@ -72,3 +75,41 @@ def test_a_429_waits_what_the_provider_asked() -> None:
         pass
     assert fake.now - before == pytest.approx(7.0)
     assert gov.stats.rate_limited == 1 and gov.stats.retry_after_waited_s == 7
+
+
+def test_a_call_is_dated_by_its_answer_so_the_provider_never_sees_one_too_many_in_its_window() -> None:
+    fake = FakeTime()
+    gov = governor(RateLimit(60, 60, "tenant"), fake=fake)
+    answered: list[float] = []
+    sent: list[float] = []
+    for _ in range(61):
+        with gov.slot():
+            sent.append(fake.now)
+            fake.now += 0.5  # the answer takes half a second; the provider counts the call somewhere in between
+            answered.append(fake.now)
+    # The 61st call leaves only once the first call's answer is a full window old.
+    assert sent[60] >= answered[0] + 60
+
+
+def test_calls_in_flight_fill_the_window_until_one_is_answered() -> None:
+    gov = RateGovernor((RateLimit(2, 60, "tenant"),))
+    release = threading.Event()
+    holding = threading.Barrier(3)
+
+    def hold() -> None:
+        with gov.slot():
+            holding.wait()
+            release.wait(5)
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    holding.wait()
+    # Both calls of the 2-call budget are in flight: a third must wait, with no completion time to wait for.
+    with gov._lock:
+        assert gov._delay_needed(time.monotonic()) is None
+    release.set()
+    for thread in threads:
+        thread.join()
+    with gov._lock:
+        assert gov._delay_needed(time.monotonic()) == pytest.approx(60, abs=1)

@@ -29,9 +29,21 @@ class GovernorStats:
 
 @dataclass
 class _Window:
+    """A budget's calls: those in flight, and the completion times of those done within the window.
+
+    A call is dated by when its answer arrived, not when it was sent: the provider counts it on arrival, which lies
+    between the two, so dating by the answer never lets the window's next call reach the provider early.
+    """
+
     requests: int
     per_seconds: float
-    calls: deque[float] = field(default_factory=deque)
+    done: deque[float] = field(default_factory=deque)
+    in_flight: int = 0
+
+    def used(self, now: float) -> int:
+        while self.done and self.done[0] <= now - self.per_seconds:
+            self.done.popleft()
+        return len(self.done) + self.in_flight
 
 
 class DayBudgetExhausted(ProviderRateLimited):
@@ -55,18 +67,20 @@ class RateGovernor:
         ]
         self._slots = threading.BoundedSemaphore(max_concurrent) if max_concurrent else None
         self._lock = threading.Lock()
+        self._call_done = threading.Condition(self._lock)
         self._clock = clock
         self._sleep = sleep
         self._paused_until = 0.0
         self.stats = GovernorStats()
 
-    def _delay_needed(self, now: float) -> float:
+    def _delay_needed(self, now: float) -> float | None:
+        """Seconds to wait for budget; None when only calls still in flight fill a window."""
         delay = max(0.0, self._paused_until - now)
         for window in self._windows:
-            while window.calls and window.calls[0] <= now - window.per_seconds:
-                window.calls.popleft()
-            if len(window.calls) >= window.requests:
-                delay = max(delay, window.calls[0] + window.per_seconds - now)
+            if window.used(now) >= window.requests:
+                if not window.done:
+                    return None
+                delay = max(delay, window.done[0] + window.per_seconds - now)
         return delay
 
     def _wait_for_budget(self) -> None:
@@ -74,14 +88,25 @@ class RateGovernor:
             with self._lock:
                 now = self._clock()
                 delay = self._delay_needed(now)
+                if delay is None:
+                    self._call_done.wait(timeout=1.0)
+                    continue
                 if delay <= 0:
                     for window in self._windows:
-                        window.calls.append(now)
+                        window.in_flight += 1
                     self.stats.calls += 1
                     return
             self.stats.waits += 1
             self.stats.waited_s += delay
             self._sleep(delay)
+
+    def _finish_call(self) -> None:
+        with self._lock:
+            now = self._clock()
+            for window in self._windows:
+                window.in_flight -= 1
+                window.done.append(now)
+            self._call_done.notify_all()
 
     @contextmanager
     def slot(self) -> Iterator[None]:
@@ -90,7 +115,10 @@ class RateGovernor:
             self._slots.acquire()
         try:
             self._wait_for_budget()
-            yield
+            try:
+                yield
+            finally:
+                self._finish_call()
         finally:
             if self._slots is not None:
                 self._slots.release()
@@ -102,7 +130,7 @@ class RateGovernor:
         if minute_remaining is not None and minute_remaining <= 0:
             with self._lock:
                 now = self._clock()
-                oldest = min((w.calls[0] for w in self._windows if w.calls), default=now)
+                oldest = min((w.done[0] for w in self._windows if w.done), default=now)
                 self._paused_until = max(self._paused_until, oldest + 60.0, now + 1.0)
 
     def backoff(self, retry_after_s: float) -> None:

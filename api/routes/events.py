@@ -18,12 +18,17 @@ from vrtx_pipelines.credentials.stored import callback_secret_context
 from vrtx_pipelines.db.models import OutboundEvent
 from vrtx_pipelines.errors import Conflict, NotFound, ValidationFailed
 from vrtx_pipelines.events.delivery import new_callback_secret, redeliver
+from vrtx_pipelines.outbound_guard import OutboundGuard
 
 router = APIRouter(prefix="/api/v1/events", tags=["events"])
 
 
 class CallbackIn(BaseModel):
-    url: str = Field(description="Where events are POSTed; https (http only for loopback outside production).")
+    url: str = Field(
+        max_length=500,
+        description="Where events are POSTed: https in production, at a public address (loopback, private, "
+        "link-local and metadata addresses are refused with `destination_refused`).",
+    )
     secret: str | None = Field(
         default=None,
         min_length=16,
@@ -67,24 +72,30 @@ class NoCallback(Conflict):
     code = "no_callback"
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
 
-def validate_callback_url(url: str, settings: Settings) -> str:
-    parts = urlsplit(url.strip())
+def validate_callback_url(url: str, settings: Settings, guard: OutboundGuard | None = None) -> str:
+    guard = guard or OutboundGuard(allow_private=settings.allow_private_callbacks)
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # urlsplit checks the port only when asked
+    except ValueError:
+        parts = urlsplit("")
+    local = parts.hostname == "localhost" or _is_loopback(parts.hostname or "")
     problem = None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         problem = "the callback URL must be an absolute http(s) URL"
     elif parts.username or parts.password:
         problem = "the callback URL must not carry credentials; events are signed instead"
-    elif settings.is_production and parts.scheme != "https" and not _loopback(parts.hostname):
-        problem = "the callback URL must use https"
+    else:
+        guard.check_url(url.strip())
+        if settings.is_production and parts.scheme != "https" and not (local and settings.allow_private_callbacks):
+            problem = "the callback URL must use https"
     if problem:
         raise ValidationFailed(problem, details=[{"field": "url", "message": problem}])
     return url.strip()

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.deps import ProviderDep, SessionDep, TenantDep
+from api.deps import BeforeId, ProviderDep, RowId, SessionDep, TenantDep
 from api.routes.pushes import push_launcher
 from vrtx_pipelines.db.models import SyncConflict
 from vrtx_pipelines.push import conflicts
@@ -87,7 +87,7 @@ def list_conflicts(
     entity: str | None = None,
     vrtx_id: str | None = None,
     external_id: str | None = None,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: BeforeId = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> ConflictsOut:
     rows = conflicts.list_conflicts(
@@ -108,7 +108,7 @@ def list_conflicts(
 
 
 @router.get("/{conflict_id}", response_model=ConflictOut, summary="One sync conflict")
-def get_conflict(conflict_id: int, provider: ProviderDep, tenant: TenantDep, session: SessionDep) -> ConflictOut:
+def get_conflict(conflict_id: RowId, provider: ProviderDep, tenant: TenantDep, session: SessionDep) -> ConflictOut:
     return conflict_out(provider.slug, conflicts.get_conflict(session, tenant.id, provider, conflict_id))
 
 
@@ -122,7 +122,7 @@ def get_conflict(conflict_id: int, provider: ProviderDep, tenant: TenantDep, ses
     "record that does not validate.",
 )
 def resolve_conflict(
-    conflict_id: int,
+    conflict_id: RowId,
     body: ResolveIn,
     provider: ProviderDep,
     tenant: TenantDep,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 from datetime import datetime
 from typing import Annotated, Any
@@ -12,7 +11,8 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from api.deps import SessionDep, SettingsDep, TenantDep, VaultDep
+from api.deps import RowId, SessionDep, SettingsDep, TenantDep, VaultDep
+from vrtx_pipelines import cursors
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.credentials.stored import callback_secret_context
 from vrtx_pipelines.db.models import OutboundEvent
@@ -128,22 +128,14 @@ def delete_callback(tenant: TenantDep, session: SessionDep) -> Response:
 
 
 def _cursor(event_id: int) -> str:
-    return base64.urlsafe_b64encode(f"e1:{event_id}".encode()).decode().rstrip("=")
+    return cursors.encode("e1", event_id)
 
 
 def _after(cursor: str | None) -> int | None:
     if not cursor:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        version, _, value = raw.partition(":")
-        if version == "e1" and value.isdigit():
-            return int(value)
-    except ValueError:
-        pass
-    raise ValidationFailed(
-        "the cursor is not one this API gave out", details=[{"field": "cursor", "message": "invalid cursor"}]
-    )
+    (value,) = cursors.decode(cursor, "e1", 1)
+    return cursors.row_id(value)
 
 
 def event_out(event: OutboundEvent) -> EventOut:
@@ -197,7 +189,7 @@ def list_events(
     summary="Deliver an event again",
     description="Queues the event for delivery from scratch (attempts reset), whatever its state.",
 )
-def redeliver_event(event_id: int, tenant: TenantDep, session: SessionDep) -> EventOut:
+def redeliver_event(event_id: RowId, tenant: TenantDep, session: SessionDep) -> EventOut:
     event = session.get(OutboundEvent, event_id)
     # Another tenant's event is as absent as a missing one.
     if event is None or event.tenant_id != tenant.id:

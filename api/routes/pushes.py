@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from starlette.datastructures import State
 
-from api.deps import ProviderDep, SessionDep, TenantDep
+from api.deps import BeforeId, ProviderDep, RowId, SessionDep, TenantDep
 from vrtx_pipelines.db.models import PushOutbox
 from vrtx_pipelines.errors import MissingIdempotencyKey
 from vrtx_pipelines.orchestrator import dagster_webserver_url
@@ -136,7 +136,7 @@ def push_launcher(state: State) -> PushLauncher | None:
 
 
 @router.get("/{push_id}", response_model=PushOut, summary="A push's state")
-def get_push(push_id: int, provider: ProviderDep, tenant: TenantDep, session: SessionDep) -> PushOut:
+def get_push(push_id: RowId, provider: ProviderDep, tenant: TenantDep, session: SessionDep) -> PushOut:
     return push_out(provider.slug, push_outbox.get_push(session, tenant.id, provider, push_id))
 
 
@@ -147,7 +147,7 @@ def list_pushes(
     session: SessionDep,
     state: Annotated[PushState | None, Query(alias="status")] = None,
     entity: str | None = None,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: BeforeId = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> PushesOut:
     rows = push_outbox.list_pushes(

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from providers.base import WebhookEvent, WebhookSpec
+from providers.kit import strict_json
 from providers.kit.signatures import base64_signature_matches, hmac_sha256
 from providers.kit.values import iso_utc
 
@@ -41,10 +41,7 @@ def verify(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
 
 
 def parse(body: bytes) -> list[WebhookEvent]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("the Xero webhook body is not JSON") from exc
+    payload = strict_json.loads(body)  # JSONRefused (a ValueError) says why not
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
         raise ValueError("a Xero webhook body is an object with an events list")
     return [_event(raw) for raw in payload["events"]]

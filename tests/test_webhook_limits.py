@@ -1,15 +1,20 @@
 """JSON from outside is parsed within limits: a signed webhook body nested 5,000 deep, with NaN, a BOM, escaped
 NUL or a lone surrogate is a 400 with nothing stored, and the API's own JSON bodies get the same parser (400
-invalid_json, 413 over the size limit) instead of a 500 or a silently accepted NaN. SQLite and PostgreSQL."""
+invalid_json, 413 over the size limit) instead of a 500 or a silently accepted NaN. Webhook events dated beyond a
+small clock skew, or with fields longer than their columns hold, are refused whole. SQLite and PostgreSQL."""
 # ruff: noqa: F811 -- fixtures are imported from tests/test_webhooks.py and tests/xero/conftest.py
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from providers.base import WebhookEvent
 from tests.helpers import bearer, make_tenant
 from tests.test_webhooks import (  # noqa: F401 -- fixtures
     KEY,
@@ -24,6 +29,8 @@ from tests.test_webhooks import (  # noqa: F401 -- fixtures
 )
 from tests.xero.conftest import base_urls, xero  # noqa: F401 -- fixtures
 from vrtx_pipelines.config import Settings
+from vrtx_pipelines.registry import get_provider
+from vrtx_pipelines.webhooks.inbox import Target, WebhookMalformed, delivery
 
 
 def bodies(org: str) -> dict[str, bytes]:
@@ -109,3 +116,83 @@ def test_a_json_body_within_the_limits_still_reaches_the_route(api: TestClient, 
     headers = {**bearer(token), "Content-Type": "application/json; charset=utf-8"}
     answer = api.put("/api/v1/events/callback", content=body, headers=headers)
     assert answer.status_code == 200, answer.text
+
+
+def dated(org: str, when: str, resource: str = "inv-9") -> dict[str, Any]:
+    return {**xero_event(org, "INVOICE", resource), "eventDateUtc": when}
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "2099-01-01T00:00:00.000",
+        (datetime.now(UTC) + timedelta(minutes=10)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3],
+        "9999-12-31T23:59:59-23:59",  # no UTC equivalent at all
+    ],
+)
+def test_a_delivery_with_an_event_dated_in_the_future_is_refused_and_nothing_of_it_stored(
+    api: TestClient, settings: Settings, xero: Xero, acme: str, when: str
+) -> None:
+    org = xero[2]
+    body = xero_payload(org, xero_event(org, "CONTACT", "con-1"), dated(org, when))
+    answer = post(api, body, KEY)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "webhook_malformed", answer.text
+    assert inbox(settings) == []
+
+
+def test_an_event_a_little_ahead_of_our_clock_is_within_the_skew_allowance(
+    api: TestClient, settings: Settings, xero: Xero, acme: str
+) -> None:
+    org = xero[2]
+    ahead = (datetime.now(UTC) + timedelta(minutes=4)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+    assert post(api, xero_payload(org, dated(org, ahead)), KEY).status_code == 200
+    assert [row.payload["external_id"] for row in inbox(settings)] == ["inv-9"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("resourceId", "r" * 5000), ("resourceId", "r" * 101), ("tenantId", "t" * 5000), ("eventType", "U" * 200)],
+)
+def test_an_event_with_a_field_longer_than_its_column_is_refused_never_cut_short(
+    api: TestClient, settings: Settings, xero: Xero, acme: str, field: str, value: str
+) -> None:
+    org = xero[2]
+    body = xero_payload(org, {**xero_event(org, "INVOICE", "inv-1"), field: value})
+    answer = post(api, body, KEY)
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "webhook_malformed", answer.text
+    assert inbox(settings) == []
+
+
+def test_an_id_as_long_as_its_column_is_stored(api: TestClient, settings: Settings, xero: Xero, acme: str) -> None:
+    org = xero[2]
+    assert post(api, xero_payload(org, xero_event(org, "INVOICE", "r" * 100)), KEY).status_code == 200
+    assert [row.payload["external_id"] for row in inbox(settings)] == ["r" * 100]
+
+
+def test_the_core_refuses_nul_characters_whatever_the_providers_body_format() -> None:
+    """A provider whose bodies are not JSON (a form, say) hands the core whatever its parser read: the inbox
+    itself refuses NUL characters and over-long fields before anything is stored."""
+    xero_provider = get_provider("xero")
+    assert xero_provider.webhooks is not None
+    now = datetime.now(UTC)
+    target = Target(1, "org-1", None, [], None, None)
+    for bad in (
+        {"external_id": "inv\x001"},
+        {"external_tenant_id": "org\x00"},
+        {"event_id": "e" * 201},
+        {"occurred_at": now + timedelta(days=1)},
+    ):
+        event = WebhookEvent(
+            **{
+                "event_id": "evt-1",
+                "event_type": "invoice.update",
+                "entity": "invoices",
+                "external_id": "inv-1",
+                "external_tenant_id": "org-1",
+                "occurred_at": now,
+                **bad,
+            }
+        )
+        spec = dataclasses.replace(xero_provider.webhooks, parse=lambda _body, e=event: [e])
+        with pytest.raises(WebhookMalformed):
+            delivery(xero_provider, spec, target, b"form=encoded", now=now)

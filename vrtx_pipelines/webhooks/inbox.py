@@ -10,12 +10,13 @@ no provider call. Turning stored events into pulls is ``vrtx_pipelines.webhooks.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Insert, or_, select, update
@@ -188,10 +189,25 @@ def pull_entities(provider: Provider, event: WebhookEvent) -> list[str]:
     return [e for e in wanted if e in provider.pulls.entities]
 
 
+def event_identity(event: WebhookEvent) -> str:
+    """The key an event is deduplicated on (per connection): the provider's event id where it sends one; else a
+    hash of what the event is about (organisation, type, resource) and the instant it names, parsed, so the same
+    event written differently (``...000`` and ``...000Z``, another offset, GUIDs in another case) is one event.
+    Ids are compared without case: providers without event ids name resources by GUIDs or numbers (Xero,
+    QuickBooks). Migration 0005 re-keys stored rows with this same formula: change both or neither."""
+    if event.event_id is not None:
+        return event.event_id
+    assert event.occurred_at is not None  # _refusal turns away an event with neither
+    instant = event.occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
+    parts = (event.external_tenant_id or "", event.event_type, event.external_id or "")
+    identity = "|".join([*(part.casefold() for part in parts), instant])
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
 def _inbox_row(provider: Provider, connection_id: int, event: WebhookEvent, now: datetime) -> dict[str, Any]:
     return {
         "tenant_integration_id": connection_id,
-        "provider_event_id": event.event_id,
+        "provider_event_id": event_identity(event),
         "event_type": event.event_type,
         "status": "received",
         "received_at": now,
@@ -336,7 +352,7 @@ def delivery(
     now = now or utcnow()
     events = _parsed(provider, spec, body, now)
     kept, dropped = _keep(events, spec, target, now)
-    by_id = {event.event_id: event for event in kept}  # the same event twice in one body is still one event
+    by_id = {event_identity(event): event for event in kept}  # the same event twice in one body is still one
     rows = [_inbox_row(provider, target.connection_id, e, now) for e in by_id.values()]
     due = target.webhook_id is not None and _due_for_touch(targets, target, now)
     touch = (target.webhook_id,) if due and target.webhook_id is not None else ()
@@ -408,8 +424,9 @@ def app_delivery(
             kept, skipped = _keep(mine, spec, target, now)
             dropped += skipped
             for event in kept:
-                rows[(target.connection_id, event.event_id)] = _inbox_row(provider, target.connection_id, event, now)
-            kept_total += len({e.event_id for e in kept})
+                row = _inbox_row(provider, target.connection_id, event, now)
+                rows[(target.connection_id, row["provider_event_id"])] = row
+            kept_total += len({event_identity(e) for e in kept})
             if kept and target.webhook_id is not None and _due_for_touch(cache, target, now):
                 touch.add(target.webhook_id)
     receiving = tuple(sorted({connection_id for connection_id, _ in rows}))
@@ -478,6 +495,8 @@ def _refusal(event: WebhookEvent, latest: datetime) -> str | None:
             return f"an event's {name} is longer than {limit} characters"
     if event.occurred_at is not None and event.occurred_at > latest:
         return f"an event is dated {event.occurred_at.isoformat()}, in the future"
+    if event.event_id is None and event.occurred_at is None:
+        return "an event has neither an id nor a date: a redelivery could not be told from a new event"
     return None
 
 

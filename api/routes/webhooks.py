@@ -1,7 +1,8 @@
 """Webhooks: each connection's webhook settings (tenant API), and the endpoint providers deliver to.
 
 The delivery endpoint has no bearer token: the provider's signature over the raw body, checked with the
-connection's secret, is the authentication. It answers 200 with an empty body (Xero requires it), quickly.
+connection's secret, is the authentication. It answers 200 with an empty body, or 401 with an empty body and no
+header beyond the length for any authentication failure (Xero requires both), quickly.
 """
 
 from __future__ import annotations
@@ -165,8 +166,8 @@ async def receive_app_webhook(slug: str, request: Request) -> Response:
     response_class=Response,
     summary="Receive a provider's webhook",
     description="Authenticated by the provider's signature over the raw body (Xero: `x-xero-signature`). 200 with "
-    "an empty body once stored (duplicates are dropped); 401 for a signature that does not verify (and for "
-    "unknown integrations, tenants or connections alike); 400 for a malformed body; 413 over 1 MB.",
+    "an empty body once stored (duplicates are dropped); 401 with an empty body for a signature that does not "
+    "verify (and for unknown integrations, tenants or connections alike); 400 for a malformed body; 413 over 1 MB.",
     responses={401: {"description": "signature not verified"}, 400: {"description": "malformed body"}},
 )
 async def receive_webhook(slug: str, tenant: str, request: Request) -> Response:
@@ -176,7 +177,7 @@ async def receive_webhook(slug: str, tenant: str, request: Request) -> Response:
 
 async def deliver(request: Request, slug: str, tenant: str | None) -> Response:
     """Receive one delivery (``tenant`` None: the platform app's URL): 200 once stored (or dropped as a
-    duplicate), the API's JSON error otherwise."""
+    duplicate), a bare 401 when it does not authenticate, the API's JSON error otherwise."""
     try:
         provider = _provider_or_reject(slug)
         body = await _read_body(request)
@@ -187,6 +188,9 @@ async def deliver(request: Request, slug: str, tenant: str | None) -> Response:
         else:
             result = await receiver.receive(provider, tenant, body, headers)
         receiving = result.connection_ids if result.stored else ()
+    except webhooks.WebhookRejected:
+        # Xero's rule for the answer (and no provider reads more): a bare 401, no body, no cookie, no challenge.
+        return Response(status_code=401)
     except IntegrationError as exc:
         return integration_error_response(exc)
     except Exception as exc:  # noqa: BLE001 -- answered like the API's own handler: the provider retries a 500

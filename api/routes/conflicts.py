@@ -10,11 +10,12 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from api.deps import BeforeId, ProviderDep, RowId, SessionDep, TenantDep
+from api.responses import INTEGRATION_ROUTE, JSON_BODY, errors
 from api.routes.pushes import push_launcher
 from vrtx_pipelines.db.models import SyncConflict
 from vrtx_pipelines.push import conflicts
 
-router = APIRouter(prefix="/api/v1/integrations/{slug}/conflicts", tags=["conflicts"])
+router = APIRouter(prefix="/api/v1/integrations/{slug}/conflicts", tags=["conflicts"], responses=INTEGRATION_ROUTE)
 
 ConflictState = Literal["open", "resolved", "all"]
 
@@ -120,6 +121,7 @@ def get_conflict(conflict_id: RowId, provider: ProviderDep, tenant: TenantDep, s
     "`provider` closes it as done without sending, and the CRM hears the provider's record in the "
     "`conflict.resolved` event. 409 `conflict_already_resolved` when it is no longer open; 422 for a `merged` "
     "record that does not validate.",
+    responses=JSON_BODY | errors(409),
 )
 def resolve_conflict(
     conflict_id: RowId,

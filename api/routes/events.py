@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from api.deps import RowId, SessionDep, SettingsDep, TenantDep, VaultDep
+from api.responses import JSON_BODY, TENANT_ROUTE, errors
 from vrtx_pipelines import cursors
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.credentials.stored import callback_secret_context
@@ -20,7 +21,7 @@ from vrtx_pipelines.errors import Conflict, NotFound, ValidationFailed
 from vrtx_pipelines.events.delivery import new_callback_secret, redeliver
 from vrtx_pipelines.outbound_guard import OutboundGuard
 
-router = APIRouter(prefix="/api/v1/events", tags=["events"])
+router = APIRouter(prefix="/api/v1/events", tags=["events"], responses=TENANT_ROUTE)
 
 
 class CallbackIn(BaseModel):
@@ -101,7 +102,7 @@ def validate_callback_url(url: str, settings: Settings, guard: OutboundGuard | N
     return url.strip()
 
 
-@router.put("/callback", response_model=CallbackOut, summary="Set where events are delivered")
+@router.put("/callback", response_model=CallbackOut, summary="Set where events are delivered", responses=JSON_BODY)
 def put_callback(
     body: CallbackIn, tenant: TenantDep, session: SessionDep, vault: VaultDep, settings: SettingsDep
 ) -> CallbackOut:
@@ -188,6 +189,7 @@ def list_events(
     status_code=status.HTTP_202_ACCEPTED,
     summary="Deliver an event again",
     description="Queues the event for delivery from scratch (attempts reset), whatever its state.",
+    responses=errors(404, 409),
 )
 def redeliver_event(event_id: RowId, tenant: TenantDep, session: SessionDep) -> EventOut:
     event = session.get(OutboundEvent, event_id)

@@ -11,13 +11,14 @@ from pydantic import BaseModel, Field
 from starlette.datastructures import State
 
 from api.deps import BeforeId, ProviderDep, RowId, SessionDep, TenantDep
+from api.responses import INTEGRATION_ROUTE, JSON_BODY, errors
 from vrtx_pipelines.db.models import PushOutbox
 from vrtx_pipelines.errors import MissingIdempotencyKey
 from vrtx_pipelines.orchestrator import dagster_webserver_url
 from vrtx_pipelines.push import outbox as push_outbox
 from vrtx_pipelines.push.launch import PushLauncher
 
-router = APIRouter(prefix="/api/v1/integrations/{slug}/push", tags=["pushes"])
+router = APIRouter(prefix="/api/v1/integrations/{slug}/push", tags=["pushes"], responses=INTEGRATION_ROUTE)
 
 Operation = Literal["create", "update", "upsert", "approve", "void", "archive", "delete"]
 PushState = Literal["pending", "running", "done", "failed", "held"]
@@ -97,7 +98,9 @@ def push_out(slug: str, row: PushOutbox) -> PushOut:
     description="Queues the push and answers 202 at once. The same `Idempotency-Key` with the same body answers "
     "200 with the same push (never a second one); with another body, 409 `idempotency_key_reused`. A body that "
     "does not validate is refused with 422 and nothing is queued.",
-    responses={200: {"description": "A replay of an earlier push with this key", "model": PushOut}},
+    responses={200: {"description": "A replay of an earlier push with this key", "model": PushOut}}
+    | JSON_BODY
+    | errors(409),
 )
 def create_push(
     entity: str,

@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, or_, select
 
 from api.deps import Instant, ProviderDep, SessionDep, SettingsDep, TenantDep
+from api.responses import INTEGRATION_ROUTE, errors
 from providers.base import Provider
 from vrtx_pipelines import cursors
 from vrtx_pipelines.config import Settings
@@ -49,7 +50,7 @@ from vrtx_pipelines.names import (
 from vrtx_pipelines.orchestrator import dagster_webserver_url, graphql_client
 
 log = logging.getLogger("vrtx.api")
-router = APIRouter(prefix="/api/v1/integrations/{slug}/sync", tags=["sync"])
+router = APIRouter(prefix="/api/v1/integrations/{slug}/sync", tags=["sync"], responses=INTEGRATION_ROUTE)
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 SYNCABLE = (Status.CONNECTED, Status.ERROR)
 
@@ -346,6 +347,7 @@ FullQuery = Annotated[bool, Query(description="Forget the incremental cursors an
     status_code=status.HTTP_202_ACCEPTED,
     summary="Sync now",
     description="Queues a pull of the entities the connection's settings select (all by default).",
+    responses=errors(409, 503),
 )
 def sync_all(
     provider: ProviderDep,
@@ -367,6 +369,7 @@ def sync_all(
     response_model=SyncLaunchedOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Sync one entity now",
+    responses=errors(409, 503),
 )
 def sync_entity(
     entity: str,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field
@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import ProviderDep, SessionDep, SettingsDep, TenantDep, VaultDep
 from api.errors import integration_error_response, unexpected_error_response
+from api.responses import INTEGRATION_ROUTE, JSON_BODY, ErrorOut, errors
 from providers.base import Provider
 from vrtx_pipelines.db.session import engine_for
 from vrtx_pipelines.errors import IntegrationError, UnknownIntegration
@@ -30,6 +31,11 @@ from vrtx_pipelines.webhooks.launch import GraphQLRunLauncher, ImmediateDispatch
 from vrtx_pipelines.webhooks.receiver import WebhookReceiver
 
 router = APIRouter(tags=["webhooks"])
+DELIVERY_ANSWERS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated (signature, integration, tenant or connection): an empty body"},
+    400: {"model": ErrorOut, "description": "A verified body that is not the provider's payload"},
+    413: {"model": ErrorOut, "description": "A body over 1 MB"},
+}
 
 
 class WebhookOut(BaseModel):
@@ -67,7 +73,10 @@ def _out(slug: str, config: webhook_config.WebhookConfig) -> WebhookOut:
 
 
 @router.get(
-    "/api/v1/integrations/{slug}/webhook", response_model=WebhookOut, summary="Webhook endpoint and subscription"
+    "/api/v1/integrations/{slug}/webhook",
+    response_model=WebhookOut,
+    summary="Webhook endpoint and subscription",
+    responses=INTEGRATION_ROUTE | errors(409),
 )
 def get_webhook(provider: ProviderDep, tenant: TenantDep, session: SessionDep, settings: SettingsDep) -> WebhookOut:
     return _out(provider.slug, webhook_config.read_webhook_config(session, settings, provider, tenant.id))
@@ -78,6 +87,7 @@ def get_webhook(provider: ProviderDep, tenant: TenantDep, session: SessionDep, s
     response_model=WebhookOut,
     summary="Set the webhook secret and subscribed events",
     description="409 when the integration sends no webhooks.",
+    responses=INTEGRATION_ROUTE | JSON_BODY | errors(409),
 )
 def put_webhook(
     provider: ProviderDep,
@@ -153,7 +163,7 @@ def dispatcher_for(state: State) -> ImmediateDispatcher | None:
     description="For providers that deliver every organisation's events to one URL per app (Xero): verified with "
     "the app's webhook key (`VRTX_OAUTH_CLIENTS.<slug>.webhook_key`) and routed by each event's organisation to "
     "the tenants connected to it. Same answers as the per-tenant endpoint.",
-    responses={401: {"description": "signature not verified"}, 400: {"description": "malformed body"}},
+    responses=DELIVERY_ANSWERS,
 )
 async def receive_app_webhook(slug: str, request: Request) -> Response:
     # Served by ``WebhookDeliveries`` ahead of the framework's routing; declared here for the API's documentation.
@@ -168,7 +178,7 @@ async def receive_app_webhook(slug: str, request: Request) -> Response:
     description="Authenticated by the provider's signature over the raw body (Xero: `x-xero-signature`). 200 with "
     "an empty body once stored (duplicates are dropped); 401 with an empty body for a signature that does not "
     "verify (and for unknown integrations, tenants or connections alike); 400 for a malformed body; 413 over 1 MB.",
-    responses={401: {"description": "signature not verified"}, 400: {"description": "malformed body"}},
+    responses=DELIVERY_ANSWERS,
 )
 async def receive_webhook(slug: str, tenant: str, request: Request) -> Response:
     # Served by ``WebhookDeliveries`` ahead of the framework's routing; declared here for the API's documentation.

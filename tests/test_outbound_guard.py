@@ -98,6 +98,9 @@ def test_a_name_is_refused_when_any_of_its_addresses_is_internal() -> None:
         "https://[::ffff:127.0.0.1]:8443/hook",
         "http://metadata.google.internal/computeMetadata/v1/",
         "https://0.0.0.0/hook",
+        "http://2130706433:3000/graphql",  # 127.0.0.1 as one number
+        "http://127.1:3000/graphql",  # and in short form
+        "http://0x7f.0.0.1:3000/graphql",
     ],
 )
 def test_setting_a_callback_to_an_internal_address_is_refused_with_destination_refused(

@@ -1,18 +1,22 @@
-"""Request dependencies as ``Annotated`` aliases: the database session, the caller's tenant, the vault."""
+"""Request dependencies as ``Annotated`` aliases: the database session, the caller's tenant, the vault, and the
+bounded types of ids and date-times read from paths and queries."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
 from providers.base import Provider
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect.context import ConnectionContext
 from vrtx_pipelines.credentials.vault import Vault
+from vrtx_pipelines.cursors import MAX_ROW_ID, utc_instant
 from vrtx_pipelines.db.models import Tenant
 from vrtx_pipelines.errors import IntegrationError
 from vrtx_pipelines.registry import get_provider
@@ -82,3 +86,12 @@ def connection_context(
 
 
 ContextDep = Annotated[ConnectionContext, Depends(connection_context)]
+
+
+# Every id read from a path or a query fits the database's integer: a bigger one is a 422, never an overflow.
+RowId = Annotated[int, Path(ge=1, le=MAX_ROW_ID, description="A row id (1 to 2^63-1).")]
+BeforeId = Annotated[
+    int | None, Query(ge=1, le=MAX_ROW_ID, description="Only rows older than this id (`next_before_id`).")
+]
+# A date-time that exists in UTC (naive is UTC): `9999-12-31T23:59:59-23:59` is a 422, not an overflow.
+Instant = Annotated[datetime, AfterValidator(utc_instant)]

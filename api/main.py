@@ -8,6 +8,7 @@ import logging
 from fastapi import FastAPI
 
 from api.errors import install_error_handlers
+from api.json_bodies import StrictJSONBodies
 from api.pages import install_pages
 from api.routes import (
     conflicts,
@@ -68,6 +69,8 @@ def create_app(
     app.include_router(events.router)
     app.include_router(tenant.router)
     install_pages(app)
+    app.add_middleware(StrictJSONBodies)
+    # Outermost (added last): deliveries are answered before anything else runs; they parse with the same limits.
     app.add_middleware(webhooks.WebhookDeliveries)
     return app
 

@@ -188,7 +188,9 @@ class PushSpec:
 class WebhookEvent:
     """One verified provider event, addressed to an entity the pulls know."""
 
-    event_id: str  # stable for the same event delivered twice (dedupe key)
+    # The provider's own id for the event, where it sends one; None: the core derives the event's identity from its
+    # organisation, type, resource and parsed instant (vrtx_pipelines.webhooks.inbox.event_identity).
+    event_id: str | None
     event_type: str  # e.g. "invoice.update"
     entity: str | None  # the pull entity to refresh ("invoices"), or None when no pull follows
     external_id: str | None

@@ -16,13 +16,22 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from tests.helpers import bearer, make_tenant
-from vrtx_pipelines.config import Environment, Settings
+from vrtx_pipelines.config import Environment, Settings, reset_settings_cache
 from vrtx_pipelines.credentials.vault import vault_from_settings
 from vrtx_pipelines.db.models import OutboundEvent, utcnow
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.events.delivery import DeliveryPolicy, deliver_due_events, verify_signature
 from vrtx_pipelines.events.record import EventType, record_event
 from vrtx_pipelines.orchestration.events import event_delivery_sensor
+
+
+@pytest.fixture
+def settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The receiver below listens on loopback: these tests allow private callbacks explicitly, as `vrtx dev` does
+    (tests/test_outbound_guard.py covers the refusals)."""
+    monkeypatch.setenv("VRTX_ALLOW_PRIVATE_CALLBACKS", "true")  # for the sensor, which reads its own settings
+    reset_settings_cache()
+    return settings.model_copy(update={"allow_private_callbacks": True})
 
 
 @dataclass

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
+
 import pytest
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import DateTime, bindparam, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
+from providers.base import WebhookEvent
 from vrtx_pipelines.db import migrate
+from vrtx_pipelines.registry import get_provider
 
 SEED_COLUMNS = {
     "integrations": {
@@ -58,7 +63,7 @@ def test_downgrade_removes_everything_and_upgrade_again_works(db_url: str) -> No
     assert set(inspect(create_engine(db_url)).get_table_names()) <= {"vrtx_alembic_version"}
     assert migrate.current_revision(db_url) is None
     migrate.upgrade(db_url)
-    assert migrate.current_revision(db_url) == "0004"
+    assert migrate.current_revision(db_url) == "0005"
 
 
 def test_seed_defaults_apply_at_the_database_level(db_url: str) -> None:
@@ -112,3 +117,71 @@ def test_json_columns_are_jsonb_on_postgres(postgres_url: str) -> None:
     columns = {c["name"]: c for c in inspect(create_engine(postgres_url)).get_columns("tenant_integrations")}
     for name in ("credentials", "settings", "metadata"):
         assert type(columns[name]["type"]).__name__ == "JSONB"
+
+
+def test_0005_rekeys_recent_xero_inbox_rows_on_the_normalised_identity_and_deletes_nothing(db_url: str) -> None:
+    """Rows stored before 0005 under Xero's old key (a hash over the raw date text): the first of an event's copies
+    takes the identity the inbox now computes, so a redelivery is still a duplicate; a re-formatted copy keeps its
+    old key; rows too old to meet a redelivery are left alone."""
+    from vrtx_pipelines.db.session import session_factory
+    from vrtx_pipelines.webhooks.inbox import _inbox_row as inbox_row
+    from vrtx_pipelines.webhooks.inbox import event_identity, insert_ignoring_duplicates
+
+    migrate.upgrade(db_url, "0004")
+    engine = create_engine(db_url)
+    now = datetime.now(UTC)
+    moment = now.replace(microsecond=902000) - timedelta(hours=1)
+
+    def payload(resource: str) -> str:
+        return json.dumps(
+            {"event_type": "invoice.update", "entity": "invoices", "entities": ["invoices", "payments"],
+             "external_id": resource, "external_tenant_id": "ORG-1", "occurred_at": moment.isoformat(), "data": {}}
+        )  # fmt: skip
+
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tenants (id, name, api_token_hash, api_token_prefix, is_active, created_at, updated_at) "
+                "VALUES ('t1', 'T1', 'h', 'p', true, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO integrations (id, slug, name, category, auth_type, config_schema, capabilities, tier, "
+                "implemented, created_at, updated_at) VALUES (1, 'xero', 'Xero', 'accounting', 'oauth2', '{}', "
+                "'[]', 1, '[]', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO tenant_integrations (id, tenant_id, integration_id, created_at, updated_at) "
+                "VALUES (7, 't1', 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        insert = text(
+            "INSERT INTO webhook_inbox (id, tenant_integration_id, provider_event_id, event_type, payload, status, "
+            "received_at) VALUES (:id, 7, :key, 'invoice.update', :payload, 'processed', :at)"
+        ).bindparams(bindparam("at", type_=DateTime(timezone=True)))
+        conn.execute(insert, {"id": 1, "key": "old-hash-of-000", "payload": payload("inv-1"), "at": now})
+        conn.execute(insert, {"id": 2, "key": "old-hash-of-000Z", "payload": payload("inv-1"), "at": now})
+        conn.execute(insert, {"id": 3, "key": "old-hash-other", "payload": payload("inv-2"), "at": now})
+        conn.execute(
+            insert, {"id": 4, "key": "old-hash-ancient", "payload": payload("inv-3"), "at": now - timedelta(days=9)}
+        )
+
+    migrate.upgrade(db_url)
+
+    event = WebhookEvent(None, "invoice.update", "invoices", "inv-1", "org-1", moment)
+    with engine.connect() as conn:
+        keys = dict(conn.execute(text("SELECT id, provider_event_id FROM webhook_inbox ORDER BY id")).all())
+    assert keys[1] == event_identity(event)
+    assert keys[2] == "old-hash-of-000Z"
+    assert keys[3] == event_identity(WebhookEvent(None, "invoice.update", "invoices", "inv-2", "org-1", moment))
+    assert keys[4] == "old-hash-ancient" and len(keys) == 4
+    session = session_factory(engine)()
+    try:
+        provider = get_provider("xero")
+        assert insert_ignoring_duplicates(session, [inbox_row(provider, 7, event, now)]) == set()  # a duplicate
+    finally:
+        session.rollback()
+        session.close()

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # JSON object: provider slug -> {"client_id": ..., "client_secret": ...}: this platform's OAuth apps.
     oauth_clients: dict[str, dict[str, str]] = Field(default_factory=dict)
     http_timeout_s: float = 20.0
+    # Event callbacks may reach loopback and private addresses (a receiver on this machine or a trusted network).
+    # Off by default: a tenant's callback is otherwise a way into the platform's own network. `vrtx dev` sets it.
+    allow_private_callbacks: bool = False
     demo_tenant: str = "demo"
     # "published": pace every connection under its provider's published limits (and its headers, and 429s);
     # "headers": pace only on what the provider's own rate-limit headers and 429s say (sandboxes without limits).

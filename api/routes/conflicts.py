@@ -9,12 +9,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from api.deps import ProviderDep, SessionDep, TenantDep
+from api.deps import BeforeId, ProviderDep, RowId, SessionDep, TenantDep
+from api.responses import INTEGRATION_ROUTE, JSON_BODY, errors
 from api.routes.pushes import push_launcher
 from vrtx_pipelines.db.models import SyncConflict
 from vrtx_pipelines.push import conflicts
 
-router = APIRouter(prefix="/api/v1/integrations/{slug}/conflicts", tags=["conflicts"])
+router = APIRouter(prefix="/api/v1/integrations/{slug}/conflicts", tags=["conflicts"], responses=INTEGRATION_ROUTE)
 
 ConflictState = Literal["open", "resolved", "all"]
 
@@ -87,7 +88,7 @@ def list_conflicts(
     entity: str | None = None,
     vrtx_id: str | None = None,
     external_id: str | None = None,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: BeforeId = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> ConflictsOut:
     rows = conflicts.list_conflicts(
@@ -108,7 +109,7 @@ def list_conflicts(
 
 
 @router.get("/{conflict_id}", response_model=ConflictOut, summary="One sync conflict")
-def get_conflict(conflict_id: int, provider: ProviderDep, tenant: TenantDep, session: SessionDep) -> ConflictOut:
+def get_conflict(conflict_id: RowId, provider: ProviderDep, tenant: TenantDep, session: SessionDep) -> ConflictOut:
     return conflict_out(provider.slug, conflicts.get_conflict(session, tenant.id, provider, conflict_id))
 
 
@@ -120,9 +121,10 @@ def get_conflict(conflict_id: int, provider: ProviderDep, tenant: TenantDep, ses
     "`provider` closes it as done without sending, and the CRM hears the provider's record in the "
     "`conflict.resolved` event. 409 `conflict_already_resolved` when it is no longer open; 422 for a `merged` "
     "record that does not validate.",
+    responses=JSON_BODY | errors(409),
 )
 def resolve_conflict(
-    conflict_id: int,
+    conflict_id: RowId,
     body: ResolveIn,
     provider: ProviderDep,
     tenant: TenantDep,

@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, status
 
 from api.deps import ContextDep, ProviderDep, SessionDep, TenantDep
+from api.responses import INTEGRATION_ROUTE, JSON_BODY, errors
 from api.schemas import ConnectionOut, ConnectRequest, TestResult, connection_out
 from vrtx_pipelines.connect import connections
 from vrtx_pipelines.connect.context import get_connection
 from vrtx_pipelines.errors import NotConnected
 
-router = APIRouter(prefix="/api/v1/integrations/{slug}", tags=["connections"])
+router = APIRouter(prefix="/api/v1/integrations/{slug}", tags=["connections"], responses=INTEGRATION_ROUTE)
 
 
 @router.post(
@@ -20,6 +21,7 @@ router = APIRouter(prefix="/api/v1/integrations/{slug}", tags=["connections"])
     summary="Connect with an API key or basic-auth credentials",
     description="The credentials are checked against the integration's auth fields, then tested against the "
     "provider; only then are they stored, encrypted. OAuth integrations start at `/oauth/url` instead.",
+    responses=JSON_BODY | errors(409, 502, 503),
 )
 def connect(body: ConnectRequest, provider: ProviderDep, tenant: TenantDep, ctx: ContextDep) -> ConnectionOut:
     connection = connections.connect_with_credentials(ctx, tenant.id, provider, body.credentials)
@@ -41,7 +43,7 @@ def disconnect(
     return connection_out(provider.slug, connection)
 
 
-@router.post("/test", response_model=TestResult, summary="Test connection")
+@router.post("/test", response_model=TestResult, summary="Test connection", responses=errors(400, 409, 502, 503))
 def test(provider: ProviderDep, tenant: TenantDep, ctx: ContextDep) -> TestResult:
     try:
         info = connections.test_connection(ctx, tenant.id, provider)

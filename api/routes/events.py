@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import ipaddress
 from datetime import datetime
 from typing import Annotated, Any
@@ -12,18 +11,25 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from api.deps import SessionDep, SettingsDep, TenantDep, VaultDep
+from api.deps import RowId, SessionDep, SettingsDep, TenantDep, VaultDep
+from api.responses import JSON_BODY, TENANT_ROUTE, errors
+from vrtx_pipelines import cursors
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.credentials.stored import callback_secret_context
 from vrtx_pipelines.db.models import OutboundEvent
 from vrtx_pipelines.errors import Conflict, NotFound, ValidationFailed
 from vrtx_pipelines.events.delivery import new_callback_secret, redeliver
+from vrtx_pipelines.outbound_guard import OutboundGuard
 
-router = APIRouter(prefix="/api/v1/events", tags=["events"])
+router = APIRouter(prefix="/api/v1/events", tags=["events"], responses=TENANT_ROUTE)
 
 
 class CallbackIn(BaseModel):
-    url: str = Field(description="Where events are POSTed; https (http only for loopback outside production).")
+    url: str = Field(
+        max_length=500,
+        description="Where events are POSTed: https in production, at a public address (loopback, private, "
+        "link-local and metadata addresses are refused with `destination_refused`).",
+    )
     secret: str | None = Field(
         default=None,
         min_length=16,
@@ -67,30 +73,36 @@ class NoCallback(Conflict):
     code = "no_callback"
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
+def _is_loopback(host: str) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
 
-def validate_callback_url(url: str, settings: Settings) -> str:
-    parts = urlsplit(url.strip())
+def validate_callback_url(url: str, settings: Settings, guard: OutboundGuard | None = None) -> str:
+    guard = guard or OutboundGuard(allow_private=settings.allow_private_callbacks)
+    try:
+        parts = urlsplit(url.strip())
+        _ = parts.port  # urlsplit checks the port only when asked
+    except ValueError:
+        parts = urlsplit("")
+    local = parts.hostname == "localhost" or _is_loopback(parts.hostname or "")
     problem = None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         problem = "the callback URL must be an absolute http(s) URL"
     elif parts.username or parts.password:
         problem = "the callback URL must not carry credentials; events are signed instead"
-    elif settings.is_production and parts.scheme != "https" and not _loopback(parts.hostname):
-        problem = "the callback URL must use https"
+    else:
+        guard.check_url(url.strip())
+        if settings.is_production and parts.scheme != "https" and not (local and settings.allow_private_callbacks):
+            problem = "the callback URL must use https"
     if problem:
         raise ValidationFailed(problem, details=[{"field": "url", "message": problem}])
     return url.strip()
 
 
-@router.put("/callback", response_model=CallbackOut, summary="Set where events are delivered")
+@router.put("/callback", response_model=CallbackOut, summary="Set where events are delivered", responses=JSON_BODY)
 def put_callback(
     body: CallbackIn, tenant: TenantDep, session: SessionDep, vault: VaultDep, settings: SettingsDep
 ) -> CallbackOut:
@@ -117,22 +129,14 @@ def delete_callback(tenant: TenantDep, session: SessionDep) -> Response:
 
 
 def _cursor(event_id: int) -> str:
-    return base64.urlsafe_b64encode(f"e1:{event_id}".encode()).decode().rstrip("=")
+    return cursors.encode("e1", event_id)
 
 
 def _after(cursor: str | None) -> int | None:
     if not cursor:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        version, _, value = raw.partition(":")
-        if version == "e1" and value.isdigit():
-            return int(value)
-    except ValueError:
-        pass
-    raise ValidationFailed(
-        "the cursor is not one this API gave out", details=[{"field": "cursor", "message": "invalid cursor"}]
-    )
+    (value,) = cursors.decode(cursor, "e1", 1)
+    return cursors.row_id(value)
 
 
 def event_out(event: OutboundEvent) -> EventOut:
@@ -185,8 +189,9 @@ def list_events(
     status_code=status.HTTP_202_ACCEPTED,
     summary="Deliver an event again",
     description="Queues the event for delivery from scratch (attempts reset), whatever its state.",
+    responses=errors(404, 409),
 )
-def redeliver_event(event_id: int, tenant: TenantDep, session: SessionDep) -> EventOut:
+def redeliver_event(event_id: RowId, tenant: TenantDep, session: SessionDep) -> EventOut:
     event = session.get(OutboundEvent, event_id)
     # Another tenant's event is as absent as a missing one.
     if event is None or event.tenant_id != tenant.id:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 
 from api.deps import ProviderDep, SessionDep, TenantDep
+from api.responses import TENANT_ROUTE, errors
 from api.schemas import (
     ConnectionOut,
     IntegrationDetailOut,
@@ -18,7 +19,7 @@ from vrtx_pipelines.connect.context import Status, get_connection
 from vrtx_pipelines.db.models import Integration, TenantIntegration
 from vrtx_pipelines.registry import load_providers
 
-router = APIRouter(prefix="/api/v1/integrations", tags=["integrations"])
+router = APIRouter(prefix="/api/v1/integrations", tags=["integrations"], responses=TENANT_ROUTE)
 
 
 def _connections_by_slug(session: SessionDep, tenant_id: str) -> dict[str, TenantIntegration]:
@@ -61,6 +62,6 @@ def list_connected(session: SessionDep, tenant: TenantDep) -> list[ConnectionOut
     ]
 
 
-@router.get("/{slug}", response_model=IntegrationDetailOut, summary="Get integration details")
+@router.get("/{slug}", response_model=IntegrationDetailOut, summary="Get integration details", responses=errors(404))
 def get_integration(provider: ProviderDep, session: SessionDep, tenant: TenantDep) -> IntegrationDetailOut:
     return integration_detail_out(provider, get_connection(session, tenant.id, provider.slug))

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ProviderDep, SessionDep, SettingsDep, TenantDep
+from api.responses import INTEGRATION_ROUTE, JSON_BODY, errors
 from providers.base import Provider
 from vrtx_pipelines.connect.context import get_connection
 from vrtx_pipelines.db.models import Tenant, TenantIntegration
@@ -30,7 +31,7 @@ from vrtx_pipelines.mapping.store import (
     saved_mappings,
 )
 
-router = APIRouter(prefix="/api/v1/integrations/{slug}/mappings", tags=["mappings"])
+router = APIRouter(prefix="/api/v1/integrations/{slug}/mappings", tags=["mappings"], responses=INTEGRATION_ROUTE)
 
 EntityQuery = Annotated[str | None, Query(description="One entity type (e.g. `contacts`); omit for all.")]
 
@@ -175,7 +176,7 @@ def _state(session: Any, connection: TenantIntegration, provider: Provider, enti
     )
 
 
-@router.get("", response_model=MappingsOut, summary="The tenant's field mappings per entity")
+@router.get("", response_model=MappingsOut, summary="The tenant's field mappings per entity", responses=errors(409))
 def get_mappings(
     provider: ProviderDep, tenant: TenantDep, session: SessionDep, entity: EntityQuery = None
 ) -> MappingsOut:
@@ -191,6 +192,7 @@ def get_mappings(
     "problem with `entity`, `mapping` index, `field` and, for formulas, the character `position`) and nothing "
     "is saved. Each entity type whose mappings change gets a new version recording who changed it: the "
     "`X-Actor` header when sent (the CRM user), else the API token's prefix.",
+    responses=JSON_BODY | errors(409),
 )
 def put_mappings(
     provider: ProviderDep,
@@ -208,7 +210,12 @@ def put_mappings(
     return state
 
 
-@router.get("/versions", response_model=VersionsOut, summary="Who changed the mappings, when, and to what")
+@router.get(
+    "/versions",
+    response_model=VersionsOut,
+    summary="Who changed the mappings, when, and to what",
+    responses=errors(409),
+)
 def get_versions(
     provider: ProviderDep, tenant: TenantDep, session: SessionDep, entity: EntityQuery = None
 ) -> VersionsOut:
@@ -229,7 +236,9 @@ def get_versions(
     )
 
 
-@router.get("/fields", response_model=FieldsOut, summary="The fields mappings can name, on both sides")
+@router.get(
+    "/fields", response_model=FieldsOut, summary="The fields mappings can name, on both sides", responses=errors(409)
+)
 def get_fields(provider: ProviderDep, tenant: TenantDep, session: SessionDep, entity: EntityQuery = None) -> FieldsOut:
     _connection(session, tenant, provider)
     return FieldsOut(
@@ -252,7 +261,12 @@ def get_fields(provider: ProviderDep, tenant: TenantDep, session: SessionDep, en
     )
 
 
-@router.post("/preview", response_model=PreviewOut, summary="A record before and after the mappings")
+@router.post(
+    "/preview",
+    response_model=PreviewOut,
+    summary="A record before and after the mappings",
+    responses=JSON_BODY | errors(409),
+)
 def preview(
     provider: ProviderDep, tenant: TenantDep, session: SessionDep, settings: SettingsDep, body: PreviewIn
 ) -> PreviewOut:
@@ -302,6 +316,7 @@ def _out(found: DirectionPreview) -> DirectionPreviewOut:
     "the provider's mapper and the current pull mappings, and updates the canonical records whose content "
     "changes (they get new change numbers, so the records API and `records.changed` consumers see them). "
     "Runs within the request: for very large entities call it per entity.",
+    responses=errors(409),
 )
 def rederive_records(
     provider: ProviderDep, tenant: TenantDep, session: SessionDep, settings: SettingsDep, entity: EntityQuery = None

@@ -10,15 +10,16 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 
 from api.deps import ContextDep, ProviderDep, TenantDep
 from api.pages.oauth_return import failure_url, page_return_to, return_to_for_state
+from api.responses import INTEGRATION_ROUTE, JSON_BODY, errors
 from api.schemas import ConnectionOut, connection_out
 from providers.errors import ProviderError
 from vrtx_pipelines.connect import oauth
 from vrtx_pipelines.errors import IntegrationError
 
-router = APIRouter(prefix="/api/v1/integrations/{slug}", tags=["oauth"])
+router = APIRouter(prefix="/api/v1/integrations/{slug}", tags=["oauth"], responses=INTEGRATION_ROUTE)
 
 
-@router.get("/oauth/url", summary="Get the OAuth authorisation URL")
+@router.get("/oauth/url", summary="Get the OAuth authorisation URL", responses=errors(409))
 def authorization_url(
     provider: ProviderDep,
     tenant: TenantDep,
@@ -36,6 +37,7 @@ def authorization_url(
     description="The provider redirects the tenant's browser here. No bearer token: the signed, single-use "
     "state identifies the tenant.",
     response_model=None,
+    responses=errors(400, 409, 502, 503),
 )
 def callback(provider: ProviderDep, ctx: ContextDep, request: Request) -> Response:
     params = dict(request.query_params)
@@ -66,7 +68,12 @@ def _callback_page(name: str, result: oauth.CallbackResult) -> str:
     return f"<!doctype html><html lang=en><title>{escape(name)}</title><p>{message}</p></html>"
 
 
-@router.put("/organisation", response_model=ConnectionOut, summary="Choose the provider organisation to connect")
+@router.put(
+    "/organisation",
+    response_model=ConnectionOut,
+    summary="Choose the provider organisation to connect",
+    responses=JSON_BODY,
+)
 def choose_organisation(
     provider: ProviderDep,
     tenant: TenantDep,

@@ -10,14 +10,15 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from starlette.datastructures import State
 
-from api.deps import ProviderDep, SessionDep, TenantDep
+from api.deps import BeforeId, ProviderDep, RowId, SessionDep, TenantDep
+from api.responses import INTEGRATION_ROUTE, JSON_BODY, errors
 from vrtx_pipelines.db.models import PushOutbox
 from vrtx_pipelines.errors import MissingIdempotencyKey
 from vrtx_pipelines.orchestrator import dagster_webserver_url
 from vrtx_pipelines.push import outbox as push_outbox
 from vrtx_pipelines.push.launch import PushLauncher
 
-router = APIRouter(prefix="/api/v1/integrations/{slug}/push", tags=["pushes"])
+router = APIRouter(prefix="/api/v1/integrations/{slug}/push", tags=["pushes"], responses=INTEGRATION_ROUTE)
 
 Operation = Literal["create", "update", "upsert", "approve", "void", "archive", "delete"]
 PushState = Literal["pending", "running", "done", "failed", "held"]
@@ -97,7 +98,9 @@ def push_out(slug: str, row: PushOutbox) -> PushOut:
     description="Queues the push and answers 202 at once. The same `Idempotency-Key` with the same body answers "
     "200 with the same push (never a second one); with another body, 409 `idempotency_key_reused`. A body that "
     "does not validate is refused with 422 and nothing is queued.",
-    responses={200: {"description": "A replay of an earlier push with this key", "model": PushOut}},
+    responses={200: {"description": "A replay of an earlier push with this key", "model": PushOut}}
+    | JSON_BODY
+    | errors(409),
 )
 def create_push(
     entity: str,
@@ -136,7 +139,7 @@ def push_launcher(state: State) -> PushLauncher | None:
 
 
 @router.get("/{push_id}", response_model=PushOut, summary="A push's state")
-def get_push(push_id: int, provider: ProviderDep, tenant: TenantDep, session: SessionDep) -> PushOut:
+def get_push(push_id: RowId, provider: ProviderDep, tenant: TenantDep, session: SessionDep) -> PushOut:
     return push_out(provider.slug, push_outbox.get_push(session, tenant.id, provider, push_id))
 
 
@@ -147,7 +150,7 @@ def list_pushes(
     session: SessionDep,
     state: Annotated[PushState | None, Query(alias="status")] = None,
     entity: str | None = None,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: BeforeId = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> PushesOut:
     rows = push_outbox.list_pushes(

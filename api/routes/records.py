@@ -9,11 +9,12 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import ProviderDep, SessionDep, TenantDep
+from api.responses import INTEGRATION_ROUTE
 from vrtx_pipelines.connect.context import get_connection
 from vrtx_pipelines.errors import NotConnected, NotFound
 from vrtx_pipelines.records import store as records
 
-router = APIRouter(prefix="/api/v1/integrations/{slug}/records", tags=["records"])
+router = APIRouter(prefix="/api/v1/integrations/{slug}/records", tags=["records"], responses=INTEGRATION_ROUTE)
 
 
 class RecordOut(BaseModel):

@@ -7,10 +7,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body
 
 from api.deps import ProviderDep, SessionDep, TenantDep
+from api.responses import INTEGRATION_ROUTE, JSON_BODY
 from api.schemas import SettingsOut
 from vrtx_pipelines.connect import connections
 
-router = APIRouter(prefix="/api/v1/integrations/{slug}/settings", tags=["settings"])
+router = APIRouter(prefix="/api/v1/integrations/{slug}/settings", tags=["settings"], responses=INTEGRATION_ROUTE)
 
 
 @router.get("", response_model=SettingsOut, summary="Get integration settings")
@@ -23,6 +24,7 @@ def get_settings(provider: ProviderDep, tenant: TenantDep, session: SessionDep) 
     response_model=SettingsOut,
     summary="Replace integration settings",
     description="The body is the whole settings object; invalid settings get 422 listing each bad field.",
+    responses=JSON_BODY,
 )
 def put_settings(
     provider: ProviderDep, tenant: TenantDep, session: SessionDep, body: Annotated[dict[str, Any], Body()]

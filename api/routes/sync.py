@@ -8,7 +8,6 @@ scheduled runs, and the caller gets its run id. When the webserver cannot be rea
 
 from __future__ import annotations
 
-import base64
 import logging
 import math
 import os
@@ -21,8 +20,10 @@ from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import and_, func, or_, select
 
-from api.deps import ProviderDep, SessionDep, SettingsDep, TenantDep
+from api.deps import Instant, ProviderDep, SessionDep, SettingsDep, TenantDep
+from api.responses import INTEGRATION_ROUTE, errors
 from providers.base import Provider
+from vrtx_pipelines import cursors
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect.context import Status, get_connection
 from vrtx_pipelines.db.models import IntegrationSyncLog, TenantIntegration
@@ -49,7 +50,7 @@ from vrtx_pipelines.names import (
 from vrtx_pipelines.orchestrator import dagster_webserver_url, graphql_client
 
 log = logging.getLogger("vrtx.api")
-router = APIRouter(prefix="/api/v1/integrations/{slug}/sync", tags=["sync"])
+router = APIRouter(prefix="/api/v1/integrations/{slug}/sync", tags=["sync"], responses=INTEGRATION_ROUTE)
 ACTIVE = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.STARTED]
 SYNCABLE = (Status.CONNECTED, Status.ERROR)
 
@@ -213,19 +214,12 @@ def sync_status(
 
 
 def _encode(row: IntegrationSyncLog) -> str:
-    return base64.urlsafe_b64encode(f"l1|{row.created_at.isoformat()}|{row.id}".encode()).decode().rstrip("=")
+    return cursors.encode("l1", row.created_at.isoformat(), row.id, sep="|")
 
 
 def _decode(cursor: str) -> tuple[datetime, int]:
-    try:
-        version, moment, row_id = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode().split("|")
-        if version == "l1":
-            return datetime.fromisoformat(moment), int(row_id)
-    except ValueError:
-        pass
-    raise ValidationFailed(
-        "the cursor is not one this API gave out", details=[{"field": "cursor", "message": "invalid cursor"}]
-    )
+    moment, row_id = cursors.decode(cursor, "l1", 2, sep="|")
+    return cursors.instant(moment), cursors.row_id(row_id)
 
 
 @router.get("/logs", response_model=SyncLogsOut, summary="Sync logs, newest first")
@@ -237,8 +231,8 @@ def sync_logs(
     entity: Annotated[str | None, Query(description="e.g. invoices")] = None,
     direction: Annotated[str | None, Query(pattern="^(pull|push)$")] = None,
     log_status: Annotated[str | None, Query(alias="status", pattern="^(success|failed|partial)$")] = None,
-    since: Annotated[datetime | None, Query(description="Only rows at or after this time (ISO 8601).")] = None,
-    until: Annotated[datetime | None, Query(description="Only rows before this time (ISO 8601).")] = None,
+    since: Annotated[Instant | None, Query(description="Only rows at or after this time (ISO 8601).")] = None,
+    until: Annotated[Instant | None, Query(description="Only rows before this time (ISO 8601).")] = None,
     run_id: Annotated[str | None, Query(description="The rows of one Dagster run.")] = None,
     cursor: Annotated[str | None, Query(description="From the previous page.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
@@ -254,9 +248,9 @@ def sync_logs(
         if value is not None:
             query = query.where(column == value)
     if since is not None:
-        query = query.where(IntegrationSyncLog.created_at >= _aware(since))
+        query = query.where(IntegrationSyncLog.created_at >= since)
     if until is not None:
-        query = query.where(IntegrationSyncLog.created_at < _aware(until))
+        query = query.where(IntegrationSyncLog.created_at < until)
     if cursor:
         moment, row_id = _decode(cursor)
         query = query.where(
@@ -274,10 +268,6 @@ def sync_logs(
     rows = rows[:limit]
     base_url = dagster_webserver_url(settings)
     return SyncLogsOut(logs=[log_out(r, base_url) for r in rows], next_cursor=_encode(rows[-1]) if more else None)
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # --- on demand ---------------------------------------------------------------------------------------------
@@ -357,6 +347,7 @@ FullQuery = Annotated[bool, Query(description="Forget the incremental cursors an
     status_code=status.HTTP_202_ACCEPTED,
     summary="Sync now",
     description="Queues a pull of the entities the connection's settings select (all by default).",
+    responses=errors(409, 503),
 )
 def sync_all(
     provider: ProviderDep,
@@ -378,6 +369,7 @@ def sync_all(
     response_model=SyncLaunchedOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Sync one entity now",
+    responses=errors(409, 503),
 )
 def sync_entity(
     entity: str,

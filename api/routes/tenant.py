@@ -8,8 +8,9 @@ from fastapi import APIRouter
 
 from api.deps import SessionDep, TenantDep
 from api.pages.theme import Branding, branding_out
+from api.responses import JSON_BODY, TENANT_ROUTE
 
-router = APIRouter(prefix="/api/v1/tenant", tags=["tenant"])
+router = APIRouter(prefix="/api/v1/tenant", tags=["tenant"], responses=TENANT_ROUTE)
 
 
 @router.get("/branding", summary="Get the marketplace branding")
@@ -22,6 +23,7 @@ def get_branding(tenant: TenantDep) -> dict[str, Any]:
     summary="Set the marketplace branding",
     description="Replaces the whole branding: display name, logo (https URL or a small data: image), colours as "
     "hex, and whether VRTX is mentioned at all. Text colours are adjusted on the pages to stay readable.",
+    responses=JSON_BODY,
 )
 def put_branding(body: Branding, tenant: TenantDep, session: SessionDep) -> dict[str, Any]:
     tenant.branding = body.model_dump(mode="json", exclude_none=True)

@@ -1,14 +1,15 @@
 """Webhooks: each connection's webhook settings (tenant API), and the endpoint providers deliver to.
 
 The delivery endpoint has no bearer token: the provider's signature over the raw body, checked with the
-connection's secret, is the authentication. It answers 200 with an empty body (Xero requires it), quickly.
+connection's secret, is the authentication. It answers 200 with an empty body, or 401 with an empty body and no
+header beyond the length for any authentication failure (Xero requires both), quickly.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, Field
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.deps import ProviderDep, SessionDep, SettingsDep, TenantDep, VaultDep
 from api.errors import integration_error_response, unexpected_error_response
+from api.responses import INTEGRATION_ROUTE, JSON_BODY, ErrorOut, errors
 from providers.base import Provider
 from vrtx_pipelines.db.session import engine_for
 from vrtx_pipelines.errors import IntegrationError, UnknownIntegration
@@ -29,6 +31,11 @@ from vrtx_pipelines.webhooks.launch import GraphQLRunLauncher, ImmediateDispatch
 from vrtx_pipelines.webhooks.receiver import WebhookReceiver
 
 router = APIRouter(tags=["webhooks"])
+DELIVERY_ANSWERS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not authenticated (signature, integration, tenant or connection): an empty body"},
+    400: {"model": ErrorOut, "description": "A verified body that is not the provider's payload"},
+    413: {"model": ErrorOut, "description": "A body over 1 MB"},
+}
 
 
 class WebhookOut(BaseModel):
@@ -66,7 +73,10 @@ def _out(slug: str, config: webhook_config.WebhookConfig) -> WebhookOut:
 
 
 @router.get(
-    "/api/v1/integrations/{slug}/webhook", response_model=WebhookOut, summary="Webhook endpoint and subscription"
+    "/api/v1/integrations/{slug}/webhook",
+    response_model=WebhookOut,
+    summary="Webhook endpoint and subscription",
+    responses=INTEGRATION_ROUTE | errors(409),
 )
 def get_webhook(provider: ProviderDep, tenant: TenantDep, session: SessionDep, settings: SettingsDep) -> WebhookOut:
     return _out(provider.slug, webhook_config.read_webhook_config(session, settings, provider, tenant.id))
@@ -77,6 +87,7 @@ def get_webhook(provider: ProviderDep, tenant: TenantDep, session: SessionDep, s
     response_model=WebhookOut,
     summary="Set the webhook secret and subscribed events",
     description="409 when the integration sends no webhooks.",
+    responses=INTEGRATION_ROUTE | JSON_BODY | errors(409),
 )
 def put_webhook(
     provider: ProviderDep,
@@ -152,7 +163,7 @@ def dispatcher_for(state: State) -> ImmediateDispatcher | None:
     description="For providers that deliver every organisation's events to one URL per app (Xero): verified with "
     "the app's webhook key (`VRTX_OAUTH_CLIENTS.<slug>.webhook_key`) and routed by each event's organisation to "
     "the tenants connected to it. Same answers as the per-tenant endpoint.",
-    responses={401: {"description": "signature not verified"}, 400: {"description": "malformed body"}},
+    responses=DELIVERY_ANSWERS,
 )
 async def receive_app_webhook(slug: str, request: Request) -> Response:
     # Served by ``WebhookDeliveries`` ahead of the framework's routing; declared here for the API's documentation.
@@ -165,9 +176,9 @@ async def receive_app_webhook(slug: str, request: Request) -> Response:
     response_class=Response,
     summary="Receive a provider's webhook",
     description="Authenticated by the provider's signature over the raw body (Xero: `x-xero-signature`). 200 with "
-    "an empty body once stored (duplicates are dropped); 401 for a signature that does not verify (and for "
-    "unknown integrations, tenants or connections alike); 400 for a malformed body; 413 over 1 MB.",
-    responses={401: {"description": "signature not verified"}, 400: {"description": "malformed body"}},
+    "an empty body once stored (duplicates are dropped); 401 with an empty body for a signature that does not "
+    "verify (and for unknown integrations, tenants or connections alike); 400 for a malformed body; 413 over 1 MB.",
+    responses=DELIVERY_ANSWERS,
 )
 async def receive_webhook(slug: str, tenant: str, request: Request) -> Response:
     # Served by ``WebhookDeliveries`` ahead of the framework's routing; declared here for the API's documentation.
@@ -176,7 +187,7 @@ async def receive_webhook(slug: str, tenant: str, request: Request) -> Response:
 
 async def deliver(request: Request, slug: str, tenant: str | None) -> Response:
     """Receive one delivery (``tenant`` None: the platform app's URL): 200 once stored (or dropped as a
-    duplicate), the API's JSON error otherwise."""
+    duplicate), a bare 401 when it does not authenticate, the API's JSON error otherwise."""
     try:
         provider = _provider_or_reject(slug)
         body = await _read_body(request)
@@ -187,6 +198,9 @@ async def deliver(request: Request, slug: str, tenant: str | None) -> Response:
         else:
             result = await receiver.receive(provider, tenant, body, headers)
         receiving = result.connection_ids if result.stored else ()
+    except webhooks.WebhookRejected:
+        # Xero's rule for the answer (and no provider reads more): a bare 401, no body, no cookie, no challenge.
+        return Response(status_code=401)
     except IntegrationError as exc:
         return integration_error_response(exc)
     except Exception as exc:  # noqa: BLE001 -- answered like the API's own handler: the provider retries a 500

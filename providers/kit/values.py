@@ -72,8 +72,12 @@ def setting(settings: Mapping[str, Any], name: str) -> str | None:
 
 
 def utc(value: datetime) -> datetime:
-    """An aware UTC datetime; a naive one is taken as UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    """An aware UTC datetime; a naive one is taken as UTC. ``ValueError`` for one with no UTC equivalent
+    (``9999-12-31T23:59:59-23:59`` is in the year 10000 in UTC)."""
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value.isoformat()} has no UTC equivalent") from None
 
 
 def iso_utc(value: str) -> datetime:

@@ -2,8 +2,8 @@
 
 - ``x-xero-signature`` is base64(HMAC-SHA256(raw body, webhook key)), compared in constant time.
 - A verified body with no events is Xero's intent-to-receive handshake: ``parse`` returns ``[]``.
-- Xero sends no event id: ``event_id`` is a hash of tenantId, eventCategory, eventType, resourceId and
-  eventDateUtc, so the same event delivered twice (Xero retries for up to a day) dedupes.
+- Xero sends no event id: ``event_id`` is None and the core dedupes on the organisation, event type, resource and
+  the parsed ``eventDateUtc`` (Xero retries for up to a day, not always writing the date the same way).
 - ``entity`` is the pull entity to refresh: CONTACT -> "contacts", INVOICE -> "invoices". Payments reach Xero's
   webhooks only as INVOICE updates (the paid invoice changes), so an ``invoice.*`` event means "refresh invoices
   and payments": the core maps the event type to both pulls. Other categories (CREDITNOTE, SUBSCRIPTION) carry
@@ -16,13 +16,12 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from providers.base import WebhookEvent, WebhookSpec
+from providers.kit import strict_json
 from providers.kit.signatures import base64_signature_matches, hmac_sha256
 from providers.kit.values import iso_utc
 
@@ -41,10 +40,7 @@ def verify(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
 
 
 def parse(body: bytes) -> list[WebhookEvent]:
-    try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("the Xero webhook body is not JSON") from exc
+    payload = strict_json.loads(body)  # JSONRefused (a ValueError) says why not
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
         raise ValueError("a Xero webhook body is an object with an events list")
     return [_event(raw) for raw in payload["events"]]
@@ -54,15 +50,13 @@ def _event(raw: Any) -> WebhookEvent:
     if not isinstance(raw, dict) or any(not isinstance(raw.get(key), str) or not raw[key] for key in _REQUIRED):
         raise ValueError(f"a Xero webhook event needs {', '.join(_REQUIRED)} as strings")
     category, kind = raw["eventCategory"].upper(), raw["eventType"].upper()
-    occurred_at = _event_date(raw["eventDateUtc"])
-    identity = "|".join((raw["tenantId"].lower(), category, kind, raw["resourceId"].lower(), raw["eventDateUtc"]))
     return WebhookEvent(
-        event_id=hashlib.sha256(identity.encode()).hexdigest(),
+        event_id=None,
         event_type=f"{category.lower()}.{kind.lower()}",
         entity=ENTITIES.get(category),
         external_id=raw["resourceId"],
         external_tenant_id=raw["tenantId"],
-        occurred_at=occurred_at,
+        occurred_at=_event_date(raw["eventDateUtc"]),
         data={k: v for k, v in raw.items() if k in ("resourceUrl", "tenantType", "data")},
     )
 

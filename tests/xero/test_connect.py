@@ -105,6 +105,22 @@ def test_a_state_is_single_use_and_cannot_be_forged(api: TestClient, settings: S
     assert garbage.json()["error"]["code"] == "oauth_state_invalid"
 
 
+def test_a_state_is_accepted_once_even_when_its_first_callback_fails(
+    api: TestClient, settings: Settings, xero: Xero
+) -> None:
+    """The burn is committed before the token exchange: a callback failing after it (here Xero refuses a wrong
+    code) cannot roll it back, so the state cannot be tried again with another code."""
+    token = make_tenant(settings, "acme")
+    parts = urlsplit(consent(authorise(api, token)))
+    params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    failed = api.get(f"{parts.path}?{urlencode({**params, 'code': 'not-the-code'})}")
+    assert failed.status_code == 400 and failed.json()["error"]["code"] != "oauth_state_invalid", failed.text
+    for _ in range(2):
+        again = api.get(f"{parts.path}?{urlencode(params)}")
+        assert again.status_code == 400 and again.json()["error"]["code"] == "oauth_state_invalid"
+    assert api.get("/api/v1/integrations/xero/status", headers=bearer(token)).status_code == 404
+
+
 def test_a_denied_consent_is_reported_and_nothing_is_connected(api: TestClient, settings: Settings, xero: Xero) -> None:
     token = make_tenant(settings, "acme")
     response = api.get(callback_path(consent(authorise(api, token), decision="deny")))

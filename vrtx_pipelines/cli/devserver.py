@@ -163,6 +163,8 @@ def run_dev(
         "VRTX_HOME": str(settings.home),
         "VRTX_PROVIDER_BASE_URLS": json.dumps(settings.provider_base_urls),
         "VRTX_OAUTH_CLIENTS": json.dumps(settings.oauth_clients),
+        # A development CRM receives its events on this machine; `vrtx api` and production keep refusing it.
+        "VRTX_ALLOW_PRIVATE_CALLBACKS": os.environ.get("VRTX_ALLOW_PRIVATE_CALLBACKS", "true"),
     }
     if settings.database_url:
         env["VRTX_DATABASE_URL"] = settings.database_url

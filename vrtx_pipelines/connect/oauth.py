@@ -1,7 +1,8 @@
 """OAuth 2.0 connections (Authlib over httpx): authorize, callback, organisation choice, refresh, revoke.
 
 - The ``state`` is a random nonce plus a signature over (nonce, tenant, provider, expiry); its row in
-  ``oauth_states`` (keyed by the nonce's hash) makes it single use and holds the encrypted PKCE verifier.
+  ``oauth_states`` (keyed by the nonce's hash) makes it single use and holds the encrypted PKCE verifier. The
+  callback burns it in a transaction of its own, committed before the code is exchanged.
 - Refresh is single-flight per connection across processes: a row lock on PostgreSQL, a file lock on SQLite.
   Whoever gets the lock re-reads the tokens first, so a refresh another process just made is reused, and the
   rotated refresh token is committed before the new access token is handed out.
@@ -22,7 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from providers.base import ExternalTenant, Grant, Provider
@@ -166,9 +167,22 @@ def _consume_state(ctx: ConnectionContext, provider: Provider, state: str) -> OA
     integration = integration_row(ctx.session, provider.slug)
     if integration is None or row.integration_id != integration.id:
         raise invalid
-    row.used_at = utcnow()
-    ctx.session.flush()
+    if not _burn(ctx.session, row.id):
+        raise invalid  # a concurrent callback with the same state burnt it first
     return row
+
+
+def _burn(session: Session, state_id: str) -> bool:
+    """Mark the state used in its own transaction, committed before anything else happens: a callback that fails
+    later (a refused code, an unreachable provider) rolls back its own work, never the burn. The conditional
+    update lets exactly one of two concurrent callbacks win. The caller's session must hold no uncommitted writes
+    (on SQLite this second connection would wait for them)."""
+    with Session(bind=session.get_bind()) as own:
+        result = own.execute(
+            update(OAuthState).where(OAuthState.id == state_id, OAuthState.used_at.is_(None)).values(used_at=utcnow())
+        )
+        own.commit()
+    return int(getattr(result, "rowcount", 0) or 0) == 1
 
 
 def _token_record(token: Mapping[str, Any]) -> dict[str, Any]:

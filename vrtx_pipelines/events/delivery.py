@@ -1,7 +1,8 @@
 """Delivery of the CRM's events to each tenant's callback URL: signed, retried with backoff, claimed safely.
 
 An event moves pending -> delivering (claimed, with a lease) -> delivered, or -> retrying (next_attempt_at with
-exponential backoff and jitter) and finally failed after ``max_attempts``. A worker that dies mid-delivery leaves
+exponential backoff and jitter) and finally failed after ``max_attempts``, or failed at once when the callback leads
+to an address the outbound guard refuses (``vrtx_pipelines.outbound_guard``). A worker that dies mid-delivery leaves
 its claim to expire, so the event is delivered again: receivers deduplicate on ``X-VRTX-Event-Id``. Events of a
 tenant without a callback are kept as "stored", readable through the API and re-deliverable.
 
@@ -27,10 +28,12 @@ from sqlalchemy import Engine, or_, select, update
 from sqlalchemy.orm import Session
 
 from vrtx_pipelines import __version__
+from vrtx_pipelines.config import get_settings
 from vrtx_pipelines.credentials.stored import callback_secret_context
 from vrtx_pipelines.credentials.vault import Vault
 from vrtx_pipelines.db.models import OutboundEvent, Tenant, utcnow
 from vrtx_pipelines.db.session import session_scope
+from vrtx_pipelines.outbound_guard import DestinationRefused, OutboundGuard, guarded_client
 
 
 class DeliveryStatus:
@@ -75,6 +78,7 @@ class Attempt:
     event_id: int
     status_code: int | None
     error: str | None
+    final: bool = False  # no point trying again (the destination is refused)
 
     @property
     def ok(self) -> bool:
@@ -196,6 +200,9 @@ def send(client: httpx.Client, item: Prepared) -> Attempt:
     }
     try:
         response = client.post(item.url, content=item.body, headers=headers)
+    except DestinationRefused as exc:
+        # Nothing was sent, and nothing about the address is kept but why it was refused.
+        return Attempt(item.event_id, None, exc.message, final=True)
     except httpx.TimeoutException:
         return Attempt(item.event_id, None, "the callback did not answer in time")
     except httpx.HTTPError as exc:
@@ -222,7 +229,7 @@ def _record(session: Session, attempt: Attempt, now: datetime, policy: DeliveryP
         report.delivered += 1
         return
     event.last_error = attempt.error
-    if event.attempts >= policy.max_attempts:
+    if attempt.final or event.attempts >= policy.max_attempts:
         event.status, event.next_attempt_at = DeliveryStatus.FAILED, None
         report.failed += 1
     else:
@@ -237,14 +244,16 @@ def deliver_due_events(
     policy: DeliveryPolicy | None = None,
     now: Callable[[], datetime] = utcnow,
     budget_s: float = 20.0,
-    client: httpx.Client | None = None,
+    guard: OutboundGuard | None = None,
 ) -> DeliveryReport:
-    """Deliver every due event, batch by batch, until none is due or ``budget_s`` is spent."""
+    """Deliver every due event, batch by batch, until none is due or ``budget_s`` is spent. Each connection goes
+    through ``guard`` (by default, the settings' ``allow_private_callbacks``): a callback that leads to a refused
+    address fails at once with "destination refused", and nothing is sent to it."""
     policy = policy or DeliveryPolicy()
     report = DeliveryReport()
     started = time.monotonic()
-    owned = client is None
-    http = client or httpx.Client(timeout=policy.timeout_s, follow_redirects=False)
+    guard = guard or OutboundGuard(allow_private=get_settings().allow_private_callbacks)
+    http = guarded_client(guard, timeout=policy.timeout_s)
     try:
         while time.monotonic() - started < budget_s:
             with session_scope(engine) as session:
@@ -262,8 +271,7 @@ def deliver_due_events(
                 for attempt in attempts:
                     _record(session, attempt, moment, policy, report)
     finally:
-        if owned:
-            http.close()
+        http.close()
     return report
 
 

@@ -7,7 +7,6 @@ change that commits later with a smaller number.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import re
@@ -21,9 +20,9 @@ from pydantic import BaseModel
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from vrtx_pipelines import cursors
 from vrtx_pipelines.db.locks import lock_connection
 from vrtx_pipelines.db.models import CanonicalRecord, EntityLink, table_of, utcnow
-from vrtx_pipelines.errors import ValidationFailed
 from vrtx_pipelines.records.canonical import content_hash, record_line
 
 BATCH = 2000
@@ -278,22 +277,14 @@ def _batches(items: Iterable[Mapping[str, Any]]) -> Iterator[list[Mapping[str, A
 
 
 def encode_cursor(change_seq: int) -> str:
-    return base64.urlsafe_b64encode(f"v1:{change_seq}".encode()).decode().rstrip("=")
+    return cursors.encode("v1", change_seq)
 
 
 def decode_cursor(cursor: str | None) -> int:
     if not cursor:
         return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        version, _, value = raw.partition(":")
-        if version != "v1" or not value.isdigit():
-            raise ValueError(raw)
-        return int(value)
-    except ValueError as exc:
-        raise ValidationFailed(
-            "the cursor is not one this API gave out", details=[{"field": "cursor", "message": "invalid cursor"}]
-        ) from exc
+    (value,) = cursors.decode(cursor, "v1", 1)
+    return cursors.row_id(value)
 
 
 @dataclass

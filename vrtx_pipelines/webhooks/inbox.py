@@ -10,12 +10,13 @@ no provider call. Turning stored events into pulls is ``vrtx_pipelines.webhooks.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Insert, or_, select, update
@@ -28,6 +29,7 @@ from vrtx_pipelines.connect.context import Status
 from vrtx_pipelines.credentials.stored import webhook_secret_context
 from vrtx_pipelines.credentials.vault import Vault
 from vrtx_pipelines.db.models import (
+    CanonicalRecord,
     Integration,
     IntegrationWebhook,
     TenantIntegration,
@@ -45,6 +47,24 @@ SECRET_CACHE_TTL_S = 45.0
 TARGET_CACHE_TTL_S = 5.0
 # last_received_at is for people; rewriting it on every one of a burst of deliveries only adds write load.
 LAST_RECEIVED_RESOLUTION = timedelta(seconds=5)
+# How far ahead of our clock an event may be dated: the provider's clock and ours disagree a little, not by years.
+FUTURE_SKEW = timedelta(minutes=5)
+
+
+def _length(column: Any) -> int:
+    length = column.type.length
+    assert isinstance(length, int)
+    return length
+
+
+# What the columns hold (the inbox's, and the records' external_id): a longer value is refused, never cut short,
+# since a cut id could merge two events or name another record.
+FIELD_LIMITS = {
+    "event_id": _length(table_of(WebhookInbox).c.provider_event_id),
+    "event_type": _length(table_of(WebhookInbox).c.event_type),
+    "external_id": _length(table_of(CanonicalRecord).c.external_id),
+    "external_tenant_id": _length(table_of(CanonicalRecord).c.external_id),
+}
 
 
 class WebhookRejected(IntegrationError):
@@ -169,11 +189,26 @@ def pull_entities(provider: Provider, event: WebhookEvent) -> list[str]:
     return [e for e in wanted if e in provider.pulls.entities]
 
 
+def event_identity(event: WebhookEvent) -> str:
+    """The key an event is deduplicated on (per connection): the provider's event id where it sends one; else a
+    hash of what the event is about (organisation, type, resource) and the instant it names, parsed, so the same
+    event written differently (``...000`` and ``...000Z``, another offset, GUIDs in another case) is one event.
+    Ids are compared without case: providers without event ids name resources by GUIDs or numbers (Xero,
+    QuickBooks). Migration 0005 re-keys stored rows with this same formula: change both or neither."""
+    if event.event_id is not None:
+        return event.event_id
+    assert event.occurred_at is not None  # _refusal turns away an event with neither
+    instant = event.occurred_at.astimezone(UTC).isoformat(timespec="microseconds")
+    parts = (event.external_tenant_id or "", event.event_type, event.external_id or "")
+    identity = "|".join([*(part.casefold() for part in parts), instant])
+    return hashlib.sha256(identity.encode()).hexdigest()
+
+
 def _inbox_row(provider: Provider, connection_id: int, event: WebhookEvent, now: datetime) -> dict[str, Any]:
     return {
         "tenant_integration_id": connection_id,
-        "provider_event_id": event.event_id[:200],
-        "event_type": event.event_type[:100],
+        "provider_event_id": event_identity(event),
+        "event_type": event.event_type,
         "status": "received",
         "received_at": now,
         "payload": {
@@ -314,10 +349,10 @@ def delivery(
     now: datetime | None = None,
 ) -> Delivery:
     """Parse a verified body and filter its events; ``WebhookMalformed`` (400) when it does not parse."""
-    events = _parsed(provider, spec, body)
     now = now or utcnow()
+    events = _parsed(provider, spec, body, now)
     kept, dropped = _keep(events, spec, target, now)
-    by_id = {event.event_id: event for event in kept}  # the same event twice in one body is still one event
+    by_id = {event_identity(event): event for event in kept}  # the same event twice in one body is still one
     rows = [_inbox_row(provider, target.connection_id, e, now) for e in by_id.values()]
     due = target.webhook_id is not None and _due_for_touch(targets, target, now)
     touch = (target.webhook_id,) if due and target.webhook_id is not None else ()
@@ -356,7 +391,7 @@ def verified_app_events(
         raise WebhookTooLarge()
     if not spec.verify(body, headers, app_key):
         raise WebhookRejected()
-    return _parsed(provider, spec, body)
+    return _parsed(provider, spec, body, utcnow())
 
 
 def organisations_of(events: Iterable[WebhookEvent]) -> set[str]:
@@ -389,8 +424,9 @@ def app_delivery(
             kept, skipped = _keep(mine, spec, target, now)
             dropped += skipped
             for event in kept:
-                rows[(target.connection_id, event.event_id)] = _inbox_row(provider, target.connection_id, event, now)
-            kept_total += len({e.event_id for e in kept})
+                row = _inbox_row(provider, target.connection_id, event, now)
+                rows[(target.connection_id, row["provider_event_id"])] = row
+            kept_total += len({event_identity(e) for e in kept})
             if kept and target.webhook_id is not None and _due_for_touch(cache, target, now):
                 touch.add(target.webhook_id)
     receiving = tuple(sorted({connection_id for connection_id, _ in rows}))
@@ -432,12 +468,36 @@ def _due_for_touch(targets: TargetCache | None, target: Target, now: datetime) -
     return targets.touch_due(target.connection_id, now)
 
 
-def _parsed(provider: Provider, spec: WebhookSpec, body: bytes) -> list[WebhookEvent]:
-    """The events of a verified body; ``WebhookMalformed`` (400) when it is not the provider's shape."""
+def _parsed(provider: Provider, spec: WebhookSpec, body: bytes, now: datetime) -> list[WebhookEvent]:
+    """The events of a verified body; ``WebhookMalformed`` (400) when it is not the provider's shape, or when an
+    event is dated in the future or carries a field the inbox cannot hold as it is (see ``_refusal``): the whole
+    delivery is refused and nothing of it stored."""
     try:
-        return spec.parse(body)
+        events = spec.parse(body)
     except ValueError as exc:
         raise WebhookMalformed(f"the webhook body is not a valid {provider.name} payload: {exc}") from exc
+    latest = now + FUTURE_SKEW
+    for event in events:
+        problem = _refusal(event, latest)
+        if problem is not None:
+            raise WebhookMalformed(f"the webhook body is not a valid {provider.name} payload: {problem}")
+    return events
+
+
+def _refusal(event: WebhookEvent, latest: datetime) -> str | None:
+    for name, limit in FIELD_LIMITS.items():
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or "\x00" in value:
+            return f"an event's {name} holds a NUL character or is not text"
+        if len(value) > limit:
+            return f"an event's {name} is longer than {limit} characters"
+    if event.occurred_at is not None and event.occurred_at > latest:
+        return f"an event is dated {event.occurred_at.isoformat()}, in the future"
+    if event.event_id is None and event.occurred_at is None:
+        return "an event has neither an id nor a date: a redelivery could not be told from a new event"
+    return None
 
 
 def _secret_of(vault: Vault, settings: Settings, slug: str, target: Target, secrets: SecretCache) -> str | None:

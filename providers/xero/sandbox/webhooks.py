@@ -66,10 +66,11 @@ def change_events(sender: WebhookSender, tenant_id: str) -> ChangeObserver:
 
 @dataclass(frozen=True)
 class IntentToReceive:
-    """What Xero's handshake saw: a signed payload must get 200 with an empty body, a mis-signed one 401."""
+    """What Xero's handshake saw: a signed payload must get 200, a mis-signed one 401, each with an empty body and
+    no cookie (``bare_answers``), within the deadline."""
 
     signed_status: int | None
-    signed_body_empty: bool
+    bare_answers: bool
     forged_status: int | None
     slowest_s: float
 
@@ -77,7 +78,7 @@ class IntentToReceive:
     def passed(self) -> bool:
         return (
             self.signed_status == 200
-            and self.signed_body_empty
+            and self.bare_answers
             and self.forged_status == 401
             and self.slowest_s < HANDSHAKE_DEADLINE_S
         )
@@ -86,7 +87,7 @@ class IntentToReceive:
 def intent_to_receive(url: str, key: str) -> IntentToReceive:
     """Xero's intent-to-receive: an empty-events payload signed with ``key``, then one signed with another key."""
     statuses: list[int | None] = []
-    empty, slowest = False, 0.0
+    bare, slowest = True, 0.0
     with httpx.Client(timeout=HANDSHAKE_DEADLINE_S) as http:
         for signing_key in (key, secrets.token_urlsafe(32)):
             body = json.dumps(_payload([], 0, 0), separators=(",", ":")).encode()
@@ -98,6 +99,5 @@ def intent_to_receive(url: str, key: str) -> IntentToReceive:
                 answer = None
             slowest = max(slowest, time.monotonic() - started)
             statuses.append(answer.status_code if answer is not None else None)
-            if signing_key == key and answer is not None:
-                empty = answer.content == b""
-    return IntentToReceive(statuses[0], empty, statuses[1], slowest)
+            bare = bare and answer is not None and answer.content == b"" and "set-cookie" not in answer.headers
+    return IntentToReceive(statuses[0], bare, statuses[1], slowest)

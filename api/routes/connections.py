@@ -36,9 +36,9 @@ def disconnect(
     ctx: ContextDep,
     purge: bool = Query(default=False, description="Also delete everything synced for this connection."),
 ) -> ConnectionOut:
-    connection = connections.disconnect(ctx, tenant.id, provider, purge=purge)
+    done = connections.disconnect(ctx, tenant.id, provider, purge=purge)
     ctx.session.commit()
-    return connection_out(provider.slug, connection)
+    return connection_out(provider.slug, done.connection)
 
 
 @router.post("/test", response_model=TestResult, summary="Test connection")

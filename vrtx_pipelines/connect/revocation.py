@@ -7,8 +7,10 @@ tenant would cut the other off. So a disconnect removes only the links (``Holdin
 that no other stored connection holds, and revokes the token only when no other stored connection holds the same
 grant (``Holdings.grant``; the provider's ``RevocationSpec`` says what those are). "Stored" is every connection of
 the provider that keeps credentials and is not disconnected: pending, expired and failing ones may still come back
-on the same grant. Disconnects of one provider take turns on its catalog row, so two tenants disconnecting at once
-never both leave the grant to the other.
+on the same grant. On PostgreSQL, disconnects of one provider take turns on its catalog row, so two tenants
+disconnecting at once never both leave the grant to the other. SQLite has one write lock for the whole database,
+which must not be held across provider calls: there, two disconnects at the same moment may both keep a grant they
+shared, which then lies unused at the provider until it expires (Xero: 60 days).
 """
 
 from __future__ import annotations
@@ -44,20 +46,20 @@ class Released:
 
 
 def release_at_provider(ctx: ConnectionContext, provider: Provider, connection: TenantIntegration) -> Released:
-    """Remove what only this connection holds at the provider, in the caller's transaction (which keeps the
-    provider's disconnects in turn until it ends). Never raises for the provider: a failure is logged, and the
-    connection is disconnected here all the same."""
+    """Remove what only this connection holds at the provider, in the caller's transaction (on PostgreSQL it keeps
+    the provider's other disconnects waiting until it ends). Never raises for the provider: a failure is logged, and
+    the connection is disconnected here all the same."""
     if provider.auth.oauth2 is None or not connection.credentials:
         return Released()
     spec = provider.revocation
     unlinks = spec.unlink if spec is not None else None
-    # A token good for the provider calls, refreshed (and committed) before this transaction writes anything:
-    # on SQLite the lock below is the database's write lock, which a refresh would then wait for.
+    # A token good for the provider calls, refreshed (and committed) in a session of its own before the lock.
     auth_session = Session(bind=ctx.session.get_bind(), expire_on_commit=False)
     try:
         working = unlinks is not None and _fresh_token(ctx, auth_session, provider, connection)
         ctx.session.refresh(connection)  # the refresh rotated the stored tokens
-        lock_integration(ctx.session, connection.integration_id)
+        if ctx.session.get_bind().dialect.name == "postgresql":
+            lock_integration(ctx.session, connection.integration_id)
         mine = _holdings(ctx, provider, connection)
         if mine is None:
             return Released()  # its own tokens are unreadable: nothing to revoke with

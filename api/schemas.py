@@ -66,6 +66,16 @@ class ConnectionOut(BaseModel):
     settings: dict[str, Any] | None
 
 
+class DisconnectOut(ConnectionOut):
+    purged: dict[str, int] | None = Field(
+        default=None,
+        description="With `purge=true`: what was deleted, per kind (0 where there was none): canonical_records, "
+        "entity_links, sync_conflicts, push_outbox, webhook_inbox, integration_webhooks, integration_field_mappings, "
+        "integration_field_mapping_versions, integration_sync_logs, and the tenant's warehouse dataset "
+        "(warehouse_tables, warehouse_rows).",
+    )
+
+
 class ConnectRequest(BaseModel):
     credentials: dict[str, Any] = Field(description="The provider's auth fields, as listed in the catalog.")
     connected_by: int | None = Field(default=None, description="The CRM user who connected it.")

@@ -111,6 +111,9 @@ class ProviderConnection:
     refresh_access_token: Callable[[], str]
     governor: RateGovernor
     credentials: Mapping[str, str] = field(default_factory=dict)
+    # Told (with the provider's words) when the provider still refuses the credentials after a refresh: the grant
+    # is dead or no longer reaches the organisation, and the core marks the connection so.
+    credentials_refused: Callable[[str], None] | None = None
 
 
 class ClientFactory(Protocol):
@@ -244,6 +247,33 @@ class Grant:
     callback: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Holdings:
+    """What one stored connection holds at the provider, as a disconnect must know it (never a secret).
+
+    ``grant``: the provider-side grant its tokens belong to; stored connections with the same value share it, and
+    revoking it ends it for all of them. None: only connections holding the very same token share it.
+    ``links``: the provider's ids of the connection's own ties to organisations (Xero's connection ids), each
+    removable without revoking the grant.
+    """
+
+    grant: str | None = None
+    links: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RevocationSpec:
+    """How a disconnect gives back what a connection holds at the provider without breaking another stored
+    connection (another tenant may have connected the same organisation with the same user). The core removes
+    each of ``held``'s links that no other stored connection holds (``unlink``), then revokes the token at
+    ``OAuth2Spec.revoke_url`` only if no other stored connection holds the same grant."""
+
+    # (the connection's stored tokens, its metadata) -> what it holds
+    held: Callable[[Mapping[str, Any], Mapping[str, Any]], Holdings]
+    # Remove one link, calling as the connection; an already removed link is not an error (raise nothing).
+    unlink: Callable[[ProviderConnection, str], None] | None = None
+
+
 class TenantDiscoverer(Protocol):
     """Lists the organisations an OAuth grant reaches. ``url`` maps a real provider URL to the one to call."""
 
@@ -282,6 +312,9 @@ class Provider:
     implemented: frozenset[str] = frozenset()
     connection_tester: ConnectionTester | None = None
     discover_tenants: TenantDiscoverer | None = None
+    # What disconnecting releases at the provider (OAuth); None: the token is revoked unless another stored
+    # connection holds the very same one.
+    revocation: RevocationSpec | None = None
     # The provider's ApiClient for a connection: every pull, push and fetch by id calls through it.
     client: ClientFactory | None = None
     pulls: PullSpec | None = None

@@ -6,6 +6,9 @@ names them. Pulls write here; re-deriving canonical records reads the same datas
 
 from __future__ import annotations
 
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -21,9 +24,17 @@ def warehouse_destination(settings: Settings, name: str) -> Any:
         url = make_url(settings.sqlalchemy_url).set(drivername="postgresql")
         return dlt.destinations.postgres(credentials=url.render_as_string(hide_password=False))
     # The file's name is duckdb's catalog name: it must differ from the dataset (schema) name.
-    path = settings.home / "warehouse" / name / "warehouse.duckdb"
+    path = _duckdb_dir(settings, name) / "warehouse.duckdb"
     path.parent.mkdir(parents=True, exist_ok=True)
     return dlt.destinations.duckdb(str(path))
+
+
+def _duckdb_dir(settings: Settings, name: str) -> Path:
+    return settings.home / "warehouse" / name
+
+
+def _pipelines_dir(settings: Settings, name: str) -> Path:
+    return settings.home / "dlt" / name
 
 
 def pipeline_for(settings: Settings, slug: str, tenant_id: str) -> Any:
@@ -32,8 +43,46 @@ def pipeline_for(settings: Settings, slug: str, tenant_id: str) -> Any:
     options: dict[str, Any] = {"progress": settings.pull_progress} if settings.pull_progress else {}
     return dlt.pipeline(
         pipeline_name=name,
-        pipelines_dir=str(settings.home / "dlt" / name),
+        pipelines_dir=str(_pipelines_dir(settings, name)),
         destination=warehouse_destination(settings, name),
         dataset_name=name,
         **options,
     )
+
+
+@dataclass(frozen=True)
+class DroppedDataset:
+    tables: int = 0  # every table dropped, dlt's own (_dlt_loads, _dlt_pipeline_state ...) included
+    rows: int = 0  # the rows of the provider's data tables among them
+
+
+def drop_dataset(settings: Settings, slug: str, tenant_id: str) -> DroppedDataset:
+    """Drop the tenant's dataset for ``slug`` and dlt's staging dataset beside it (PostgreSQL: their schemas;
+    embedded: the duckdb file), and the pipeline's local state. The dlt state kept in the dataset goes with it, so
+    a later pull starts over instead of resuming from cursors of data that no longer exists."""
+    name = dataset_name(slug, tenant_id)
+    if not settings.uses_postgres and not (_duckdb_dir(settings, name) / "warehouse.duckdb").exists():
+        shutil.rmtree(_pipelines_dir(settings, name), ignore_errors=True)
+        return DroppedDataset()
+    tables = rows = 0
+    pipeline = pipeline_for(settings, slug, tenant_id)
+    with pipeline.sql_client() as client:
+        for dataset in (client.dataset_name, client.staging_dataset_name):
+            with client.with_alternative_dataset_name(dataset):
+                if not client.has_dataset():
+                    continue
+                names = [
+                    str(row[0])
+                    for row in client.execute_sql(
+                        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", dataset
+                    )
+                ]
+                for table in (table for table in names if not table.startswith("_dlt")):
+                    qualified = client.make_qualified_table_name(table)
+                    rows += int(client.execute_sql(f"SELECT count(*) FROM {qualified}")[0][0])  # noqa: S608
+                tables += len(names)
+                client.drop_dataset()
+    shutil.rmtree(_pipelines_dir(settings, name), ignore_errors=True)
+    if not settings.uses_postgres:
+        shutil.rmtree(_duckdb_dir(settings, name), ignore_errors=True)
+    return DroppedDataset(tables, rows)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, status
 
 from api.deps import ContextDep, ProviderDep, SessionDep, TenantDep
 from api.responses import INTEGRATION_ROUTE, JSON_BODY, errors
-from api.schemas import ConnectionOut, ConnectRequest, TestResult, connection_out
+from api.schemas import ConnectionOut, ConnectRequest, DisconnectOut, TestResult, connection_out
 from vrtx_pipelines.connect import connections
 from vrtx_pipelines.connect.context import get_connection
 from vrtx_pipelines.errors import NotConnected
@@ -31,16 +31,25 @@ def connect(body: ConnectRequest, provider: ProviderDep, tenant: TenantDep, ctx:
     return connection_out(provider.slug, connection)
 
 
-@router.delete("/disconnect", response_model=ConnectionOut, summary="Disconnect integration")
+@router.delete(
+    "/disconnect",
+    response_model=DisconnectOut,
+    responses=errors(409),
+    summary="Disconnect integration",
+    description="Forgets the credentials and gives back, at the provider, what only this connection holds: a "
+    "grant or an organisation link another connection (another tenant's, the same provider user) still uses is "
+    "kept. With `purge=true`, also deletes everything synced for the connection, the warehouse dataset included, "
+    "and answers what it deleted.",
+)
 def disconnect(
     provider: ProviderDep,
     tenant: TenantDep,
     ctx: ContextDep,
     purge: bool = Query(default=False, description="Also delete everything synced for this connection."),
-) -> ConnectionOut:
-    connection = connections.disconnect(ctx, tenant.id, provider, purge=purge)
+) -> DisconnectOut:
+    done = connections.disconnect(ctx, tenant.id, provider, purge=purge)
     ctx.session.commit()
-    return connection_out(provider.slug, connection)
+    return DisconnectOut(**connection_out(provider.slug, done.connection).model_dump(), purged=done.purged)
 
 
 @router.post("/test", response_model=TestResult, summary="Test connection", responses=errors(400, 409, 502, 503))

@@ -1,6 +1,7 @@
 """One HTTP client base for every provider: calls for one connection over the core's ``httpx.Client``.
 
-Every call takes a slot of the connection's rate-limit governor; a 401 refreshes the token once and is replayed;
+Every call takes a slot of the connection's rate-limit governor; a 401 refreshes the token once and is replayed, and
+a refusal after the refresh tells the core the grant is dead (``on_refused``);
 a 429 is waited out through the governor (which holds every call of the connection, not just this one) a bounded
 number of times, for a bounded time; 5xx answers and transport failures are retried with jittered exponential
 backoff, writes only under an idempotency key (without one a write that failed may still have been applied);
@@ -8,8 +9,9 @@ a provider's error answers become ``providers.errors`` types carrying its own wo
 carries a credential. Counters (``api_calls``, ``pages`` per stream, ``rate_limited``, ``retries``,
 ``token_refreshes``) are the run's metadata.
 
-A provider subclasses ``ApiClient`` and overrides only its hooks: ``auth_headers``, ``observe_limits``,
-``final_rate_limit``, ``decode``, ``error_words``, ``error_in_answer``, ``with_idempotency_key``, ``encode``.
+A provider subclasses ``ApiClient`` and overrides only its hooks: ``auth_headers``, ``refuses_credentials``,
+``observe_limits``, ``final_rate_limit``, ``decode``, ``error_words``, ``error_in_answer``, ``with_idempotency_key``,
+``encode``.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class ApiClient:
         governor: RateGovernor,
         access_token: Callable[[], str] | None = None,
         on_unauthorized: Callable[[], str] | None = None,
+        on_refused: Callable[[str], None] | None = None,
         tenant_id: str | None = None,
         credentials: Mapping[str, str] | None = None,
         retry: Retry = PATIENT,
@@ -117,6 +120,8 @@ class ApiClient:
         self.governor = governor
         self._access_token = access_token
         self._on_unauthorized = on_unauthorized
+        self._on_refused = on_refused
+        self._refusal_told = False
         self.tenant_id = tenant_id
         self.credentials: Mapping[str, str] = credentials or {}
         self.retry = retry
@@ -144,6 +149,7 @@ class ApiClient:
             governor=connection.governor,
             access_token=connection.access_token,
             on_unauthorized=connection.refresh_access_token,
+            on_refused=connection.credentials_refused,
             tenant_id=connection.external_tenant_id,
             credentials=connection.credentials,
             retry=retry,
@@ -166,6 +172,11 @@ class ApiClient:
     def auth_headers(self, token: str | None) -> dict[str, str]:
         """The headers that authenticate a call (``token`` is the connection's access token, if it has one)."""
         return {"Authorization": f"Bearer {token}"} if token else {}
+
+    def refuses_credentials(self, response: httpx.Response) -> bool:
+        """True when an answer refuses the connection's credentials (default: a 401): the token is refreshed once
+        and the call replayed; refused again, the grant is dead or no longer reaches the organisation."""
+        return response.status_code == 401
 
     def observe_limits(self, response: httpx.Response) -> None:
         """Read the provider's rate-limit headers into ``self.governor`` (``observe`` raises
@@ -376,10 +387,13 @@ class ApiClient:
             status = response.status_code
             if 200 <= status < 300:
                 return response
-            if status == 401 and not refreshed and self._on_unauthorized is not None:
+            refused = self.refuses_credentials(response)
+            if refused and not refreshed and self._on_unauthorized is not None:
                 refreshed = True  # the access token expired: refresh once and replay
                 self._refresh(token)
                 continue
+            if refused and refreshed:
+                self._raise_refused(response, call)
             if status == 429:
                 final = self.final_rate_limit(response)
                 if final is not None:
@@ -437,6 +451,18 @@ class ApiClient:
             self.token_refreshes += 1
             self._rejected_token = rejected
             self._refreshed_token = self._on_unauthorized()
+
+    def _raise_refused(self, response: httpx.Response, call: Call) -> NoReturn:
+        """Refused even with a fresh token: an auth failure whatever the method, told to the core once."""
+        try:
+            self._raise_for(response, call, write=False)
+        except ProviderError as exc:
+            error = ProviderAuthError(exc.message, status=exc.status, provider_code=exc.provider_code)
+        with self._lock:
+            tell, self._refusal_told = not self._refusal_told, True
+        if tell and self._on_refused is not None:
+            self._on_refused(error.message)
+        raise error
 
     def _pause(self, failures: int) -> None:
         with self._lock:

@@ -4,6 +4,8 @@ on every request, so tests and demos make a running sandbox slow, rate limited o
     knobs_of(app).rate_limit_next = 2     # a 429 storm: the next two requests get the provider's 429
     knobs_of(app).fail_on_page = 3        # page 3 of any listing answers 500 (fail_on_page_times times)
     knobs_of(app).expire_tokens = True    # every access token issued so far is expired now
+    knobs_of(app).expire_tokens_on_page = 2   # ...or when page 2 of a listing is asked for (mid-pagination)
+    knobs_of(app).slow_write_answers = 1  # the next write is applied, its answer sent slow_write_answer_s later
 
 The ``take_*`` methods consume a knob as a request meets it (counting down, resetting one-shot knobs), so every
 sandbox applies them the same way. A sandbox with simple needs installs ``install_faults``, a middleware that
@@ -29,6 +31,7 @@ class FaultKnobs:
     rate_limit_next: int = 0  # answer this many upcoming requests with the provider's 429
     retry_after_s: int = 1  # the Retry-After sent with those 429s
     expire_tokens: bool = False  # expire every access token issued so far (consumed: resets to False)
+    expire_tokens_on_page: int | None = None  # the same, when page N of a listing is asked for (once)
     fail_on_page: int | None = None  # answer page N of any paged listing with fail_on_page_status...
     fail_on_page_status: int = 500
     fail_on_page_times: int = 1  # ...this many times (counts down), then serve it normally
@@ -38,6 +41,10 @@ class FaultKnobs:
     fail_on_write_status: int = 500
     fail_on_write_times: int = 1
     lose_write_responses: int = 0  # the next N writes are applied, then answered 504 (the answer lost)
+    # The next N writes are applied, then answered only slow_write_answer_s later: a provider slower than its
+    # client's timeout, whose client resends while the first answer is still coming.
+    slow_write_answers: int = 0
+    slow_write_answer_s: float = 0.0
     write_count: int = 0
 
     def seen(self) -> None:
@@ -59,9 +66,13 @@ class FaultKnobs:
         self.rate_limit_next -= 1
         return True
 
-    def take_token_expiry(self) -> bool:
+    def take_token_expiry(self, page: int | None = None) -> bool:
+        """True when every access token must expire before this request (``page``: the listing page it asks for)."""
+        on_page = page is not None and page == self.expire_tokens_on_page
+        if on_page:
+            self.expire_tokens_on_page = None
         expire, self.expire_tokens = self.expire_tokens, False
-        return expire
+        return expire or on_page
 
     def take_page_failure(self, page: int | None) -> int | None:
         """The status to answer page ``page`` of a listing with, while ``fail_on_page_times`` lasts."""
@@ -78,6 +89,13 @@ class FaultKnobs:
             return None
         self.fail_on_write_times -= 1
         return self.fail_on_write_status
+
+    async def delay_write_answer(self) -> None:
+        """Hold a write's answer while ``slow_write_answers`` lasts (each write uses up one)."""
+        if self.slow_write_answers <= 0:
+            return
+        self.slow_write_answers -= 1
+        await asyncio.sleep(self.slow_write_answer_s)
 
     def take_lost_response(self) -> bool:
         """True when a write that succeeded must be answered as if its response was lost (a 504)."""

@@ -104,10 +104,11 @@ class Gate:
         self.meter, self.stats, self._lock, self._clock = meter, stats, lock, clock
         self._expire_tokens = expire_tokens
 
-    def prepare(self, knobs: FaultKnobs) -> None:
-        """What every request does first, API call or not: count it, and apply a forced token expiry."""
+    def prepare(self, knobs: FaultKnobs, *, page: int | None = None) -> None:
+        """What every request does first, API call or not: count it, and apply a forced token expiry (``page``:
+        the listing page the request asks for, if any)."""
         knobs.seen()
-        if knobs.take_token_expiry():
+        if knobs.take_token_expiry(page):
             with self._lock:
                 self._expire_tokens()
 
@@ -170,14 +171,17 @@ class Gate:
     ) -> R | Response:
         """An admitted call's ``work`` as the fault knobs have it: slow inside the in-flight slot (so slowness meets
         the concurrency cap), a listing's ``page`` or a ``write`` failed instead of done, else ``work`` run in a
-        worker thread (it takes the sandbox's lock itself)."""
+        worker thread (it takes the sandbox's lock itself), a write's answer held back while it is slow."""
         await knobs.delay()
         failure = knobs.take_write_failure() if write else knobs.take_page_failure(page)
         if failure is not None:
             response = self._answers.server_error(request, failure)
             response.headers.update(call.headers)
             return response
-        return await run_in_threadpool(work)
+        done = await run_in_threadpool(work)
+        if write:
+            await knobs.delay_write_answer()
+        return done
 
     def lost(self, request: Request, call: Call, knobs: FaultKnobs) -> Response | None:
         """The 504 a write that succeeded is answered with while ``lose_write_responses`` lasts (a lost answer)."""

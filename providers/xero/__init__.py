@@ -8,7 +8,7 @@ from vrtx_pipelines.push.two_way import CONTACT_FIELDS
 
 from .client import XeroClient
 from .fields import RECORD_FIELDS
-from .identity import discover_tenants
+from .identity import REVOCATION, discover_tenants
 from .mappers import MAPPERS
 from .push import PUSHES
 from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
@@ -110,6 +110,7 @@ PROVIDER = Provider(
     ),
     implemented=frozenset({"connect", *CAPABILITIES}),
     discover_tenants=discover_tenants,
+    revocation=REVOCATION,
     client=XeroClient.for_connection,
     pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, max_concurrent_calls=5, record_fields=RECORD_FIELDS),
     pushes=PUSHES,

@@ -18,8 +18,8 @@ import httpx
 
 from providers.kit.client import ApiClient, ErrorWords, header_int
 from providers.kit.governor import DayBudgetExhausted
+from providers.kit.ms_json_dates import convert_dates_hook
 from providers.kit.values import records, text
-from providers.xero.dates import convert_dates_hook
 
 
 class XeroClient(ApiClient):
@@ -31,6 +31,10 @@ class XeroClient(ApiClient):
 
     def auth_headers(self, token: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token}", "xero-tenant-id": str(self.tenant_id)}
+
+    def refuses_credentials(self, response: httpx.Response) -> bool:
+        # A 403 is Xero saying the organisation is not (or no longer) connected to this grant.
+        return response.status_code in (401, 403)
 
     def observe_limits(self, response: httpx.Response) -> None:
         self.governor.observe(

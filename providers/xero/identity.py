@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import httpx
 
-from providers.base import ExternalTenant, Grant
+from providers.base import ExternalTenant, Grant, Holdings, ProviderConnection, RevocationSpec
+from providers.errors import ProviderRejected
 from providers.kit.client import ApiClient
 from providers.kit.governor import RateGovernor
 from providers.kit.signatures import unverified_claims
@@ -24,6 +26,7 @@ def auth_event_id(access_token: str) -> str | None:
 
 class _Identity(ApiClient):
     name = "Xero"  # the identity API: no organisation yet, only the grant's token
+    api_base_url = IDENTITY_URL
 
 
 def discover_tenants(client: httpx.Client, url: Callable[[str], str], grant: Grant) -> list[ExternalTenant]:
@@ -45,3 +48,26 @@ def discover_tenants(client: httpx.Client, url: Callable[[str], str], grant: Gra
         for entry in connections
         if entry.get("tenantType", "ORGANISATION") == "ORGANISATION"
     ]
+
+
+def held(tokens: Mapping[str, Any], meta: Mapping[str, Any]) -> Holdings:
+    # Revoking removes every connection the Xero user made to the app, whichever consent made it: the grant two
+    # stored connections share is (app, Xero user), whatever refresh token each holds. A connection's links: the
+    # organisation it chose, or (still choosing) every one its consent connected.
+    claims = unverified_claims(str(tokens.get("access_token", "")))
+    user = claims.get("xero_userid")
+    chosen = meta.get("provider_connection_id")
+    offered = [str(o["connection_id"]) for o in meta.get("organisations", []) if o.get("connection_id")]
+    return Holdings(f"{claims.get('client_id')}/{user}" if user else None, (str(chosen),) if chosen else tuple(offered))
+
+
+def unlink(connection: ProviderConnection, connection_id: str) -> None:
+    # https://developer.xero.com/documentation/guides/oauth2/tenants#removing-connections: 204, or 404 when gone.
+    try:
+        _Identity.for_connection(connection).send("DELETE", f"connections/{connection_id}")
+    except ProviderRejected as exc:
+        if exc.status != 404:
+            raise
+
+
+REVOCATION = RevocationSpec(held=held, unlink=unlink)

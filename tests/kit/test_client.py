@@ -101,6 +101,41 @@ def test_a_second_401_after_the_refresh_is_an_auth_error(served: Served) -> None
     assert caught.value.message == "Unauthorized: AuthenticationUnsuccessful"
 
 
+def test_a_refusal_after_the_refresh_is_told_to_the_core_once_and_a_first_401_is_not(served: Served) -> None:
+    told: list[str] = []
+    scripted(served, answer(401), answer(200, {"ok": True}))
+    client = served.client(access_token=lambda: "old", on_unauthorized=lambda: "new", on_refused=told.append)
+    assert client.get("scripted/a") == {"ok": True}  # an expired token: refreshed, and nothing to tell
+    assert told == []
+
+    scripted(served, answer(401, {"title": "Unauthorized", "detail": "AuthenticationUnsuccessful"}))
+    for path in ("scripted/b", "scripted/c"):
+        with pytest.raises(ProviderAuthError):
+            client.get(path)
+
+    assert told == ["Unauthorized: AuthenticationUnsuccessful"]
+
+
+class ForbiddenMeansRefused(ApiClient):
+    def refuses_credentials(self, response: httpx.Response) -> bool:
+        return response.status_code in (401, 403)
+
+
+def test_a_provider_can_count_403_as_refused_credentials_even_for_a_write(served: Served) -> None:
+    """Xero answers 403 for an organisation the grant no longer reaches: refresh, replay, then an auth error."""
+    told: list[str] = []
+    scripted(served, answer(403, {"Title": "Forbidden", "Detail": "AuthenticationUnsuccessful"}))
+    client = served.client(
+        ForbiddenMeansRefused, access_token=lambda: "tok", on_unauthorized=lambda: "fresh", on_refused=told.append
+    )
+
+    with pytest.raises(ProviderAuthError) as caught:
+        client.write("PUT", "scripted/x", {"a": 1}, idempotency_key="k1")
+
+    assert caught.value.status == 403 and client.token_refreshes == 1 and calls(served) == 2
+    assert told == ["Forbidden: AuthenticationUnsuccessful"]
+
+
 def test_a_429_storm_is_waited_out_through_the_governor_and_completes(served: Served) -> None:
     storm = answer(429, {"message": "slow down"}, {"Retry-After": "3"})
     scripted(served, storm, storm, storm, storm, storm, answer(body={"done": 1}))

@@ -8,13 +8,8 @@ from typing import Any
 
 import pytest
 
-from providers.xero.dates import (
-    convert_ms_json_dates,
-    format_if_modified_since,
-    parse_date_string,
-    parse_ms_json_date,
-    to_date,
-)
+from providers.kit.ms_json_dates import convert_ms_json_dates, parse_ms_json_date
+from providers.xero.dates import format_if_modified_since, parse_date_string, to_date
 from providers.xero.mappers import (
     MAPPERS,
     UnmappableRecord,

@@ -379,6 +379,26 @@ def test_deleting_a_connection_removes_that_organisation_from_the_grant(xero: Xe
     ).json()
 
 
+def test_two_consents_of_one_user_share_the_connection_and_revoking_either_removes_it_for_both(xero: Xero) -> None:
+    """What a platform serving many tenants from one app must live with (vrtx_pipelines.connect.revocation): a
+    connection is per (app, user, organisation), a second consent only renews it, and revocation removes every
+    connection of the user, so the other grant's tokens still authenticate but reach no organisation."""
+    first, second = dance(xero), dance(xero)
+    (one,) = xero.http.get("/connections", headers=bearer(first["access_token"])).json()
+    (same,) = xero.http.get("/connections", headers=bearer(second["access_token"])).json()
+    assert one["id"] == same["id"]  # the second consent renewed the first one's connection
+
+    revoked = xero.http.post(
+        "/connect/revocation", data={"token": second["refresh_token"]}, auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET)
+    )
+
+    assert revoked.status_code == 200
+    assert refresh(xero, second["refresh_token"]).json() == {"error": "invalid_grant"}
+    assert xero.http.get("/connections", headers=bearer(first["access_token"])).json() == []
+    assert xero.api("Organisation", token=first["access_token"]).status_code == 403
+    assert refresh(xero, first["refresh_token"]).status_code == 200  # its grant lives on, reaching nothing
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 

@@ -79,3 +79,21 @@ def test_write_failures_start_at_the_nth_write_and_lost_answers_count_down() -> 
 def test_forced_token_expiry_is_consumed() -> None:
     knobs = FaultKnobs(expire_tokens=True)
     assert knobs.take_token_expiry() is True and knobs.take_token_expiry() is False
+
+
+def test_token_expiry_on_a_page_happens_once_when_that_page_is_asked_for() -> None:
+    knobs = FaultKnobs(expire_tokens_on_page=2)
+    assert [knobs.take_token_expiry(page) for page in (None, 1, 2, 2, 3)] == [False, False, True, False, False]
+    assert knobs.expire_tokens_on_page is None
+
+
+def test_slow_write_answers_count_down_and_wait_that_long() -> None:
+    import asyncio
+
+    knobs = FaultKnobs(slow_write_answers=1, slow_write_answer_s=0.2)
+    started = time.monotonic()
+    asyncio.run(knobs.delay_write_answer())
+    slow = time.monotonic() - started
+    started = time.monotonic()
+    asyncio.run(knobs.delay_write_answer())
+    assert slow >= 0.2 and time.monotonic() - started < 0.2 and knobs.slow_write_answers == 0

@@ -105,7 +105,7 @@ def toy() -> Iterator[Toy]:
     @app.api_route("/things/page/{page}", methods=["GET", "POST"])
     async def work(request: Request, page: int) -> Response:
         knobs, write = knobs_of(app), request.method == "POST"
-        gate.prepare(knobs)
+        gate.prepare(knobs, page=None if write else page)
         call = gate.admit(request, knobs, limits=LIMITS, tenant_of=tenant_of, scopes=frozenset({"read"}))
         if isinstance(call, Response):
             return call
@@ -219,3 +219,21 @@ def test_bearer_callers_and_json_only_checks_for_oauth_apis() -> None:
         assert client.get("/", headers={"Authorization": "Bearer bad"}).json() == {"caller": None}
         assert client.get("/", headers={"Accept": "application/xml"}).status_code == 406
         assert client.get("/", headers={"Accept": "application/json, text/plain"}).status_code == 200
+
+
+def test_a_page_can_expire_the_tokens_and_a_slow_write_is_done_before_its_late_answer(toy: Toy) -> None:
+    auth = {"Authorization": "Bearer reader", "x-tenant": "t1"}
+    toy.knobs.expire_tokens_on_page = 2
+    assert [toy.http.get(f"/things/page/{n}", headers=auth).status_code for n in (1, 2)] == [200, 200]
+    assert toy.expired == [True]  # before page 2 was authenticated
+    toy.knobs.slow_write_answers, toy.knobs.slow_write_answer_s = 1, 0.5
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        toy.http.post("/things/page/1", headers=auth, timeout=0.1)
+    assert toy.knobs.write_count == 1  # applied; only the answer is late
+    deadline = time.monotonic() + 10
+    while toy.meter.in_flight("app-1", "t1") and time.monotonic() < deadline:
+        time.sleep(0.01)  # the late answer still holds the call's slot (the toy allows one in flight)
+    assert time.monotonic() - started >= 0.5
+    toy.clock.advance(60)
+    assert toy.http.post("/things/page/1", headers=auth).status_code == 200

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
 from providers.base import AuthField, AuthType, ConnectionInfo, Provider
@@ -18,16 +18,11 @@ from providers.errors import ProviderAuthError, ProviderError
 from providers.schema import defaults_from_schema
 from vrtx_pipelines.catalog import integration_row
 from vrtx_pipelines.connect.context import ConnectionContext, Status, get_connection, require_connection
-from vrtx_pipelines.connect.oauth import revoke
+from vrtx_pipelines.connect.purge import drop_warehouse, purge_rows
+from vrtx_pipelines.connect.revocation import Released, release_at_provider
 from vrtx_pipelines.credentials.stored import read_credentials, store_credentials
 from vrtx_pipelines.db.models import (
-    EntityLink,
-    IntegrationFieldMapping,
-    IntegrationSyncLog,
-    IntegrationWebhook,
-    PushOutbox,
     TenantIntegration,
-    WebhookInbox,
     utcnow,
 )
 from vrtx_pipelines.errors import (
@@ -152,37 +147,41 @@ def test_connection(ctx: ConnectionContext, tenant_id: str, provider: Provider) 
     return info
 
 
-def disconnect(ctx: ConnectionContext, tenant_id: str, provider: Provider, *, purge: bool) -> TenantIntegration:
-    """Forget the credentials and stop syncing; with ``purge``, also delete everything synced for it."""
+@dataclass(frozen=True)
+class Disconnection:
+    connection: TenantIntegration
+    released: Released  # what was given back at the provider
+    purged: dict[str, int] | None  # with purge: what was deleted, per kind
+
+
+def disconnect(ctx: ConnectionContext, tenant_id: str, provider: Provider, *, purge: bool) -> Disconnection:
+    """Give back what only this connection holds at the provider, forget the credentials and stop syncing; with
+    ``purge``, also delete everything synced for it (``vrtx_pipelines.connect.purge``)."""
     connection = require_connection(ctx.session, tenant_id, provider.slug)
-    revoked = False
-    if provider.auth.oauth2 is not None and connection.credentials:
-        revoked = revoke(ctx, provider, connection)
+    dropped = drop_warehouse(ctx, provider, tenant_id) if purge else None
+    released = release_at_provider(ctx, provider, connection)
     connection.status = Status.DISCONNECTED
     connection.credentials = None
     connection.last_error = None
-    if purge:
-        for model in (
-            EntityLink,
-            PushOutbox,
-            WebhookInbox,
-            IntegrationWebhook,
-            IntegrationFieldMapping,
-            IntegrationSyncLog,
-        ):
-            ctx.session.execute(delete(model).where(model.tenant_integration_id == connection.id))
-        connection.settings = None
-        connection.meta = None
-        connection.last_sync_at = None
+    purged = None
+    if dropped is not None:
+        purged = {**purge_rows(ctx, connection), "warehouse_tables": dropped.tables, "warehouse_rows": dropped.rows}
     ctx.session.flush()
     record_event(
         ctx.session,
         tenant_id,
         EventType.INTEGRATION_DISCONNECTED,
         provider.slug,
-        {"integration": provider.slug, "purged": purge, "revoked_at_provider": revoked},
+        {
+            "integration": provider.slug,
+            "purged": purge,
+            "revoked_at_provider": released.revoked,
+            "unlinked_at_provider": released.unlinked,
+            # Another tenant's connection uses the same grant or organisation link, which was therefore kept.
+            "kept_for_other_connections": released.shared,
+        },
     )
-    return connection
+    return Disconnection(connection, released, purged)
 
 
 def settings_errors(provider: Provider, values: Any) -> list[dict[str, str]]:

@@ -1,8 +1,14 @@
 """The connection a provider's client works with, built for one tenant's connection: pulls, pushes and the
-webhook fast path all hand it to ``Provider.client``."""
+webhook fast path all hand it to ``Provider.client``.
+
+This is also where a dead grant is noticed once for all of them: when the provider still refuses the credentials
+after a refresh (the client kit's ``on_refused``), the connection becomes ``expired`` (OAuth: the tenant must
+reconnect) or ``error`` (keys: the key was revoked), with an event, instead of staying ``connected``.
+"""
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -10,9 +16,12 @@ from providers.base import Provider, ProviderConnection
 from providers.kit.governor import RateGovernor
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect import oauth
-from vrtx_pipelines.connect.context import ConnectionContext
+from vrtx_pipelines.connect.context import ConnectionContext, Status
 from vrtx_pipelines.credentials.stored import read_credentials
 from vrtx_pipelines.db.models import TenantIntegration
+from vrtx_pipelines.events.record import EventType, record_event
+
+log = logging.getLogger(__name__)
 
 
 def governor_for(settings: Settings, provider: Provider) -> RateGovernor:
@@ -40,6 +49,10 @@ def provider_connection(
         with session_turn:
             return oauth.access_token(ctx, connection_id, force=force)
 
+    def refused(reason: str) -> None:
+        with session_turn:
+            credentials_refused(ctx, provider, connection_id, reason)
+
     return ProviderConnection(
         http=http,
         url=lambda url: ctx.settings.provider_url(provider.slug, url),
@@ -48,4 +61,22 @@ def provider_connection(
         refresh_access_token=lambda: token(force=True),
         governor=governor,
         credentials={k: str(v) for k, v in credentials.items()},
+        credentials_refused=refused,
     )
+
+
+def credentials_refused(ctx: ConnectionContext, provider: Provider, connection_id: int, reason: str) -> None:
+    """Mark a connection whose credentials the provider refuses even after a refresh, once, and commit (the run
+    that noticed is about to fail, and its rollback must not take this with it)."""
+    connection = ctx.session.get_one(TenantIntegration, connection_id, populate_existing=True)
+    if connection.status not in (Status.CONNECTED, Status.ERROR):
+        return  # already expired (a refused refresh), disconnected meanwhile, or still being chosen
+    oauth_based = provider.auth.oauth2 is not None
+    connection.status = Status.EXPIRED if oauth_based else Status.ERROR
+    message = f"{provider.name} refused the connection's credentials: {reason}. Reconnect it."
+    connection.last_error = message
+    event = EventType.INTEGRATION_EXPIRED if oauth_based else EventType.INTEGRATION_ERROR
+    key = "reason" if oauth_based else "error"
+    record_event(ctx.session, connection.tenant_id, event, provider.slug, {"integration": provider.slug, key: message})
+    ctx.session.commit()
+    log.warning("credentials refused provider=%s tenant=%s: %s", provider.slug, connection.tenant_id, reason)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from vrtx_pipelines.db.models import TenantIntegration
+from vrtx_pipelines.db.models import Integration, TenantIntegration
 
 
 def lock_connection(session: Session, connection_id: int) -> None:
@@ -20,3 +20,14 @@ def lock_connection(session: Session, connection_id: int) -> None:
         session.execute(statement.with_for_update())
     else:
         session.execute(update(TenantIntegration).where(TenantIntegration.id == connection_id).values(id=connection_id))
+
+
+def lock_integration(session: Session, integration_id: int) -> None:
+    """Hold the provider's catalog row until this transaction ends, as ``lock_connection`` holds a connection's:
+    for writers that must see what other tenants' connections of the provider did (a disconnect deciding whether
+    a grant is still shared)."""
+    statement = select(Integration.id).where(Integration.id == integration_id)
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(statement.with_for_update())
+    else:
+        session.execute(update(Integration).where(Integration.id == integration_id).values(id=integration_id))

@@ -107,11 +107,12 @@ def create_app(sandbox: XeroSandbox | None = None, *, knobs: XeroSandboxKnobs | 
     async def accounting(request: Request, resource: str, record_id: str | None = None) -> Response:
         """One Accounting API call: a read (GET) or a write (PUT creates, POST creates or updates)."""
         current, write = knobs_of(app, XeroSandboxKnobs), request.method != "GET"
-        gate.prepare(current)
-        if write and resource not in writes.WRITABLE:
-            return _problem_response(request, 501, "NotImplemented", _NOT_IMPLEMENTED)
         declared = None if record_id is not None and resource == "organisation" else reads.RESOURCES.get(resource)
         listing = not write and record_id is None and declared is not None and declared.entity != "organisation"
+        page = reads.page_of(resource, request.query_params) if not write and record_id is None and declared else None
+        gate.prepare(current, page=page)
+        if write and resource not in writes.WRITABLE:
+            return _problem_response(request, 501, "NotImplemented", _NOT_IMPLEMENTED)
         if write:
             scopes: frozenset[str] | None = writes.WRITABLE[resource][3]
         else:
@@ -135,7 +136,6 @@ def create_app(sandbox: XeroSandbox | None = None, *, knobs: XeroSandboxKnobs | 
             elif declared is None:  # an endpoint the sandbox does not serve (yet): Xero's 404, counted like any call
                 return Response(reads.NOT_FOUND_TEXT, 404, headers=call.headers, media_type="text/plain")
             else:
-                page = reads.page_of(resource, request.query_params) if record_id is None else None
                 answer = await gate.run(request, call, current, lambda: _read(sandbox, call, request), page=page)
         if isinstance(answer, Response):
             return answer

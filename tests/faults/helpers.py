@@ -1,0 +1,62 @@
+"""What the fault tests share: pulls run as their own processes, and counts read back from PostgreSQL."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, select, text
+
+from vrtx_pipelines.config import Settings
+from vrtx_pipelines.db.models import CanonicalRecord, TenantIntegration
+from vrtx_pipelines.db.session import engine_for, session_scope
+from vrtx_pipelines.names import dataset_name
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def sync_command(tenant: str, entities: list[str]) -> list[str]:
+    """`vrtx sync`: one pull run in a process of its own, as production runs one process per run."""
+    return [
+        sys.executable, "-m", "vrtx_pipelines.cli.main", "sync", "xero", "--tenant", tenant,
+        *(arg for entity in entities for arg in ("--entity", entity)),
+    ]  # fmt: skip
+
+
+def run_sync(tenant: str, entities: list[str], timeout_s: float = 600) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(sync_command(tenant, entities), cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
+def warehouse_keys(settings: Settings, tenant: str, table: str, key: str) -> tuple[int, int]:
+    """(rows, distinct keys) of a table of the tenant's Xero dataset."""
+    schema = dataset_name("xero", tenant)
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        rows, distinct = session.execute(
+            text(f'SELECT count(*), count(DISTINCT "{key}") FROM "{schema}"."{table}"')  # noqa: S608 -- our names
+        ).one()
+    return int(rows), int(distinct)
+
+
+def canonical_counts(settings: Settings, tenant: str, *, after_change: int = 0) -> dict[str, int]:
+    """The tenant's canonical records per entity (``after_change``: only changes numbered after it)."""
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        rows = session.execute(
+            select(CanonicalRecord.entity_type, func.count())
+            .join(TenantIntegration, TenantIntegration.id == CanonicalRecord.tenant_integration_id)
+            .where(TenantIntegration.tenant_id == tenant, CanonicalRecord.change_seq > after_change)
+            .group_by(CanonicalRecord.entity_type)
+        ).all()
+    return {entity: int(count) for entity, count in rows}
+
+
+def last_change(settings: Settings, tenant: str) -> int:
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        latest = session.scalar(
+            select(func.max(CanonicalRecord.change_seq))
+            .join(TenantIntegration, TenantIntegration.id == CanonicalRecord.tenant_integration_id)
+            .where(TenantIntegration.tenant_id == tenant)
+        )
+    return int(latest or 0)

@@ -193,6 +193,9 @@ def run_dev(
     dagster = subprocess.Popen(  # noqa: S603
         [
             sys.executable,
+            # `dagster dev` suggests `dg dev` (a separate CLI) on every start; this platform runs dagster dev.
+            "-W",
+            "ignore:Function `dev_command` is superseded",
             "-m",
             "dagster",
             "dev",

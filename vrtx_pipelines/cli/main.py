@@ -28,12 +28,21 @@ class VrtxGroup(click.Group):
             sys.exit(1)
 
 
+# Libraries whose INFO lines narrate their own machinery (alembic's "Context impl SQLiteImpl", httpx's line per
+# request, URLs and all): a command prints what it is for; VRTX_LOG_LEVEL=DEBUG shows them again.
+CHATTY_LIBRARIES = ("alembic", "httpx", "httpcore")
+
+
 def setup_logging() -> None:
+    level = get_settings().log_level.upper()
     logging.basicConfig(
-        level=get_settings().log_level.upper(),
+        level=level,
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
         stream=sys.stderr,
     )
+    if level != "DEBUG":
+        for name in CHATTY_LIBRARIES:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @click.group(cls=VrtxGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -17,6 +17,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from providers.sandbox_kit.serve import ServedApp
+from vrtx_pipelines.cli.devstate import DevPlatform, remove_state, write_state
 from vrtx_pipelines.cli.sandboxes import sandbox_base_urls, start_sandboxes, stop_sandboxes
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect.connections import connect_with_credentials
@@ -124,24 +125,48 @@ def run_dev(
     root = project_root()
     api_port = api_port or settings.api_port
     dagster_port = dagster_port or settings.dagster_port
+    api_url = f"http://{settings.api_host}:{api_port}"
+    dagster_url = f"http://127.0.0.1:{dagster_port}"
+    # Links, OAuth redirects and webhook URLs name the port this API really listens on unless told otherwise.
+    explicit = settings.model_fields_set
+    settings = settings.model_copy(
+        update={
+            "api_port": api_port,
+            "dagster_port": dagster_port,
+            "public_url": settings.public_url if "public_url" in explicit else api_url,
+            "dagster_url": settings.dagster_url if "dagster_url" in explicit else dagster_url,
+        }
+    )
     settings.home.mkdir(parents=True, exist_ok=True)
     vault_from_settings(settings)  # creates the development key before any other process needs it
     prepare_database(settings)
     tenant_id, token = ensure_demo_tenant(settings)
     served: dict[str, ServedApp] = {}
+    try:
+        return _run_platform(settings, root, tenant_id, token, served, sandboxes=sandboxes)
+    finally:
+        remove_state(settings.home, os.getpid())
+        stop_sandboxes(served)
+
+
+def _run_platform(
+    settings: Settings, root: Path, tenant_id: str, token: str, served: dict[str, ServedApp], *, sandboxes: bool
+) -> int:
     demo_connections: list[str] = []
+    sandbox_apps: dict[str, dict[str, str]] = {}
+    configured_apps = set(settings.oauth_clients)  # real apps: they win, and never go into the state file
     if sandboxes:
         providers = load_providers()
-        served = start_sandboxes(providers.values())
+        served.update(start_sandboxes(providers.values()))
         base_urls = {**settings.provider_base_urls, **sandbox_base_urls(served)}
         # OAuth sandboxes register a demo app; use it unless a real app is configured.
-        oauth_clients = {
+        sandbox_apps = {
             slug: dict(providers[slug].sandbox_credentials)
             for slug in served
             if providers[slug].auth.oauth2 is not None and providers[slug].sandbox_credentials
         }
         settings = settings.model_copy(
-            update={"provider_base_urls": base_urls, "oauth_clients": {**oauth_clients, **settings.oauth_clients}}
+            update={"provider_base_urls": base_urls, "oauth_clients": {**sandbox_apps, **settings.oauth_clients}}
         )
         demo_connections = connect_demo_tenant(settings, tenant_id)
         # Changes made in a sandbox come back as signed webhooks to the API, as they would from the provider.
@@ -152,8 +177,21 @@ def run_dev(
                 settings,
                 tenant_id,
                 {slug: server.app for slug, server in served.items()},
-                f"http://{settings.api_host}:{api_port}",
+                f"http://{settings.api_host}:{settings.api_port}",
             )
+    api_url = f"http://{settings.api_host}:{settings.api_port}"
+    dagster_url = f"http://127.0.0.1:{settings.dagster_port}"
+    # From here on, `vrtx sync`, `vrtx connect`, ... in another shell reach the same sandboxes (cli/devstate.py).
+    write_state(
+        settings.home,
+        DevPlatform(
+            pid=os.getpid(),
+            api_url=api_url,
+            dagster_url=dagster_url,
+            provider_base_urls=dict(settings.provider_base_urls),
+            oauth_clients={slug: app for slug, app in sandbox_apps.items() if slug not in configured_apps},
+        ),
+    )
     dagster_env = dagster_environment(settings, root)
     initialise_instance(dagster_env)
 
@@ -163,6 +201,10 @@ def run_dev(
         "VRTX_HOME": str(settings.home),
         "VRTX_PROVIDER_BASE_URLS": json.dumps(settings.provider_base_urls),
         "VRTX_OAUTH_CLIENTS": json.dumps(settings.oauth_clients),
+        "VRTX_PUBLIC_URL": settings.public_url,
+        "VRTX_DAGSTER_URL": settings.dagster_url or dagster_url,
+        "VRTX_API_PORT": str(settings.api_port),
+        "VRTX_DAGSTER_PORT": str(settings.dagster_port),
     }
     if settings.database_url:
         env["VRTX_DATABASE_URL"] = settings.database_url
@@ -184,7 +226,7 @@ def run_dev(
             "--host",
             settings.api_host,
             "--port",
-            str(api_port),
+            str(settings.api_port),
         ],
         cwd=root,
         env=env,
@@ -204,7 +246,7 @@ def run_dev(
             "-h",
             "127.0.0.1",
             "-p",
-            str(dagster_port),
+            str(settings.dagster_port),
         ],
         cwd=root,
         env=env,
@@ -212,8 +254,6 @@ def run_dev(
     )
     children = {"api": api, "dagster": dagster}
 
-    api_url = f"http://{settings.api_host}:{api_port}"
-    dagster_url = f"http://127.0.0.1:{dagster_port}"
     ready = wait_until_up(f"{api_url}/healthz", api, 60, lambda: stopping) and wait_until_up(
         f"{dagster_url}/server_info", dagster, 180, lambda: stopping
     )
@@ -241,7 +281,6 @@ def run_dev(
                 stopping = True
         time.sleep(0.3)
     _shutdown(children)
-    stop_sandboxes(served)
     return exit_code
 
 

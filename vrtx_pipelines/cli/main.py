@@ -3,28 +3,42 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
-from vrtx_pipelines.config import get_settings
+from vrtx_pipelines.config import get_settings, reset_settings_cache
 from vrtx_pipelines.errors import IntegrationError
 
 log = logging.getLogger("vrtx")
 
 
 class VrtxGroup(click.Group):
-    """Turns the platform's typed errors into one line on stderr and a non-zero exit."""
+    """Turns the platform's typed errors, a provider that cannot be reached and a database that cannot be reached
+    into one line on stderr and a non-zero exit."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from sqlalchemy.exc import OperationalError
+
+        from providers.errors import ProviderError
+
         try:
             return super().invoke(ctx)
         except IntegrationError as exc:
             click.echo(f"error: {exc.message}", err=True)
             for detail in exc.details:
                 click.echo(f"  {detail.get('field', '')}: {detail.get('message', '')}", err=True)
+            sys.exit(1)
+        except ProviderError as exc:  # its message is written to be shown: it never carries a credential
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+        except OperationalError as exc:
+            # The driver's own first line ("connection ... refused"); the URL, with its password, is not in it.
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            click.echo(f"error: the database cannot be used: {reason}", err=True)
             sys.exit(1)
 
 
@@ -46,8 +60,15 @@ def setup_logging() -> None:
 
 
 @click.group(cls=VrtxGroup, context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """VRTX Integrations: the CRM's integrations platform (API, Dagster pipelines, provider sandboxes)."""
+    if ctx.invoked_subcommand != "dev":
+        # A `vrtx dev` running on this VRTX_HOME says where its sandboxes, API and Dagster are.
+        from vrtx_pipelines.cli.devstate import apply_to_environment
+
+        if apply_to_environment(get_settings().home, os.environ) is not None:
+            reset_settings_cache()
     setup_logging()
 
 
@@ -342,8 +363,16 @@ def sandbox(port_base: int | None) -> None:
 def dev(api_port: int | None, dagster_port: int | None, sandboxes: bool) -> None:
     """Run the whole platform locally: database, demo tenant, API, Dagster UI and daemon. Ctrl-C stops it."""
     from vrtx_pipelines.cli.devserver import run_dev
+    from vrtx_pipelines.cli.devstate import running_platform
 
-    sys.exit(run_dev(get_settings(), api_port=api_port, dagster_port=dagster_port, sandboxes=sandboxes))
+    settings = get_settings()
+    running = running_platform(settings.home)
+    if running is not None:
+        raise IntegrationError(
+            f"vrtx dev is already running for {settings.home} (pid {running.pid}, API {running.api_url}); "
+            "stop it first, or give this one its own VRTX_HOME"
+        )
+    sys.exit(run_dev(settings, api_port=api_port, dagster_port=dagster_port, sandboxes=sandboxes))
 
 
 if __name__ == "__main__":

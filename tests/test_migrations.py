@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
+from tests.helpers import head_revision
 from vrtx_pipelines.db import migrate
+from vrtx_pipelines.db.models import Base
 
 SEED_COLUMNS = {
     "integrations": {
@@ -38,6 +42,7 @@ FLOW_TABLES = {
     "oauth_states",
     "outbound_events",
     "canonical_records",
+    "marketplace_links",
 }
 
 
@@ -58,7 +63,15 @@ def test_downgrade_removes_everything_and_upgrade_again_works(db_url: str) -> No
     assert set(inspect(create_engine(db_url)).get_table_names()) <= {"vrtx_alembic_version"}
     assert migrate.current_revision(db_url) is None
     migrate.upgrade(db_url)
-    assert migrate.current_revision(db_url) == "0004"
+    assert migrate.current_revision(db_url) == head_revision()
+
+
+def test_the_migrations_build_exactly_the_schema_the_models_declare(db_url: str) -> None:
+    migrate.upgrade(db_url)
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": migrate.VERSION_TABLE})
+        assert compare_metadata(context, Base.metadata) == []
 
 
 def test_seed_defaults_apply_at_the_database_level(db_url: str) -> None:

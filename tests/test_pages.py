@@ -90,13 +90,13 @@ def test_pages_refuse_a_missing_tampered_expired_or_other_purpose_session(api: T
     assert api.get(f"/marketplace?session={forged}", follow_redirects=False).status_code == 401
 
     vault = vault_from_settings(settings)
-    expired, _ = page_sessions._issue(vault, page_sessions.LINK_PURPOSE, "acme", -1)
+    expired, _ = page_sessions._issue(vault, page_sessions.LINK_PURPOSE, "acme", 0, -1)
     assert api.get(f"/marketplace?session={expired}", follow_redirects=False).status_code == 401
 
     # A link is not a session cookie, and a session cookie is not a link.
     api.cookies.set(page_sessions.COOKIE, grant)
     assert api.get("/marketplace").status_code == 401
-    cookie, _ = page_sessions._issue(vault, page_sessions.SESSION_PURPOSE, "acme", 60)
+    cookie, _ = page_sessions._issue(vault, page_sessions.SESSION_PURPOSE, "acme", 0, 60)
     assert api.get(f"/marketplace?session={cookie}", follow_redirects=False).status_code == 401
     api.cookies.set(page_sessions.COOKIE, cookie)
     assert api.get("/marketplace").status_code == 200

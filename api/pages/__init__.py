@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import Response
 from fastapi.staticfiles import StaticFiles
 
 from api.pages import mappings_page, marketplace, settings_page, sync_page
 from api.pages.render import install_page_handlers
-from api.pages.session import api_router
+from api.pages.session import SessionStarted, api_router
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 
@@ -24,5 +25,10 @@ router.include_router(marketplace.router)
 def install_pages(app: FastAPI) -> None:
     """Mount the pages, their static files and their HTML error handler on the API app."""
     install_page_handlers(app)
+
+    @app.exception_handler(SessionStarted)
+    async def _session_started(_request: Request, exc: SessionStarted) -> Response:
+        return exc.response
+
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)

@@ -75,6 +75,7 @@ def test_vrtx_dev_serves_api_and_dagster_ui_and_stops_cleanly_on_ctrl_c(tmp_path
         output = log_path.read_text()
         token = re.search(r"Authorization: Bearer (vrtx_\S+)", output)
         assert token, output
+        assert "uv run vrtx marketplace-link --tenant demo" in output
         catalog = httpx.get(
             f"http://127.0.0.1:{api_port}/api/v1/integrations",
             headers={"Authorization": f"Bearer {token.group(1)}"},

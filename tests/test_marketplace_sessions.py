@@ -149,3 +149,22 @@ def test_links_and_oauth_codes_never_reach_the_access_log(settings: Settings, se
     assert "code=[redacted]&state=[redacted]" in lines
     for secret in (grant, "secret-code-123", "secret-state-456"):
         assert secret not in lines
+
+
+def test_vrtx_marketplace_link_prints_a_fresh_link_to_the_page_asked_for(api: TestClient, settings: Settings) -> None:
+    make_tenant(settings, "acme")
+    printed = CliRunner().invoke(main, ["marketplace-link", "--tenant", "acme", "--path", "/marketplace/xero/sync"])
+    assert printed.exit_code == 0, printed.output
+    url = printed.stdout.strip()
+    assert url.startswith(f"{settings.public_url}/marketplace/xero/sync?session=acme.")
+    parts = urlsplit(url)
+    opened = browser(api).get(f"{parts.path}?{parts.query}", follow_redirects=False)
+    assert opened.status_code == 303 and opened.headers["location"] == "/marketplace/xero/sync"
+    assert "opens once" in printed.stderr
+
+    for args, message in (
+        (["--tenant", "nobody"], "error: there is no active tenant 'nobody'"),
+        (["--tenant", "acme", "--path", "https://evil.example/"], "error: 'https://evil.example/' is not a"),
+    ):
+        refused = CliRunner().invoke(main, ["marketplace-link", *args])
+        assert refused.exit_code == 1 and refused.stdout == "" and refused.stderr.startswith(message)

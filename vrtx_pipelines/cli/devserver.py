@@ -75,7 +75,8 @@ def initialise_instance(env: dict[str, str]) -> None:
 
 
 def marketplace_link(api_url: str, token: str) -> str:
-    """A signed link that opens the demo tenant's marketplace pages in a browser, asked of the running API."""
+    """A signed link that opens the demo tenant's marketplace pages in a browser, asked of the running API, with
+    how long it lasts."""
     try:
         answer = httpx.post(
             f"{api_url}/api/v1/marketplace/sessions", headers={"Authorization": f"Bearer {token}"}, timeout=10
@@ -83,7 +84,8 @@ def marketplace_link(api_url: str, token: str) -> str:
         answer.raise_for_status()
     except httpx.HTTPError as exc:
         return f"(could not get a link: {type(exc).__name__})"
-    return str(answer.json()["url"])
+    link = answer.json()
+    return f"{link['url']}  (opens once, within {int(link['expires_in']) // 60} minutes)"
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float, give_up: Callable[[], bool]) -> bool:
@@ -265,8 +267,8 @@ def _run_platform(
             f"  Dagster UI   {dagster_url}  (code location: vrtx)",
             f"  Database     {make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)}",
             f"  Demo tenant  {tenant_id}: Authorization: Bearer {token}",
-            f"  Marketplace  {marketplace_link(api_url, token)}  (this link works for 10 minutes; "
-            f"POST {api_url}/api/v1/marketplace/sessions gives a fresh one)",
+            f"  Marketplace  {marketplace_link(api_url, token)}",
+            f"               a fresh one: uv run vrtx marketplace-link --tenant {tenant_id} [--path /marketplace/xero]",
             *(f"  Sandbox      {slug} {url}" for slug, url in settings.provider_base_urls.items()),
         ]
         if demo_connections:

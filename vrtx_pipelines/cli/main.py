@@ -165,6 +165,45 @@ def tenants_rotate_token(tenant_id: str) -> None:
     click.echo(f"new API token for {tenant_id}: {token}")
 
 
+@main.command("marketplace-link")
+@click.option("--tenant", "tenant_id", required=True, help="Whose marketplace to open.")
+@click.option(
+    "--path",
+    default="/marketplace",
+    show_default=True,
+    help="The page: /marketplace, /marketplace/<slug>, or /marketplace/<slug>/settings, /sync or /mappings.",
+)
+def marketplace_link(tenant_id: str, path: str) -> None:
+    """Print a fresh signed link to a tenant's marketplace pages (it opens once, within its lifetime)."""
+    from pydantic import ValidationError
+
+    from api.pages.config import pages_settings
+    from api.pages.session import SessionLinkIn, marketplace_url
+    from vrtx_pipelines.credentials.vault import vault_from_settings
+    from vrtx_pipelines.db.models import Tenant
+    from vrtx_pipelines.db.session import session_scope
+    from vrtx_pipelines.errors import NotFound, ValidationFailed
+    from vrtx_pipelines.platform import prepare_database
+
+    try:
+        page = SessionLinkIn(path=path).path
+    except ValidationError:
+        raise ValidationFailed(
+            f"{path!r} is not a marketplace page: /marketplace, /marketplace/<slug> or "
+            "/marketplace/<slug>/settings, /sync or /mappings"
+        ) from None
+    settings = get_settings()
+    prepare_database(settings)
+    with session_scope() as session:
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is None or not tenant.is_active:
+            raise NotFound(f"there is no active tenant {tenant_id!r}")
+        link = marketplace_url(settings, vault_from_settings(settings), tenant, page)
+    click.echo(link.url)
+    minutes = pages_settings().marketplace_link_ttl_s // 60
+    click.echo(f"(opens once, within {minutes} minutes; the browser session it starts lasts an hour)", err=True)
+
+
 # --- catalog --------------------------------------------------------------------------------------------
 
 

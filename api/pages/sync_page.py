@@ -33,6 +33,23 @@ LAUNCH_FAILURES = {
 }
 
 
+# What started a run (``vrtx_pipelines.names.Trigger``), as a tenant admin reads it.
+TRIGGERS = {
+    "schedule": "Schedule",
+    "connected": "First sync",
+    "cli": "Command line",
+    "api": "Sync now",  # the page's button and POST .../sync alike
+    "webhook": "Webhook",
+    "push": "From the CRM",
+}
+
+
+def trigger_of(row: sync_api.SyncLogOut) -> str:
+    """The row's trigger in words: pulls record theirs in request_data; push rows are started by the CRM."""
+    trigger = (row.request_data or {}).get("trigger") or ("push" if row.direction == "push" else "")
+    return TRIGGERS.get(str(trigger), str(trigger) or "—")
+
+
 def _tenant(session: SessionDep, tenant_id: str) -> Tenant:
     tenant = session.get(Tenant, tenant_id)
     assert tenant is not None, "the page session checked the tenant"
@@ -102,6 +119,7 @@ def sync_page(
         filters=filters,
         can_sync=provider.pulls is not None and connection.status in sync_api.SYNCABLE,
         needs_reconnect=connection.status in (Status.EXPIRED, Status.ERROR),
+        trigger_of=trigger_of,
         launched=launched,
         launch_failure=LAUNCH_FAILURES.get(error, "The sync could not be started. Try again." if error else ""),
     )

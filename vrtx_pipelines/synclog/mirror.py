@@ -307,6 +307,7 @@ def summarise_push(run: DagsterRun, session: Session, failure: str | None) -> tu
                 error_message=scrub(message) if message else None,
                 request_data=redact(
                     {
+                        "trigger": run.tags.get(TRIGGER_TAG, Trigger.PUSH.value),
                         "pushes": [
                             {"id": r.id, "operation": r.operation, "vrtx_id": r.vrtx_id} for r in batch[:SAMPLE_ROWS]
                         ],

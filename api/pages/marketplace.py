@@ -12,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from api.deps import ContextDep, SessionDep
 from api.pages.common import (
     CATEGORY_NAMES,
+    abilities,
     provider_page,
     status_view,
     tenant_connection,
@@ -32,6 +33,12 @@ NOTICES = {
     "connected": "Connected. The first sync starts shortly.",
     "disconnected": "Disconnected. Nothing more will be synced.",
     "purged": "Disconnected, and everything synced from it was deleted.",
+}
+# A connection that cannot sync yet is not promised a sync.
+CONNECT_ONLY_NOTICES = {
+    "connected": "Connected. The credentials were checked and are stored encrypted.",
+    "disconnected": "Disconnected. The stored credentials were deleted.",
+    "purged": "Disconnected, and everything stored for it was deleted.",
 }
 OAUTH_FAILURES = {
     "oauth_denied": "The connection was not authorised at {name}{reason}. Nothing was connected; you can try again.",
@@ -127,7 +134,9 @@ def _account(meta: Mapping[str, Any] | None) -> str:
 def details(
     slug: str, request: Request, page: PageDep, session: SessionDep, notice: Annotated[str, Query()] = ""
 ) -> Response:
-    return _details(request, session, page, provider_page(slug, page), notice=NOTICES.get(notice, ""))
+    provider = provider_page(slug, page)
+    notices = NOTICES if abilities(provider).syncs else CONNECT_ONLY_NOTICES
+    return _details(request, session, page, provider, notice=notices.get(notice, ""))
 
 
 @router.post("/marketplace/{slug}/connect", response_model=None)

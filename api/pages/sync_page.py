@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.deps import SessionDep, SettingsDep
-from api.pages.common import provider_page, require_connection, status_view
+from api.pages.common import abilities, provider_page, require_connection, status_view
 from api.pages.render import PageError, render
 from api.pages.session import FormDep, PageDep
 from api.routes import sync as sync_api
@@ -72,6 +72,9 @@ def sync_page(
 ) -> Response:
     provider = provider_page(slug, page)
     connection = require_connection(session, page, provider)
+    if not abilities(provider).syncs:
+        message = f"{provider.name} is connected, but it does not sync anything yet: there is no sync status."
+        raise PageError(404, f"{provider.name} does not sync yet", message, page.brand)
     tenant = _tenant(session, page.tenant_id)
     pulled = provider.pulls.entities if provider.pulls else ()
     pushed = tuple(provider.pushes.entities) if provider.pushes else ()

@@ -10,12 +10,13 @@ from fastapi.staticfiles import StaticFiles
 
 from api.pages import mappings_page, marketplace, settings_page, sync_page
 from api.pages.common import abilities, sections
+from api.pages.marks import mark
 from api.pages.render import ENVIRONMENT, install_page_handlers
 from api.pages.session import SessionStarted, api_router
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
 # Every template can ask what an integration can do (a connect-only one shows no sync or mapping parts).
-ENVIRONMENT.globals.update(abilities=abilities, sections=sections)
+ENVIRONMENT.globals.update(abilities=abilities, sections=sections, mark=mark)
 
 router = APIRouter()
 router.include_router(api_router)

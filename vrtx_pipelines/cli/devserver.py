@@ -8,15 +8,19 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 import httpx
+from dagster import DagsterInstance
 from sqlalchemy.engine import make_url
 
 from providers.sandbox_kit.serve import ServedApp
+from vrtx_pipelines.cli.activity import ActivityFeed, start_feed
+from vrtx_pipelines.cli.devlog import Terminal, pump
 from vrtx_pipelines.cli.devstate import DevPlatform, remove_state, write_state
 from vrtx_pipelines.cli.sandboxes import sandbox_base_urls, start_sandboxes, stop_sandboxes
 from vrtx_pipelines.config import Settings
@@ -24,7 +28,7 @@ from vrtx_pipelines.connect.connections import connect_with_credentials
 from vrtx_pipelines.connect.consent import consent_in_sandbox
 from vrtx_pipelines.connect.context import ConnectionContext, Status, get_connection
 from vrtx_pipelines.credentials.vault import vault_from_settings
-from vrtx_pipelines.db.session import engine_for, session_scope
+from vrtx_pipelines.db.session import engine_for, session_factory, session_scope
 from vrtx_pipelines.platform import ensure_demo_tenant, prepare_database
 from vrtx_pipelines.registry import load_providers
 from vrtx_pipelines.webhooks.config import subscribe_demo_webhooks
@@ -55,23 +59,26 @@ def dagster_environment(settings: Settings, root: Path) -> dict[str, str]:
     return env
 
 
-def initialise_instance(env: dict[str, str]) -> None:
-    """Create Dagster's storage once, before the daemon and code server race to do it."""
-    from dagster import DagsterInstance
-
+def dagster_instance(env: dict[str, str]) -> DagsterInstance:
+    """The instance the children use, opened in this process (its config reads the environment once)."""
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
-        with DagsterInstance.get() as instance:
-            instance.get_runs(limit=1)
-            instance.get_dynamic_partitions("vrtx_init_probe")
-            instance.all_instigator_state()
+        return DagsterInstance.get()
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def initialise_instance(env: dict[str, str]) -> None:
+    """Create Dagster's storage once, before the daemon and code server race to do it."""
+    with dagster_instance(env) as instance:
+        instance.get_runs(limit=1)
+        instance.get_dynamic_partitions("vrtx_init_probe")
+        instance.all_instigator_state()
 
 
 def marketplace_link(api_url: str, token: str) -> str:
@@ -122,7 +129,12 @@ def connect_demo_tenant(settings: Settings, tenant_id: str) -> list[str]:
 
 
 def run_dev(
-    settings: Settings, api_port: int | None = None, dagster_port: int | None = None, *, sandboxes: bool = True
+    settings: Settings,
+    api_port: int | None = None,
+    dagster_port: int | None = None,
+    *,
+    sandboxes: bool = True,
+    verbose: bool = False,
 ) -> int:
     root = project_root()
     api_port = api_port or settings.api_port
@@ -145,14 +157,21 @@ def run_dev(
     tenant_id, token = ensure_demo_tenant(settings)
     served: dict[str, ServedApp] = {}
     try:
-        return _run_platform(settings, root, tenant_id, token, served, sandboxes=sandboxes)
+        return _run_platform(settings, root, tenant_id, token, served, sandboxes=sandboxes, verbose=verbose)
     finally:
         remove_state(settings.home, os.getpid())
         stop_sandboxes(served)
 
 
 def _run_platform(
-    settings: Settings, root: Path, tenant_id: str, token: str, served: dict[str, ServedApp], *, sandboxes: bool
+    settings: Settings,
+    root: Path,
+    tenant_id: str,
+    token: str,
+    served: dict[str, ServedApp],
+    *,
+    sandboxes: bool,
+    verbose: bool,
 ) -> int:
     demo_connections: list[str] = []
     sandbox_apps: dict[str, dict[str, str]] = {}
@@ -218,6 +237,13 @@ def _run_platform(
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    # The children's whole output goes to these files; the terminal shows the activity feed and problems.
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_files = {name: logs / f"{name}.log" for name in ("api", "dagster")}
+    for path in log_files.values():
+        path.write_text("")
+    terminal = Terminal()
     # Own process groups: one Ctrl-C reaches us once, and we stop the children in order.
     api = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
         [
@@ -233,6 +259,8 @@ def _run_platform(
         cwd=root,
         env=env,
         start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     dagster = subprocess.Popen(  # noqa: S603
         [
@@ -253,8 +281,19 @@ def _run_platform(
         cwd=root,
         env=env,
         start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     children = {"api": api, "dagster": dagster}
+    pumps = [
+        pump(name, child.stdout, log_files[name], terminal, verbose=verbose)
+        for name, child in children.items()
+        if child.stdout is not None
+    ]
+    stop_feed = threading.Event()
+    instance = dagster_instance(dagster_env)
+    feed = ActivityFeed(instance, session_factory(engine_for(settings.sqlalchemy_url)), terminal.write)
+    feed_thread = start_feed(feed, stop_feed)
 
     ready = wait_until_up(f"{api_url}/healthz", api, 60, lambda: stopping) and wait_until_up(
         f"{dagster_url}/server_info", dagster, 180, lambda: stopping
@@ -273,7 +312,13 @@ def _run_platform(
         ]
         if demo_connections:
             lines.append(f"  Demo tenant is connected to: {', '.join(demo_connections)}")
-        print("\n".join([*lines, "Press Ctrl-C to stop.", ""]), flush=True)
+        lines += [
+            f"  Logs         {log_files['api']}, {log_files['dagster']}"
+            + ("" if verbose else "  (all of it here: vrtx dev --verbose)"),
+            "Below: syncs, pushes, webhooks and problems as they happen. Press Ctrl-C to stop.",
+            "",
+        ]
+        terminal.write("\n".join(lines))
     exit_code = 0
     while not stopping:
         for name, child in children.items():
@@ -282,7 +327,13 @@ def _run_platform(
                 exit_code = 1
                 stopping = True
         time.sleep(0.3)
+    stop_feed.set()
+    terminal.stopping.set()
     _shutdown(children)
+    feed_thread.join(timeout=5)
+    instance.dispose()
+    for thread in pumps:
+        thread.join(timeout=5)  # the children's last lines reach their files
     return exit_code
 
 

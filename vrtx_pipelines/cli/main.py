@@ -399,7 +399,12 @@ def sandbox(port_base: int | None) -> None:
     show_default=True,
     help="Serve the provider sandboxes and connect the demo tenant to them.",
 )
-def dev(api_port: int | None, dagster_port: int | None, sandboxes: bool) -> None:
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show the API's and Dagster's whole output here too (it always goes to the log files).",
+)
+def dev(api_port: int | None, dagster_port: int | None, sandboxes: bool, verbose: bool) -> None:
     """Run the whole platform locally: database, demo tenant, API, Dagster UI and daemon. Ctrl-C stops it."""
     from vrtx_pipelines.cli.devserver import run_dev
     from vrtx_pipelines.cli.devstate import running_platform
@@ -411,7 +416,7 @@ def dev(api_port: int | None, dagster_port: int | None, sandboxes: bool) -> None
             f"vrtx dev is already running for {settings.home} (pid {running.pid}, API {running.api_url}); "
             "stop it first, or give this one its own VRTX_HOME"
         )
-    sys.exit(run_dev(settings, api_port=api_port, dagster_port=dagster_port, sandboxes=sandboxes))
+    sys.exit(run_dev(settings, api_port=api_port, dagster_port=dagster_port, sandboxes=sandboxes, verbose=verbose))
 
 
 if __name__ == "__main__":

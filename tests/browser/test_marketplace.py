@@ -5,6 +5,7 @@ mapping and preview it, white label at phone width. Each page is saved as a scre
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +42,11 @@ def shoot(page: Page, folder: Path, name: str) -> None:
     """The current page at desktop and at phone width; the page stays at desktop width."""
     for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         page.set_viewport_size(viewport)
-        page.screenshot(path=str(folder / f"{name}-{label}.png"), full_page=True)
+        # Written whole under a name of its own, then renamed: a parallel worker may shoot the same page.
+        target = folder / f"{name}-{label}.png"
+        partial = target.with_name(f".{target.name}.{os.getpid()}")
+        partial.write_bytes(page.screenshot(full_page=True))
+        partial.replace(target)
     page.set_viewport_size(DESKTOP)
 
 

@@ -7,6 +7,7 @@ import logging
 
 from fastapi import FastAPI
 
+from api.access_log import install_access_log_redaction
 from api.errors import install_error_handlers
 from api.json_bodies import StrictJSONBodies
 from api.pages import install_pages
@@ -40,6 +41,7 @@ def create_app(
     settings: Settings | None = None, *, client_factory: ClientFactory = provider_client, migrate: bool = True
 ) -> FastAPI:
     settings = settings or get_settings()
+    install_access_log_redaction()  # links and OAuth codes in query strings never reach the access log
     engine = engine_for(settings.sqlalchemy_url)
     vault = vault_from_settings(settings)  # fails fast in production without a key
     prepare_database(settings, migrate=migrate)

@@ -31,9 +31,32 @@ POSTGRES_URL = os.environ.get("VRTX_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("VRTX_REQUIRE_POSTGRES") == "1"
 
 
+# Tests that start real processes (vrtx dev, dagster-webserver and -daemon, Chromium): the longest by far.
+REAL_PROCESSES = (
+    "tests/test_dev.py",
+    "tests/test_pushes_daemon.py",
+    "tests/test_cli_dev_platform.py",
+    "tests/browser/",
+)
+
+
+def running_time_rank(item: pytest.Item) -> int:
+    """0 for tests that start real processes, 1 for those that run Dagster in process, 2 for the rest."""
+    path = str(item.path).replace(os.sep, "/")
+    if any(part in path for part in REAL_PROCESSES):
+        return 0
+    return 1 if item.get_closest_marker("dagster") else 2
+
+
+@pytest.hookimpl(trylast=True)  # after tests/browser/conftest.py has marked its tests
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if REQUIRE_POSTGRES and not POSTGRES_URL:
         raise pytest.UsageError("VRTX_REQUIRE_POSTGRES=1 but VRTX_TEST_POSTGRES_URL is not set")
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker (each one collects, identically)
+        # Under pytest-xdist (scripts/test: -n 2 --maxschedchunk 2, workers take the next tests as they finish):
+        # the longest tests first, so that no worker is left with a long one at the end while the others idle.
+        # Stable: within a rank the collection order (and its module fixtures' reuse) is kept.
+        items.sort(key=running_time_rank)
 
 
 def _admin_connection() -> psycopg2.extensions.connection:

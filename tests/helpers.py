@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from alembic.script import ScriptDirectory
+
 from vrtx_pipelines.config import Settings
+from vrtx_pipelines.db import migrate
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.tenants import create_tenant
 
@@ -34,3 +37,10 @@ class FakeTime:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.now += seconds
+
+
+def head_revision() -> str:
+    """The app migrations' newest revision (tests name it, not a literal that every new migration breaks)."""
+    head = ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_current_head()
+    assert head is not None
+    return head

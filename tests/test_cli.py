@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.helpers import head_revision
 from vrtx_pipelines.cli.main import main
 from vrtx_pipelines.config import reset_settings_cache
 from vrtx_pipelines.credentials.vault import load_key_file
 
 Runner = Callable[..., Result]
+VRTX = str(Path(sys.executable).with_name("vrtx"))  # the console script a user runs
+
+
+def cli_env(home: Path, db_url: str) -> dict[str, str]:
+    """The environment of a user's shell: no test settings, only where the state lives."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VRTX_")}
+    return {**env, "VRTX_HOME": str(home), "VRTX_DATABASE_URL": db_url}
 
 
 @pytest.fixture
@@ -69,9 +80,9 @@ def test_integrations_list_is_a_table_of_all_17_saying_what_can_be_connected(run
 
 
 def test_db_upgrade_and_downgrade(run: Runner) -> None:
-    assert "revision 0005" in run("db", "upgrade").output
+    assert f"revision {head_revision()}" in run("db", "upgrade").output
     assert "revision base" in run("db", "downgrade", "--revision", "base").output
-    assert "revision 0005" in run("db", "upgrade").output
+    assert f"revision {head_revision()}" in run("db", "upgrade").output
 
 
 def test_keys_rotate_puts_a_new_key_first_and_keeps_secrets_readable(run: Runner, tmp_path: Path) -> None:
@@ -90,3 +101,14 @@ def test_keys_generate_prints_a_usable_key() -> None:
 
     result = CliRunner().invoke(main, ["keys", "generate"])
     assert len(parse_keys(result.output.strip())) == 1
+
+
+def test_a_command_prints_only_what_it_is_for_from_a_fresh_checkout(tmp_path: Path, db_url: str) -> None:
+    env = cli_env(tmp_path / "not-created-yet", db_url)
+    listed = subprocess.run([VRTX, "tenants", "list"], env=env, capture_output=True, text=True, timeout=120)
+    # No alembic INFO lines, no library warnings: the table and nothing else.
+    assert (listed.returncode, listed.stderr) == (0, "")
+    assert listed.stdout.split() == ["TENANT", "NAME", "TOKEN", "STATE", "CREATED"]
+    # This one loads Dagster, dlt and the OAuth client (Authlib used to warn about httpx on import).
+    synced = subprocess.run([VRTX, "sync", "stripe", "--tenant", "demo"], env=env, capture_output=True, text=True)
+    assert (synced.returncode, synced.stdout, synced.stderr) == (1, "", "error: Stripe has no pulls yet\n")

@@ -6,11 +6,15 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
 from sqlalchemy import DateTime, bindparam, create_engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from providers.base import WebhookEvent
+from tests.helpers import head_revision
 from vrtx_pipelines.db import migrate
+from vrtx_pipelines.db.models import Base
 from vrtx_pipelines.registry import get_provider
 
 SEED_COLUMNS = {
@@ -43,6 +47,7 @@ FLOW_TABLES = {
     "oauth_states",
     "outbound_events",
     "canonical_records",
+    "marketplace_links",
 }
 
 
@@ -63,7 +68,15 @@ def test_downgrade_removes_everything_and_upgrade_again_works(db_url: str) -> No
     assert set(inspect(create_engine(db_url)).get_table_names()) <= {"vrtx_alembic_version"}
     assert migrate.current_revision(db_url) is None
     migrate.upgrade(db_url)
-    assert migrate.current_revision(db_url) == "0005"
+    assert migrate.current_revision(db_url) == head_revision()
+
+
+def test_the_migrations_build_exactly_the_schema_the_models_declare(db_url: str) -> None:
+    migrate.upgrade(db_url)
+    engine = create_engine(db_url)
+    with engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"version_table": migrate.VERSION_TABLE})
+        assert compare_metadata(context, Base.metadata) == []
 
 
 def test_seed_defaults_apply_at_the_database_level(db_url: str) -> None:
@@ -119,8 +132,8 @@ def test_json_columns_are_jsonb_on_postgres(postgres_url: str) -> None:
         assert type(columns[name]["type"]).__name__ == "JSONB"
 
 
-def test_0005_rekeys_recent_xero_inbox_rows_on_the_normalised_identity_and_deletes_nothing(db_url: str) -> None:
-    """Rows stored before 0005 under Xero's old key (a hash over the raw date text): the first of an event's copies
+def test_0006_rekeys_recent_xero_inbox_rows_on_the_normalised_identity_and_deletes_nothing(db_url: str) -> None:
+    """Rows stored before 0006 under Xero's old key (a hash over the raw date text): the first of an event's copies
     takes the identity the inbox now computes, so a redelivery is still a duplicate; a re-formatted copy keeps its
     old key; rows too old to meet a redelivery are left alone."""
     from vrtx_pipelines.db.session import session_factory

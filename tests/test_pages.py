@@ -90,13 +90,13 @@ def test_pages_refuse_a_missing_tampered_expired_or_other_purpose_session(api: T
     assert api.get(f"/marketplace?session={forged}", follow_redirects=False).status_code == 401
 
     vault = vault_from_settings(settings)
-    expired, _ = page_sessions._issue(vault, page_sessions.LINK_PURPOSE, "acme", -1)
+    expired, _ = page_sessions._issue(vault, page_sessions.LINK_PURPOSE, "acme", 0, -1)
     assert api.get(f"/marketplace?session={expired}", follow_redirects=False).status_code == 401
 
     # A link is not a session cookie, and a session cookie is not a link.
     api.cookies.set(page_sessions.COOKIE, grant)
     assert api.get("/marketplace").status_code == 401
-    cookie, _ = page_sessions._issue(vault, page_sessions.SESSION_PURPOSE, "acme", 60)
+    cookie, _ = page_sessions._issue(vault, page_sessions.SESSION_PURPOSE, "acme", 0, 60)
     assert api.get(f"/marketplace?session={cookie}", follow_redirects=False).status_code == 401
     api.cookies.set(page_sessions.COOKIE, cookie)
     assert api.get("/marketplace").status_code == 200
@@ -155,7 +155,7 @@ def test_an_api_key_form_shows_errors_beside_the_field_and_connects_a_good_key(a
     connected = connect_stripe(api)
     assert connected.status_code == 303 and connected.headers["location"] == "/marketplace/stripe?notice=connected"
     html = api.get("/marketplace").text
-    assert "Connected (1)" in html and "Synced never" in html
+    assert "Connected (1)" in html and "Connection only" in html
     assert STRIPE_KEY not in api.get("/marketplace/stripe?notice=connected").text
 
 
@@ -191,11 +191,13 @@ def test_the_oauth_callback_still_answers_api_callers_in_json(api: TestClient, s
     assert answer.status_code == 400 and answer.json()["error"]["code"] == "oauth_denied"
 
 
-def test_disconnect_asks_what_to_do_with_the_data_and_purges_when_told(api: TestClient, acme: str) -> None:
-    connect_stripe(api)
-    assert 'value="purge"' in api.get("/marketplace/stripe").text
-    kept = post_form(api, "/marketplace/stripe/disconnect", [("data", "purge")], page="/marketplace/stripe")
-    assert kept.status_code == 303 and kept.headers["location"] == "/marketplace/stripe?notice=purged"
+def test_disconnect_asks_what_to_do_with_the_data_and_purges_when_told(
+    api: TestClient, acme: str, settings: Settings
+) -> None:
+    connect_xero(settings, "acme")
+    assert 'value="purge"' in api.get("/marketplace/xero").text
+    kept = post_form(api, "/marketplace/xero/disconnect", [("data", "purge")], page="/marketplace/xero")
+    assert kept.status_code == 303 and kept.headers["location"] == "/marketplace/xero?notice=purged"
     assert "Connected (0)" in api.get("/marketplace").text
 
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ from dagster import DagsterEventType, DagsterInstance, DagsterRun, build_run_sta
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from providers.sandbox_kit.serve import ServedApp, free_port
 from tests.helpers import make_tenant
 from tests.xero.conftest import (  # the Xero sandbox fixtures, for tests outside tests/xero
     SIZES,
@@ -21,7 +23,7 @@ from tests.xero.conftest import (  # the Xero sandbox fixtures, for tests outsid
     xero,  # noqa: F401
 )
 from vrtx_pipelines.cli.sync import sync_now
-from vrtx_pipelines.config import Settings
+from vrtx_pipelines.config import Settings, reset_settings_cache
 from vrtx_pipelines.db.models import IntegrationSyncLog, OutboundEvent, TenantIntegration
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.errors import IntegrationError
@@ -142,34 +144,85 @@ def test_a_sensor_that_sees_the_same_run_again_neither_duplicates_rows_nor_event
     assert [e.id for e in events(settings)] == first_events
 
 
-def test_a_failed_pull_run_logs_every_selected_entity_failed_with_the_providers_message_and_no_secret(
-    api: TestClient, settings: Settings, xero: Any, instance: DagsterInstance, connected: str
+def failing_path(app: Any, fragment: str) -> Any:
+    """``app`` with every request whose path contains ``fragment`` answered 503 (the rest goes through)."""
+
+    async def wrapped(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and fragment in scope["path"]:
+            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "http.response.body", "body": b"Service Unavailable"})
+            return
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def test_one_entitys_failure_is_one_row_on_that_entity_naming_its_own_request(
+    api: TestClient,
+    settings: Settings,
+    xero: Any,
+    instance: DagsterInstance,
+    connected: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _sandbox, served, _org = xero
-    knobs = served.app.state.sandbox
-    knobs.fail_on_page, knobs.fail_on_page_status, knobs.fail_on_page_times = 1, 503, 50
-    with pytest.raises(IntegrationError):
-        sync_now(settings, "xero", "acme", ["contacts", "payments"], instance=instance)
+    with ServedApp(failing_path(served.app, "/Invoices")) as invoices_down:
+        monkeypatch.setenv("VRTX_PROVIDER_BASE_URLS", json.dumps({"xero": invoices_down.base_url}))
+        reset_settings_cache()
+        with pytest.raises(IntegrationError):
+            sync_now(settings, "xero", "acme", ["contacts", "invoices"], instance=instance)
     run = latest_run(instance)
     evaluate_sensors(instance, run)
 
-    rows = {row.entity_type: row for row in logs(settings, run.run_id)}
-    assert set(rows) == {"contacts", "payments"}
-    for row in rows.values():
-        assert row.status == "failed" and row.direction == "pull"
-        assert row.error_message and row.error_message.startswith("Xero")
-        assert "Traceback" not in row.error_message and "\n" not in row.error_message
+    # Contacts did not fail (they were not loaded either): no row claims they did, none names Invoices for them.
+    [row] = logs(settings, run.run_id)
+    assert (row.entity_type, row.status, row.direction) == ("invoices", "failed", "pull")
+    assert row.error_message == "Xero: Service Unavailable"  # the provider's own answer to GET /Invoices
     state = connection(settings)
-    assert state.last_error == rows["contacts"].error_message and state.last_sync_at is None
+    assert state.last_error == row.error_message and state.last_sync_at is None
     failed = [e for e in events(settings) if e.event_type == "sync.failed"]
-    assert len(failed) == 1 and failed[0].payload["error"] == rows["contacts"].error_message
+    assert len(failed) == 1 and failed[0].payload["error"] == row.error_message
+    assert failed[0].payload["entities"] == {"invoices": {"rows_loaded": 0, "records_changed": 0}}
+
+
+def test_a_network_failure_is_one_row_naming_the_request_of_its_own_entity_and_no_secret(
+    api: TestClient, settings: Settings, instance: DagsterInstance, connected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VRTX_PROVIDER_BASE_URLS", json.dumps({"xero": f"http://127.0.0.1:{free_port()}"}))
+    reset_settings_cache()
+    with pytest.raises(IntegrationError):
+        sync_now(settings, "xero", "acme", ["contacts", "invoices", "payments"], instance=instance)
+    run = latest_run(instance)
+    evaluate_sensors(instance, run)
+
+    [row] = logs(settings, run.run_id)  # once, not once per entity all quoting the same request
+    assert row.status == "failed" and row.entity_type in ("contacts", "invoices", "payments")
+    assert row.error_message and f"Could not reach Xero (GET /{row.entity_type.capitalize()})" in row.error_message
+    assert "Traceback" not in row.error_message and "\n" not in row.error_message
+    assert connection(settings).last_error == row.error_message
 
     # The next good run clears the error and moves last_sync_at.
-    knobs.fail_on_page = None
+    monkeypatch.setenv("VRTX_PROVIDER_BASE_URLS", json.dumps(settings.provider_base_urls))
+    reset_settings_cache()
     sync_now(settings, "xero", "acme", ["contacts"], instance=instance)
     evaluate_sensors(instance, latest_run(instance))
     state = connection(settings)
     assert state.last_error is None and state.last_sync_at is not None
+
+
+def test_a_run_that_fails_before_any_entity_is_one_row_for_the_run(
+    api: TestClient, settings: Settings, instance: DagsterInstance, connected: str
+) -> None:
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        session.scalars(select(TenantIntegration)).one().status = "expired"
+    with pytest.raises(IntegrationError):
+        sync_now(settings, "xero", "acme", ["contacts", "invoices", "payments"], instance=instance)
+    run = latest_run(instance)
+    evaluate_sensors(instance, run)
+    [row] = logs(settings, run.run_id)
+    assert (row.entity_type, row.status) == (None, "failed")
+    assert row.error_message == "Xero is not connected for tenant acme (expired)"
+    assert row.request_data and row.request_data["entities"] == ["contacts", "invoices", "payments"]
 
 
 def test_runs_that_are_not_vrtx_syncs_leave_no_log(

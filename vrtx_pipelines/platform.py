@@ -17,6 +17,9 @@ log = logging.getLogger(__name__)
 
 def prepare_database(settings: Settings, *, migrate: bool = True) -> None:
     """Migrate to the latest schema (unless told not to) and sync the catalog from the installed providers."""
+    if not settings.uses_postgres:
+        # A fresh checkout has no VRTX_HOME yet; SQLite creates the file, not its folder.
+        settings.home.mkdir(parents=True, exist_ok=True)
     if migrate:
         migrations.upgrade(settings.sqlalchemy_url)
     with session_scope(engine_for(settings.sqlalchemy_url)) as session:

@@ -46,9 +46,11 @@ def create_tenant(session: Session, tenant_id: str, name: str | None = None) -> 
 
 
 def rotate_token(session: Session, tenant: Tenant) -> str:
+    """A new token; the old one, and every marketplace link and browser session issued under it, stop working."""
     token = new_token()
     tenant.api_token_hash = hash_token(token)
     tenant.api_token_prefix = token[: len(TOKEN_PREFIX) + 4]
+    tenant.token_generation = (tenant.token_generation or 0) + 1
     session.flush()
     return token
 

@@ -14,6 +14,7 @@ from vrtx_pipelines.connect.context import Status
 from vrtx_pipelines.connect.oauth import PENDING
 from vrtx_pipelines.db.models import Integration, TenantIntegration
 from vrtx_pipelines.errors import UnknownIntegration
+from vrtx_pipelines.mapping.store import mappable_entities
 from vrtx_pipelines.registry import get_provider
 
 CATEGORY_NAMES = {
@@ -28,6 +29,43 @@ CATEGORY_NAMES = {
     "erp": "ERP",
     "automation": "Automation",
 }
+
+
+# The settings every provider's schema has for scheduled pulls (providers.schema.settings_schema).
+SYNC_SETTINGS = ("sync_enabled", "sync_frequency_minutes", "entities")
+
+
+@dataclass(frozen=True)
+class Abilities:
+    """What a connection to the provider can do today, so that a page offers only that: a connect-only
+    integration (Stripe, Twilio, Mailchimp so far) shows no sync status, no sync settings and no mappings."""
+
+    syncs: bool  # it pulls: sync status and log, last and next sync, Sync now, the schedule's settings
+    maps: bool  # it has records the tenant can map fields of
+    settings: tuple[str, ...]  # the settings the tenant can change today, in the schema's order
+
+
+def abilities(provider: Provider) -> Abilities:
+    syncs = provider.connectable and provider.pulls is not None
+    names = tuple(provider.config_schema.get("properties", {}))
+    return Abilities(
+        syncs=syncs,
+        maps=syncs and bool(mappable_entities(provider)),
+        settings=names if syncs else tuple(n for n in names if n not in SYNC_SETTINGS),
+    )
+
+
+def sections(provider: Provider) -> list[tuple[str, str, str]]:
+    """The tabs of a connected integration's pages: (key, label, path suffix), only those it can use."""
+    can = abilities(provider)
+    found = [("overview", "Overview", "")]
+    if can.settings:
+        found.append(("settings", "Settings", "/settings"))
+    if can.syncs:
+        found.append(("sync", "Sync status", "/sync"))
+    if can.maps:
+        found.append(("mappings", "Field mappings", "/mappings"))
+    return found
 
 
 @dataclass(frozen=True)

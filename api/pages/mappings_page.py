@@ -1,10 +1,11 @@
-"""The field mapping editor: list, add, edit and delete a connection's mappings per entity, with a preview of a
-real record before and after. It calls the mapping API's own functions (``api.routes.mappings``), so the rules,
-versioning and validation are the API's."""
+"""The field mapping editor: list, add, edit and delete a connection's mappings per entity (direct, lookup tables
+edited as rows of values, formulas), with a preview of a real record before and after, field by field. It calls
+the mapping API's own functions (``api.routes.mappings``), so the rules, versioning and validation are the API's."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
@@ -13,18 +14,24 @@ from pydantic import ValidationError
 
 from api.deps import SessionDep, SettingsDep
 from api.pages.common import provider_page, require_connection
+from api.pages.mapping_form import (
+    DIRECTIONS,
+    MORE_ROWS,
+    TRANSFORMS,
+    Draft,
+    DraftProblem,
+    changed_rows,
+    readable,
+)
 from api.pages.render import PageError, render
-from api.pages.session import Form, FormDep, PageDep, PageSession
+from api.pages.session import FormDep, PageDep, PageSession
 from api.routes import mappings as mapping_api
 from providers.base import Provider
 from vrtx_pipelines.db.models import Tenant
 from vrtx_pipelines.errors import IntegrationError
-from vrtx_pipelines.mapping.engine import FieldMappingSpec
 from vrtx_pipelines.mapping.store import mappable_entities
 
 router = APIRouter(include_in_schema=False)
-DIRECTIONS = ("both", "pull", "push")
-TRANSFORMS = ("direct", "formula")
 
 
 def _tenant(session: SessionDep, tenant_id: str) -> Tenant:
@@ -40,22 +47,26 @@ def _entity(provider: Provider, page: PageSession, entity: str) -> str:
     return entity if entity in entities else entities[0]
 
 
-def _draft(form: Form) -> dict[str, str]:
-    return {
-        name: form.get(name).strip()
-        for name in ("vrtx_field", "external_field", "direction", "transform", "expression")
-    }
+@dataclass(frozen=True)
+class PreviewTable:
+    kind: str  # pull | push
+    label: str
+    sample: bool
+    rows: list[tuple[str, str, str]]  # pull: (field, before, after); push: (provider field, "", value sent)
+    unmatched: int
 
 
-def _spec(draft: dict[str, str]) -> FieldMappingSpec:
-    formula = draft["transform"] == "formula"
-    return FieldMappingSpec(
-        vrtx_field=draft["vrtx_field"],
-        external_field=draft["external_field"],
-        direction=draft["direction"] if draft["direction"] in DIRECTIONS else "both",
-        transform_type="formula" if formula else "direct",
-        transform_config={"expression": draft["expression"]} if formula else None,
-    )
+def _preview_tables(provider: Provider, found: mapping_api.PreviewOut) -> list[PreviewTable]:
+    tables = []
+    if found.pull is not None:
+        rows = changed_rows(found.pull.before, found.pull.after, found.pull.changed)
+        tables.append(PreviewTable("pull", "Into the CRM", found.pull.sample, rows, len(found.pull.unmatched)))
+    if found.push is not None:
+        sent = [(name, "", readable(found.push.after.get(name))) for name in found.push.changed]
+        tables.append(
+            PreviewTable("push", f"From the CRM to {provider.name}", found.push.sample, sent, len(found.push.unmatched))
+        )
+    return tables
 
 
 def _page(
@@ -65,11 +76,11 @@ def _page(
     provider: Provider,
     entity: str,
     *,
-    draft: dict[str, str] | None = None,
+    draft: Draft | None = None,
     editing: int | None = None,
     errors: dict[str, str] | None = None,
     problem: str = "",
-    preview: Any = None,
+    preview: list[PreviewTable] | None = None,
     saved: bool = False,
     status_code: int = 200,
 ) -> Response:
@@ -77,14 +88,9 @@ def _page(
     current = mapping_api.get_mappings(provider, tenant, session, entity).entities[entity]
     fields = mapping_api.get_fields(provider, tenant, session, entity).entities[entity]
     if draft is None and editing is not None and 0 <= editing < len(current.mappings):
-        chosen = current.mappings[editing]
-        draft = {
-            "vrtx_field": chosen.vrtx_field,
-            "external_field": chosen.external_field,
-            "direction": chosen.direction,
-            "transform": chosen.transform_type,
-            "expression": str((chosen.transform_config or {}).get("expression", "")),
-        }
+        draft = Draft.from_spec(current.mappings[editing])
+    errors = errors or {}
+    lookup_errors = [m for f, m in errors.items() if f.startswith(("transform_config.table", "transform_config.inv"))]
     return render(
         request,
         "mappings.html",
@@ -98,12 +104,12 @@ def _page(
         version=current.version,
         vrtx_fields=[f.name for f in fields.vrtx_fields],
         external_fields=sorted(fields.external_fields or {}),
-        draft=draft
-        or {"vrtx_field": "", "external_field": "", "direction": "both", "transform": "direct", "expression": ""},
+        draft=draft or Draft(),
         editing=editing,
         directions=DIRECTIONS,
         transforms=TRANSFORMS,
-        errors=errors or {},
+        errors=errors,
+        lookup_error="; ".join(lookup_errors),
         problem=problem,
         preview=preview,
         saved=saved,
@@ -136,16 +142,25 @@ def change_mappings(
     current = list(mapping_api.get_mappings(provider, tenant, session, entity).entities[entity].mappings)
     action = form.get("action")
     index = int(form.get("index")) if form.get("index").isdigit() else None
-    draft = _draft(form)
+    editing = index if index is not None and index < len(current) else None
+    draft = Draft.from_form(form)
+    if action == "more_rows":  # the lookup table needs more empty rows: the same draft, nothing saved
+        draft.blank_rows = MORE_ROWS
+        return _page(request, page, session, provider, entity, draft=draft, editing=editing)
     if action == "delete":
         candidate = [m for i, m in enumerate(current) if i != index]
     else:
         try:
-            spec = _spec(draft)
+            spec = draft.spec()
+        except DraftProblem as exc:
+            return _page(
+                request, page, session, provider, entity, draft=draft, editing=editing,
+                errors={exc.field: exc.message}, problem=exc.message, status_code=422,
+            )  # fmt: skip
         except ValidationError as exc:
             problem = "; ".join(str(e.get("msg", "")) for e in exc.errors())
             return _page(
-                request, page, session, provider, entity, draft=draft, editing=index, problem=problem, status_code=422
+                request, page, session, provider, entity, draft=draft, editing=editing, problem=problem, status_code=422
             )
         candidate = [spec if i == index else m for i, m in enumerate(current)]
         if index is None or index >= len(current):
@@ -155,16 +170,8 @@ def change_mappings(
         if action == "preview":
             body = mapping_api.PreviewIn(entity=entity, mappings=candidate)
             found = mapping_api.preview(provider, tenant, session, settings, body)
-            return _page(
-                request,
-                page,
-                session,
-                provider,
-                entity,
-                draft=draft,
-                editing=index if index is not None and index < len(current) else None,
-                preview=found,
-            )
+            tables = _preview_tables(provider, found)
+            return _page(request, page, session, provider, entity, draft=draft, editing=editing, preview=tables)
         mapping_api.put_mappings(
             provider, tenant, session, mapping_api.MappingsIn(mappings={entity: candidate}), "marketplace"
         )
@@ -177,7 +184,7 @@ def change_mappings(
         }
         return _page(
             request, page, session, provider, entity, draft=None if action == "delete" else draft,
-            editing=index if action != "delete" and index is not None and index < len(current) else None,
+            editing=editing if action != "delete" else None,
             errors=errors, problem=exc.message, status_code=422 if exc.http_status == 422 else 409,
         )  # fmt: skip
     return RedirectResponse(

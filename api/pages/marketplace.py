@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import ContextDep, SessionDep, VaultDep
+from api.deps import ContextDep, SessionDep
 from api.pages.common import (
     CATEGORY_NAMES,
+    abilities,
     provider_page,
     status_view,
     tenant_connection,
@@ -19,7 +20,7 @@ from api.pages.common import (
 )
 from api.pages.forms import credential_fields, field_errors
 from api.pages.render import render
-from api.pages.session import FormDep, PageDep, PageSession, page_session, start_browser_session
+from api.pages.session import FormDep, PageDep, PageSession
 from providers.base import AuthType, Provider
 from providers.errors import ProviderAuthError, ProviderError
 from vrtx_pipelines.connect import connections, oauth
@@ -32,6 +33,12 @@ NOTICES = {
     "connected": "Connected. The first sync starts shortly.",
     "disconnected": "Disconnected. Nothing more will be synced.",
     "purged": "Disconnected, and everything synced from it was deleted.",
+}
+# A connection that cannot sync yet is not promised a sync.
+CONNECT_ONLY_NOTICES = {
+    "connected": "Connected. The credentials were checked and are stored encrypted.",
+    "disconnected": "Disconnected. The stored credentials were deleted.",
+    "purged": "Disconnected, and everything stored for it was deleted.",
 }
 OAUTH_FAILURES = {
     "oauth_denied": "The connection was not authorised at {name}{reason}. Nothing was connected; you can try again.",
@@ -53,15 +60,8 @@ def _search_text(provider: Provider) -> str:
 
 @router.get("/marketplace", response_model=None)
 def marketplace(
-    request: Request,
-    session: SessionDep,
-    vault: VaultDep,
-    q: Annotated[str, Query(max_length=100)] = "",
-    link: Annotated[str | None, Query(alias="session")] = None,
+    request: Request, page: PageDep, session: SessionDep, q: Annotated[str, Query(max_length=100)] = ""
 ) -> Response:
-    if link is not None:
-        return start_browser_session(request, session, vault, link)
-    page = page_session(request, session, vault)
     providers = [p for p in load_providers().values() if not q or _matches(p, q)]
     connected = [
         (c, load_providers()[c.integration.slug], status_view(c))
@@ -132,17 +132,11 @@ def _account(meta: Mapping[str, Any] | None) -> str:
 
 @router.get("/marketplace/{slug}", response_model=None)
 def details(
-    slug: str,
-    request: Request,
-    session: SessionDep,
-    vault: VaultDep,
-    notice: Annotated[str, Query()] = "",
-    link: Annotated[str | None, Query(alias="session")] = None,
+    slug: str, request: Request, page: PageDep, session: SessionDep, notice: Annotated[str, Query()] = ""
 ) -> Response:
-    if link is not None:
-        return start_browser_session(request, session, vault, link)
-    page = page_session(request, session, vault)
-    return _details(request, session, page, provider_page(slug, page), notice=NOTICES.get(notice, ""))
+    provider = provider_page(slug, page)
+    notices = NOTICES if abilities(provider).syncs else CONNECT_ONLY_NOTICES
+    return _details(request, session, page, provider, notice=notices.get(notice, ""))
 
 
 @router.post("/marketplace/{slug}/connect", response_model=None)

@@ -1,25 +1,32 @@
 """The marketplace's browser session.
 
 The CRM asks for a link with the tenant's API token (``POST /api/v1/marketplace/sessions``) and opens it in an
-iframe or a new tab. The link carries a signed, short-lived grant for one tenant; opening it swaps the grant for an
-HttpOnly cookie holding a signed session (tenant, expiry, nonce) and redirects to the clean URL, so the grant does
-not linger in the address bar or history. Every form carries a CSRF token derived from the session's nonce.
+iframe or a new tab. The link carries a signed, short-lived grant for one tenant, to any page; opening it burns the
+link's nonce (single use), swaps the grant for an HttpOnly cookie holding a signed session (tenant, token
+generation, expiry, nonce) and redirects to the clean URL, so the grant does not linger in the address bar or
+history (nor in the access log: ``api.access_log``). Links and sessions name the tenant's token generation:
+``vrtx tenants rotate-token`` ends all of them. Every form carries a CSRF token derived from the session's nonce.
 Signatures are the vault's HMAC (``Vault.sign``) over messages with a purpose prefix of their own, so a link, a
 session and a CSRF token can never stand in for one another or for an OAuth state.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, Field
+from sqlalchemy import delete, insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from api.deps import SessionDep, TenantDep, VaultDep
 from api.pages.config import pages_settings
@@ -27,53 +34,58 @@ from api.pages.render import PageError
 from api.pages.theme import Brand, brand_of
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.credentials.vault import Vault
-from vrtx_pipelines.db.models import Tenant
+from vrtx_pipelines.db.models import MarketplaceLink, Tenant, table_of, utcnow
 
 COOKIE = "vrtx_marketplace"
-LINK_PURPOSE = b"vrtx-marketplace-link-v1|"
-SESSION_PURPOSE = b"vrtx-marketplace-session-v1|"
+LINK_PARAM = "session"  # ?session=<link grant> on any page
+# v2: the message carries the tenant's token generation (v1 links and cookies no longer verify).
+LINK_PURPOSE = b"vrtx-marketplace-link-v2|"
+SESSION_PURPOSE = b"vrtx-marketplace-session-v2|"
 CSRF_PURPOSE = b"vrtx-marketplace-csrf-v1|"
 MAX_FORM_BYTES = 256 * 1024
+# One answer for every failure (tampered, expired, used, rotated away): the page learns nothing from which.
 EXPIRED = (
-    "This marketplace session has expired or is not valid. Open Integrations again from your CRM to get a new one."
+    "This marketplace link or session has expired, was already used, or is not valid. Open Integrations again "
+    "from your CRM to get a new one."
 )
 
 api_router = APIRouter(prefix="/api/v1/marketplace", tags=["marketplace"])
 
 
-def _message(purpose: bytes, tenant_id: str, expires: int, nonce: str) -> bytes:
-    return purpose + f"{tenant_id}|{expires}|{nonce}".encode()
-
-
-def _issue(vault: Vault, purpose: bytes, tenant_id: str, ttl_s: int) -> tuple[str, int]:
-    expires = int(time.time()) + ttl_s
-    nonce = secrets.token_urlsafe(16)
-    signature = vault.sign(_message(purpose, tenant_id, expires, nonce))
-    return f"{tenant_id}.{expires}.{nonce}.{signature}", expires
-
-
 @dataclass(frozen=True)
 class Grant:
     tenant_id: str
+    generation: int
     expires: int
     nonce: str
 
 
+def _message(purpose: bytes, grant: Grant) -> bytes:
+    return purpose + f"{grant.tenant_id}|{grant.generation}|{grant.expires}|{grant.nonce}".encode()
+
+
+def _issue(vault: Vault, purpose: bytes, tenant_id: str, generation: int, ttl_s: int) -> tuple[str, int]:
+    grant = Grant(tenant_id, generation, int(time.time()) + ttl_s, secrets.token_urlsafe(16))
+    signature = vault.sign(_message(purpose, grant))
+    return f"{tenant_id}.{generation}.{grant.expires}.{grant.nonce}.{signature}", grant.expires
+
+
 def _verify(vault: Vault, purpose: bytes, token: str) -> Grant | None:
-    # The signature itself is "<kid>.<mac>", so the token splits into exactly four parts before it.
-    parts = token.split(".", 3)
-    if len(parts) != 4 or not parts[1].isdigit():
+    # The signature itself is "<kid>.<mac>", so the token splits into exactly five parts before it.
+    parts = token.split(".", 4)
+    if len(parts) != 5 or not parts[1].isdigit() or not parts[2].isdigit():
         return None
-    tenant_id, expires, nonce, signature = parts
-    if not vault.verify(_message(purpose, tenant_id, int(expires), nonce), signature):
+    tenant_id, generation, expires, nonce, signature = parts
+    grant = Grant(tenant_id, int(generation), int(expires), nonce)
+    if not vault.verify(_message(purpose, grant), signature) or grant.expires < time.time():
         return None
-    if int(expires) < time.time():
-        return None
-    return Grant(tenant_id, int(expires), nonce)
+    return grant
 
 
-def issue_link(vault: Vault, tenant_id: str) -> tuple[str, int]:
-    return _issue(vault, LINK_PURPOSE, tenant_id, pages_settings().marketplace_link_ttl_s)
+def issue_link(vault: Vault, tenant: Tenant) -> tuple[str, int]:
+    """A single-use link grant for ``tenant``, valid until its token is next rotated and at most the link TTL."""
+    ttl = pages_settings().marketplace_link_ttl_s
+    return _issue(vault, LINK_PURPOSE, tenant.id, tenant.token_generation or 0, ttl)
 
 
 def csrf_token_for(vault: Vault, grant: Grant) -> str:
@@ -89,8 +101,17 @@ class SessionLinkIn(BaseModel):
 
 
 class SessionLinkOut(BaseModel):
-    url: str = Field(description="Open this in the tenant admin's browser (an iframe or a new tab) before it expires.")
+    url: str = Field(
+        description="Open this once in the tenant admin's browser (an iframe or a new tab) before it expires."
+    )
     expires_in: int
+
+
+def marketplace_url(settings: Settings, vault: Vault, tenant: Tenant, path: str = "/marketplace") -> SessionLinkOut:
+    """A fresh signed link to ``path`` (one of SessionLinkIn's) for ``tenant``: the API and `vrtx marketplace-link`."""
+    token, expires = issue_link(vault, tenant)
+    url = f"{settings.public_url.rstrip('/')}{path}?{LINK_PARAM}={token}"
+    return SessionLinkOut(url=url, expires_in=max(0, expires - int(time.time())))
 
 
 @api_router.post(
@@ -98,30 +119,66 @@ class SessionLinkOut(BaseModel):
     response_model=SessionLinkOut,
     status_code=201,
     summary="Create a marketplace link for the tenant",
-    description="A short-lived signed URL that opens the tenant's marketplace pages in a browser without its API "
-    "token. The link must be opened before it expires; the browser session it starts lasts an hour.",
+    description="A short-lived, single-use signed URL that opens the tenant's marketplace pages in a browser "
+    "without its API token: any page (`path`: the marketplace, an integration, or its settings, sync or mappings "
+    "page). Open it once, before it expires; the browser session it starts lasts an hour. Rotating the tenant's "
+    "token ends every link and session issued before.",
 )
 def create_session(
     tenant: TenantDep, vault: VaultDep, request: Request, body: SessionLinkIn | None = None
 ) -> SessionLinkOut:
-    token, expires = issue_link(vault, tenant.id)
-    settings: Settings = request.app.state.settings
-    path = (body or SessionLinkIn()).path
-    url = f"{settings.public_url.rstrip('/')}{path}?session={token}"
-    return SessionLinkOut(url=url, expires_in=max(0, expires - int(time.time())))
+    return marketplace_url(request.app.state.settings, vault, tenant, (body or SessionLinkIn()).path)
 
 
-def _active_tenant(session: SessionDep, tenant_id: str) -> Tenant | None:
-    tenant = session.get(Tenant, tenant_id)
-    return tenant if tenant is not None and tenant.is_active else None
+def _current_tenant(session: Session, grant: Grant) -> Tenant | None:
+    """The grant's tenant if it is active and its token has not been rotated since the grant was issued."""
+    tenant = session.get(Tenant, grant.tenant_id)
+    if tenant is None or not tenant.is_active or (tenant.token_generation or 0) != grant.generation:
+        return None
+    return tenant
 
 
-def start_browser_session(request: Request, session: SessionDep, vault: Vault, link: str) -> RedirectResponse:
+def _burn(session: Session, grant: Grant) -> bool:
+    """Mark the link used; False when it was used before. Committed at once in a transaction of its own, so
+    nothing the request does afterwards can roll the burn back. Rows of links past their expiry go meanwhile."""
+    now = utcnow()
+    links = table_of(MarketplaceLink)
+    with Session(session.get_bind()) as own:
+        try:
+            own.execute(delete(links).where(links.c.expires_at < now))
+            own.execute(
+                insert(links).values(
+                    id=hashlib.sha256(grant.nonce.encode()).hexdigest(),
+                    tenant_id=grant.tenant_id,
+                    expires_at=datetime.fromtimestamp(grant.expires, UTC),
+                    used_at=now,
+                )
+            )
+            own.commit()
+        except IntegrityError:
+            own.rollback()
+            return False
+    return True
+
+
+class SessionStarted(Exception):
+    """Raised by the page dependency when a request carried a link: the answer is the redirect that sets the
+    session cookie (``install_pages`` registers the handler)."""
+
+    def __init__(self, response: RedirectResponse) -> None:
+        super().__init__("marketplace session started")
+        self.response = response
+
+
+def start_browser_session(request: Request, session: Session, vault: Vault, link: str) -> RedirectResponse:
     """Swap a link's grant for the session cookie and send the browser to the same page without the grant."""
     grant = _verify(vault, LINK_PURPOSE, link)
-    if grant is None or _active_tenant(session, grant.tenant_id) is None:
+    tenant = _current_tenant(session, grant) if grant else None
+    if grant is None or tenant is None or not _burn(session, grant):
         raise PageError(401, "Link expired", EXPIRED)
-    cookie, expires = _issue(vault, SESSION_PURPOSE, grant.tenant_id, pages_settings().marketplace_session_ttl_s)
+    cookie, expires = _issue(
+        vault, SESSION_PURPOSE, tenant.id, grant.generation, pages_settings().marketplace_session_ttl_s
+    )
     response = RedirectResponse(request.url.path, status_code=303)
     settings: Settings = request.app.state.settings
     # Embedded in the CRM over https the cookie is third-party: only SameSite=None (which needs Secure) reaches it.
@@ -146,8 +203,13 @@ class PageSession:
 
 
 def page_session(request: Request, session: SessionDep, vault: VaultDep) -> PageSession:
+    """Every page's session: from the cookie, or, when the request opens a link (``?session=``), the redirect
+    that swaps it for the cookie, whichever page the link points at."""
+    link = request.query_params.get(LINK_PARAM)
+    if link is not None and request.method == "GET":
+        raise SessionStarted(start_browser_session(request, session, vault, link))
     grant = _verify(vault, SESSION_PURPOSE, request.cookies.get(COOKIE, ""))
-    tenant = _active_tenant(session, grant.tenant_id) if grant else None
+    tenant = _current_tenant(session, grant) if grant else None
     if grant is None or tenant is None:
         raise PageError(401, "Session expired", EXPIRED)
     return PageSession(tenant_id=tenant.id, brand=brand_of(tenant), csrf_token=csrf_token_for(vault, grant))

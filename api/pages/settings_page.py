@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.deps import SessionDep
-from api.pages.common import provider_page, require_connection
+from api.pages.common import abilities, provider_page, require_connection
 from api.pages.forms import field_errors, parse_settings, settings_fields
 from api.pages.render import render
 from api.pages.session import FormDep, PageDep, PageSession
@@ -29,6 +29,13 @@ def _humane(schema: Mapping[str, Any], errors: dict[str, str]) -> dict[str, str]
     return errors
 
 
+def _editable(provider: Provider) -> dict[str, Any]:
+    """The part of the provider's settings schema the tenant can use today (no schedule for what cannot sync)."""
+    schema = provider.config_schema
+    names = abilities(provider).settings
+    return {**schema, "properties": {k: v for k, v in schema.get("properties", {}).items() if k in names}}
+
+
 def _page(
     request: Request,
     page: PageSession,
@@ -39,6 +46,7 @@ def _page(
     saved: bool = False,
     status_code: int = 200,
 ) -> Response:
+    schema = _editable(provider)
     return render(
         request,
         "settings.html",
@@ -46,7 +54,7 @@ def _page(
         csrf_token=page.csrf_token,
         status_code=status_code,
         provider=provider,
-        fields=settings_fields(provider.config_schema, values, _humane(provider.config_schema, errors)),
+        fields=settings_fields(schema, values, _humane(schema, errors)),
         saved=saved,
         error_count=len(errors),
     )
@@ -64,7 +72,12 @@ def settings_form(slug: str, request: Request, page: PageDep, session: SessionDe
 def save_settings(slug: str, request: Request, page: PageDep, form: FormDep, session: SessionDep) -> Response:
     provider = provider_page(slug, page)
     require_connection(session, page, provider)
-    values, unreadable = parse_settings(provider.config_schema, form)
+    editable = _editable(provider)
+    posted, unreadable = parse_settings(editable, form)
+    # Settings the form does not show keep their stored values (an absent checkbox would otherwise read as off).
+    stored = connections.read_settings(session, page.tenant_id, provider)
+    hidden = {name: value for name, value in stored.items() if name not in editable["properties"]}
+    values = {**hidden, **posted}
     errors = {**field_errors(connections.settings_errors(provider, values)), **unreadable}
     if errors:
         return _page(request, page, provider, values, errors, status_code=422)

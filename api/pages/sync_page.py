@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from api.deps import SessionDep, SettingsDep
-from api.pages.common import provider_page, require_connection, status_view
+from api.pages.common import abilities, provider_page, require_connection, status_view
 from api.pages.render import PageError, render
 from api.pages.session import FormDep, PageDep
 from api.routes import sync as sync_api
@@ -31,6 +31,23 @@ LAUNCH_FAILURES = {
     "connection_unusable": "This connection cannot sync until it is reconnected. Use Reconnect below.",
     "integration_not_available": "This integration cannot be synced on demand yet.",
 }
+
+
+# What started a run (``vrtx_pipelines.names.Trigger``), as a tenant admin reads it.
+TRIGGERS = {
+    "schedule": "Schedule",
+    "connected": "First sync",
+    "cli": "Command line",
+    "api": "Sync now",  # the page's button and POST .../sync alike
+    "webhook": "Webhook",
+    "push": "From the CRM",
+}
+
+
+def trigger_of(row: sync_api.SyncLogOut) -> str:
+    """The row's trigger in words: pulls record theirs in request_data; push rows are started by the CRM."""
+    trigger = (row.request_data or {}).get("trigger") or ("push" if row.direction == "push" else "")
+    return TRIGGERS.get(str(trigger), str(trigger) or "—")
 
 
 def _tenant(session: SessionDep, tenant_id: str) -> Tenant:
@@ -55,6 +72,9 @@ def sync_page(
 ) -> Response:
     provider = provider_page(slug, page)
     connection = require_connection(session, page, provider)
+    if not abilities(provider).syncs:
+        message = f"{provider.name} is connected, but it does not sync anything yet: there is no sync status."
+        raise PageError(404, f"{provider.name} does not sync yet", message, page.brand)
     tenant = _tenant(session, page.tenant_id)
     pulled = provider.pulls.entities if provider.pulls else ()
     pushed = tuple(provider.pushes.entities) if provider.pushes else ()
@@ -102,6 +122,7 @@ def sync_page(
         filters=filters,
         can_sync=provider.pulls is not None and connection.status in sync_api.SYNCABLE,
         needs_reconnect=connection.status in (Status.EXPIRED, Status.ERROR),
+        trigger_of=trigger_of,
         launched=launched,
         launch_failure=LAUNCH_FAILURES.get(error, "The sync could not be started. Try again." if error else ""),
     )

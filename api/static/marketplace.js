@@ -46,8 +46,21 @@
     });
   }
 
+  // The mapping editor: show only the options of the chosen transform (all of them show without JavaScript).
+  function setUpTransformOptions() {
+    var select = document.getElementById("m-transform");
+    if (!select) return;
+    var parts = document.querySelectorAll("[data-transform]");
+    function show() {
+      parts.forEach(function (part) { part.hidden = part.getAttribute("data-transform") !== select.value; });
+    }
+    select.addEventListener("change", show);
+    show();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     setUpFilter();
+    setUpTransformOptions();
     setUpOAuthForms();
     setUpPopupReturn();
   });

@@ -5,6 +5,7 @@ mapping and preview it, white label at phone width. Each page is saved as a scre
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +42,11 @@ def shoot(page: Page, folder: Path, name: str) -> None:
     """The current page at desktop and at phone width; the page stays at desktop width."""
     for label, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         page.set_viewport_size(viewport)
-        page.screenshot(path=str(folder / f"{name}-{label}.png"), full_page=True)
+        # Written whole under a name of its own, then renamed: a parallel worker may shoot the same page.
+        target = folder / f"{name}-{label}.png"
+        partial = target.with_name(f".{target.name}.{os.getpid()}")
+        partial.write_bytes(page.screenshot(full_page=True))
+        partial.replace(target)
     page.set_viewport_size(DESKTOP)
 
 
@@ -148,6 +153,24 @@ def test_an_admin_browses_connects_xero_configures_and_syncs_it(
     expect(page.get_by_text("Mappings saved (version 1).")).to_be_visible()
     expect(page.locator("tr.mapping-row")).to_have_count(1)
     shoot(page, artifacts, "mappings")
+
+    # A lookup: its table is edited in the page, and its options show once Lookup is the transform.
+    page.get_by_label("CRM field").fill("custom_fields.state")
+    page.get_by_label("Xero field").fill("ContactStatus")
+    page.get_by_label("Direction").select_option("pull")
+    expect(page.get_by_label("Value 1", exact=True)).to_be_hidden()
+    page.get_by_label("Transform", exact=True).select_option("lookup")
+    page.get_by_label("Value 1", exact=True).fill("ACTIVE")
+    page.get_by_label("Replacement 1", exact=True).fill("live")
+    page.get_by_label("Value 2", exact=True).fill("ARCHIVED")
+    page.get_by_label("Replacement 2", exact=True).fill("gone")
+    page.get_by_role("button", name="Preview").click()
+    expect(page.locator("#preview table")).to_contain_text("custom_fields.state")
+    expect(page.locator("#preview")).not_to_contain_text("{'")
+    shoot(page, artifacts, "mappings-lookup-preview")
+    page.get_by_role("button", name="Save mapping").click()
+    expect(page.locator("tr.mapping-row")).to_have_count(2)
+    expect(page.locator("tr.mapping-row").nth(1)).to_contain_text("Lookup (2 values)")
 
     page.goto(f"{server.base_url}/marketplace")
     connected = page.get_by_role("heading", name="Connected (1)")

@@ -8,22 +8,27 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 import httpx
+from dagster import DagsterInstance
 from sqlalchemy.engine import make_url
 
 from providers.sandbox_kit.serve import ServedApp
+from vrtx_pipelines.cli.activity import ActivityFeed, start_feed
+from vrtx_pipelines.cli.devlog import Terminal, pump
+from vrtx_pipelines.cli.devstate import DevPlatform, remove_state, write_state
 from vrtx_pipelines.cli.sandboxes import sandbox_base_urls, start_sandboxes, stop_sandboxes
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect.connections import connect_with_credentials
 from vrtx_pipelines.connect.consent import consent_in_sandbox
 from vrtx_pipelines.connect.context import ConnectionContext, Status, get_connection
 from vrtx_pipelines.credentials.vault import vault_from_settings
-from vrtx_pipelines.db.session import engine_for, session_scope
+from vrtx_pipelines.db.session import engine_for, session_factory, session_scope
 from vrtx_pipelines.platform import ensure_demo_tenant, prepare_database
 from vrtx_pipelines.registry import load_providers
 from vrtx_pipelines.webhooks.config import subscribe_demo_webhooks
@@ -54,17 +59,12 @@ def dagster_environment(settings: Settings, root: Path) -> dict[str, str]:
     return env
 
 
-def initialise_instance(env: dict[str, str]) -> None:
-    """Create Dagster's storage once, before the daemon and code server race to do it."""
-    from dagster import DagsterInstance
-
+def dagster_instance(env: dict[str, str]) -> DagsterInstance:
+    """The instance the children use, opened in this process (its config reads the environment once)."""
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     try:
-        with DagsterInstance.get() as instance:
-            instance.get_runs(limit=1)
-            instance.get_dynamic_partitions("vrtx_init_probe")
-            instance.all_instigator_state()
+        return DagsterInstance.get()
     finally:
         for key, value in saved.items():
             if value is None:
@@ -73,8 +73,17 @@ def initialise_instance(env: dict[str, str]) -> None:
                 os.environ[key] = value
 
 
+def initialise_instance(env: dict[str, str]) -> None:
+    """Create Dagster's storage once, before the daemon and code server race to do it."""
+    with dagster_instance(env) as instance:
+        instance.get_runs(limit=1)
+        instance.get_dynamic_partitions("vrtx_init_probe")
+        instance.all_instigator_state()
+
+
 def marketplace_link(api_url: str, token: str) -> str:
-    """A signed link that opens the demo tenant's marketplace pages in a browser, asked of the running API."""
+    """A signed link that opens the demo tenant's marketplace pages in a browser, asked of the running API, with
+    how long it lasts."""
     try:
         answer = httpx.post(
             f"{api_url}/api/v1/marketplace/sessions", headers={"Authorization": f"Bearer {token}"}, timeout=10
@@ -82,7 +91,8 @@ def marketplace_link(api_url: str, token: str) -> str:
         answer.raise_for_status()
     except httpx.HTTPError as exc:
         return f"(could not get a link: {type(exc).__name__})"
-    return str(answer.json()["url"])
+    link = answer.json()
+    return f"{link['url']}  (opens once, within {int(link['expires_in']) // 60} minutes)"
 
 
 def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout_s: float, give_up: Callable[[], bool]) -> bool:
@@ -119,29 +129,65 @@ def connect_demo_tenant(settings: Settings, tenant_id: str) -> list[str]:
 
 
 def run_dev(
-    settings: Settings, api_port: int | None = None, dagster_port: int | None = None, *, sandboxes: bool = True
+    settings: Settings,
+    api_port: int | None = None,
+    dagster_port: int | None = None,
+    *,
+    sandboxes: bool = True,
+    verbose: bool = False,
 ) -> int:
     root = project_root()
     api_port = api_port or settings.api_port
     dagster_port = dagster_port or settings.dagster_port
+    api_url = f"http://{settings.api_host}:{api_port}"
+    dagster_url = f"http://127.0.0.1:{dagster_port}"
+    # Links, OAuth redirects and webhook URLs name the port this API really listens on unless told otherwise.
+    explicit = settings.model_fields_set
+    settings = settings.model_copy(
+        update={
+            "api_port": api_port,
+            "dagster_port": dagster_port,
+            "public_url": settings.public_url if "public_url" in explicit else api_url,
+            "dagster_url": settings.dagster_url if "dagster_url" in explicit else dagster_url,
+        }
+    )
     settings.home.mkdir(parents=True, exist_ok=True)
     vault_from_settings(settings)  # creates the development key before any other process needs it
     prepare_database(settings)
     tenant_id, token = ensure_demo_tenant(settings)
     served: dict[str, ServedApp] = {}
+    try:
+        return _run_platform(settings, root, tenant_id, token, served, sandboxes=sandboxes, verbose=verbose)
+    finally:
+        remove_state(settings.home, os.getpid())
+        stop_sandboxes(served)
+
+
+def _run_platform(
+    settings: Settings,
+    root: Path,
+    tenant_id: str,
+    token: str,
+    served: dict[str, ServedApp],
+    *,
+    sandboxes: bool,
+    verbose: bool,
+) -> int:
     demo_connections: list[str] = []
+    sandbox_apps: dict[str, dict[str, str]] = {}
+    configured_apps = set(settings.oauth_clients)  # real apps: they win, and never go into the state file
     if sandboxes:
         providers = load_providers()
-        served = start_sandboxes(providers.values())
+        served.update(start_sandboxes(providers.values()))
         base_urls = {**settings.provider_base_urls, **sandbox_base_urls(served)}
         # OAuth sandboxes register a demo app; use it unless a real app is configured.
-        oauth_clients = {
+        sandbox_apps = {
             slug: dict(providers[slug].sandbox_credentials)
             for slug in served
             if providers[slug].auth.oauth2 is not None and providers[slug].sandbox_credentials
         }
         settings = settings.model_copy(
-            update={"provider_base_urls": base_urls, "oauth_clients": {**oauth_clients, **settings.oauth_clients}}
+            update={"provider_base_urls": base_urls, "oauth_clients": {**sandbox_apps, **settings.oauth_clients}}
         )
         demo_connections = connect_demo_tenant(settings, tenant_id)
         # Changes made in a sandbox come back as signed webhooks to the API, as they would from the provider.
@@ -152,8 +198,21 @@ def run_dev(
                 settings,
                 tenant_id,
                 {slug: server.app for slug, server in served.items()},
-                f"http://{settings.api_host}:{api_port}",
+                f"http://{settings.api_host}:{settings.api_port}",
             )
+    api_url = f"http://{settings.api_host}:{settings.api_port}"
+    dagster_url = f"http://127.0.0.1:{settings.dagster_port}"
+    # From here on, `vrtx sync`, `vrtx connect`, ... in another shell reach the same sandboxes (cli/devstate.py).
+    write_state(
+        settings.home,
+        DevPlatform(
+            pid=os.getpid(),
+            api_url=api_url,
+            dagster_url=dagster_url,
+            provider_base_urls=dict(settings.provider_base_urls),
+            oauth_clients={slug: app for slug, app in sandbox_apps.items() if slug not in configured_apps},
+        ),
+    )
     dagster_env = dagster_environment(settings, root)
     initialise_instance(dagster_env)
 
@@ -165,6 +224,10 @@ def run_dev(
         "VRTX_OAUTH_CLIENTS": json.dumps(settings.oauth_clients),
         # A development CRM receives its events on this machine; `vrtx api` and production keep refusing it.
         "VRTX_ALLOW_PRIVATE_CALLBACKS": os.environ.get("VRTX_ALLOW_PRIVATE_CALLBACKS", "true"),
+        "VRTX_PUBLIC_URL": settings.public_url,
+        "VRTX_DAGSTER_URL": settings.dagster_url or dagster_url,
+        "VRTX_API_PORT": str(settings.api_port),
+        "VRTX_DAGSTER_PORT": str(settings.dagster_port),
     }
     if settings.database_url:
         env["VRTX_DATABASE_URL"] = settings.database_url
@@ -176,6 +239,13 @@ def run_dev(
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    # The children's whole output goes to these files; the terminal shows the activity feed and problems.
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log_files = {name: logs / f"{name}.log" for name in ("api", "dagster")}
+    for path in log_files.values():
+        path.write_text("")
+    terminal = Terminal()
     # Own process groups: one Ctrl-C reaches us once, and we stop the children in order.
     api = subprocess.Popen(  # noqa: S603 -- our own interpreter and module
         [
@@ -186,15 +256,20 @@ def run_dev(
             "--host",
             settings.api_host,
             "--port",
-            str(api_port),
+            str(settings.api_port),
         ],
         cwd=root,
         env=env,
         start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     dagster = subprocess.Popen(  # noqa: S603
         [
             sys.executable,
+            # `dagster dev` suggests `dg dev` (a separate CLI) on every start; this platform runs dagster dev.
+            "-W",
+            "ignore:Function `dev_command` is superseded",
             "-m",
             "dagster",
             "dev",
@@ -203,16 +278,25 @@ def run_dev(
             "-h",
             "127.0.0.1",
             "-p",
-            str(dagster_port),
+            str(settings.dagster_port),
         ],
         cwd=root,
         env=env,
         start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
     )
     children = {"api": api, "dagster": dagster}
+    pumps = [
+        pump(name, child.stdout, log_files[name], terminal, verbose=verbose)
+        for name, child in children.items()
+        if child.stdout is not None
+    ]
+    stop_feed = threading.Event()
+    instance = dagster_instance(dagster_env)
+    feed = ActivityFeed(instance, session_factory(engine_for(settings.sqlalchemy_url)), terminal.write)
+    feed_thread = start_feed(feed, stop_feed)
 
-    api_url = f"http://{settings.api_host}:{api_port}"
-    dagster_url = f"http://127.0.0.1:{dagster_port}"
     ready = wait_until_up(f"{api_url}/healthz", api, 60, lambda: stopping) and wait_until_up(
         f"{dagster_url}/server_info", dagster, 180, lambda: stopping
     )
@@ -224,13 +308,19 @@ def run_dev(
             f"  Dagster UI   {dagster_url}  (code location: vrtx)",
             f"  Database     {make_url(settings.sqlalchemy_url).render_as_string(hide_password=True)}",
             f"  Demo tenant  {tenant_id}: Authorization: Bearer {token}",
-            f"  Marketplace  {marketplace_link(api_url, token)}  (this link works for 10 minutes; "
-            f"POST {api_url}/api/v1/marketplace/sessions gives a fresh one)",
+            f"  Marketplace  {marketplace_link(api_url, token)}",
+            f"               a fresh one: uv run vrtx marketplace-link --tenant {tenant_id} [--path /marketplace/xero]",
             *(f"  Sandbox      {slug} {url}" for slug, url in settings.provider_base_urls.items()),
         ]
         if demo_connections:
             lines.append(f"  Demo tenant is connected to: {', '.join(demo_connections)}")
-        print("\n".join([*lines, "Press Ctrl-C to stop.", ""]), flush=True)
+        lines += [
+            f"  Logs         {log_files['api']}, {log_files['dagster']}"
+            + ("" if verbose else "  (all of it here: vrtx dev --verbose)"),
+            "Below: syncs, pushes, webhooks and problems as they happen. Press Ctrl-C to stop.",
+            "",
+        ]
+        terminal.write("\n".join(lines))
     exit_code = 0
     while not stopping:
         for name, child in children.items():
@@ -239,8 +329,13 @@ def run_dev(
                 exit_code = 1
                 stopping = True
         time.sleep(0.3)
+    stop_feed.set()
+    terminal.stopping.set()
     _shutdown(children)
-    stop_sandboxes(served)
+    feed_thread.join(timeout=5)
+    instance.dispose()
+    for thread in pumps:
+        thread.join(timeout=5)  # the children's last lines reach their files
     return exit_code
 
 

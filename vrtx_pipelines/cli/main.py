@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
-from vrtx_pipelines.config import get_settings
+from vrtx_pipelines.config import get_settings, reset_settings_cache
 from vrtx_pipelines.errors import IntegrationError
 
 log = logging.getLogger("vrtx")
 
 
 class VrtxGroup(click.Group):
-    """Turns the platform's typed errors into one line on stderr and a non-zero exit."""
+    """Turns the platform's typed errors, a provider that cannot be reached and a database that cannot be reached
+    into one line on stderr and a non-zero exit."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        from sqlalchemy.exc import OperationalError
+
+        from providers.errors import ProviderError
+
         try:
             return super().invoke(ctx)
         except IntegrationError as exc:
@@ -26,19 +32,43 @@ class VrtxGroup(click.Group):
             for detail in exc.details:
                 click.echo(f"  {detail.get('field', '')}: {detail.get('message', '')}", err=True)
             sys.exit(1)
+        except ProviderError as exc:  # its message is written to be shown: it never carries a credential
+            click.echo(f"error: {exc.message}", err=True)
+            sys.exit(1)
+        except OperationalError as exc:
+            # The driver's own first line ("connection ... refused"); the URL, with its password, is not in it.
+            reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+            click.echo(f"error: the database cannot be used: {reason}", err=True)
+            sys.exit(1)
+
+
+# Libraries whose INFO lines narrate their own machinery (alembic's "Context impl SQLiteImpl", httpx's line per
+# request, URLs and all): a command prints what it is for; VRTX_LOG_LEVEL=DEBUG shows them again.
+CHATTY_LIBRARIES = ("alembic", "httpx", "httpcore")
 
 
 def setup_logging() -> None:
+    level = get_settings().log_level.upper()
     logging.basicConfig(
-        level=get_settings().log_level.upper(),
+        level=level,
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
         stream=sys.stderr,
     )
+    if level != "DEBUG":
+        for name in CHATTY_LIBRARIES:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @click.group(cls=VrtxGroup, context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """VRTX Integrations: the CRM's integrations platform (API, Dagster pipelines, provider sandboxes)."""
+    if ctx.invoked_subcommand != "dev":
+        # A `vrtx dev` running on this VRTX_HOME says where its sandboxes, API and Dagster are.
+        from vrtx_pipelines.cli.devstate import apply_to_environment
+
+        if apply_to_environment(get_settings().home, os.environ) is not None:
+            reset_settings_cache()
     setup_logging()
 
 
@@ -133,6 +163,45 @@ def tenants_rotate_token(tenant_id: str) -> None:
             raise NotFound(f"there is no tenant {tenant_id!r}")
         token = rotate_token(session, tenant)
     click.echo(f"new API token for {tenant_id}: {token}")
+
+
+@main.command("marketplace-link")
+@click.option("--tenant", "tenant_id", required=True, help="Whose marketplace to open.")
+@click.option(
+    "--path",
+    default="/marketplace",
+    show_default=True,
+    help="The page: /marketplace, /marketplace/<slug>, or /marketplace/<slug>/settings, /sync or /mappings.",
+)
+def marketplace_link(tenant_id: str, path: str) -> None:
+    """Print a fresh signed link to a tenant's marketplace pages (it opens once, within its lifetime)."""
+    from pydantic import ValidationError
+
+    from api.pages.config import pages_settings
+    from api.pages.session import SessionLinkIn, marketplace_url
+    from vrtx_pipelines.credentials.vault import vault_from_settings
+    from vrtx_pipelines.db.models import Tenant
+    from vrtx_pipelines.db.session import session_scope
+    from vrtx_pipelines.errors import NotFound, ValidationFailed
+    from vrtx_pipelines.platform import prepare_database
+
+    try:
+        page = SessionLinkIn(path=path).path
+    except ValidationError:
+        raise ValidationFailed(
+            f"{path!r} is not a marketplace page: /marketplace, /marketplace/<slug> or "
+            "/marketplace/<slug>/settings, /sync or /mappings"
+        ) from None
+    settings = get_settings()
+    prepare_database(settings)
+    with session_scope() as session:
+        tenant = session.get(Tenant, tenant_id)
+        if tenant is None or not tenant.is_active:
+            raise NotFound(f"there is no active tenant {tenant_id!r}")
+        link = marketplace_url(settings, vault_from_settings(settings), tenant, page)
+    click.echo(link.url)
+    minutes = pages_settings().marketplace_link_ttl_s // 60
+    click.echo(f"(opens once, within {minutes} minutes; the browser session it starts lasts an hour)", err=True)
 
 
 # --- catalog --------------------------------------------------------------------------------------------
@@ -330,11 +399,24 @@ def sandbox(port_base: int | None) -> None:
     show_default=True,
     help="Serve the provider sandboxes and connect the demo tenant to them.",
 )
-def dev(api_port: int | None, dagster_port: int | None, sandboxes: bool) -> None:
+@click.option(
+    "--verbose",
+    is_flag=True,
+    help="Show the API's and Dagster's whole output here too (it always goes to the log files).",
+)
+def dev(api_port: int | None, dagster_port: int | None, sandboxes: bool, verbose: bool) -> None:
     """Run the whole platform locally: database, demo tenant, API, Dagster UI and daemon. Ctrl-C stops it."""
     from vrtx_pipelines.cli.devserver import run_dev
+    from vrtx_pipelines.cli.devstate import running_platform
 
-    sys.exit(run_dev(get_settings(), api_port=api_port, dagster_port=dagster_port, sandboxes=sandboxes))
+    settings = get_settings()
+    running = running_platform(settings.home)
+    if running is not None:
+        raise IntegrationError(
+            f"vrtx dev is already running for {settings.home} (pid {running.pid}, API {running.api_url}); "
+            "stop it first, or give this one its own VRTX_HOME"
+        )
+    sys.exit(run_dev(settings, api_port=api_port, dagster_port=dagster_port, sandboxes=sandboxes, verbose=verbose))
 
 
 if __name__ == "__main__":

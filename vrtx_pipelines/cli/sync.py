@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 from collections.abc import Sequence
 
 from dagster import AssetKey, DagsterInstance, materialize
@@ -15,6 +16,7 @@ from vrtx_pipelines.names import Trigger, asset_path, partitions_name, pull_run_
 from vrtx_pipelines.orchestration.pulls import build_pull_assets
 from vrtx_pipelines.platform import prepare_database
 from vrtx_pipelines.registry import get_provider
+from vrtx_pipelines.synclog.mirror import run_failure_message
 
 
 def sync_now(
@@ -57,17 +59,24 @@ def sync_now(
             instance=instance,
             partition_key=tenant_id,
             selection=selection,
-            run_config=pull_run_config(slug, full=full),
+            # Dagster's console logger narrates every event at DEBUG (and a failure as a stack trace): the
+            # command shows the progress bars and its table; the run's whole story stays in the instance.
+            run_config={
+                **pull_run_config(slug, full=full),
+                "loggers": {"console": {"config": {"log_level": "CRITICAL"}}},
+            },
             tags=run_tags(slug, tenant_id, trigger=Trigger.CLI),
             raise_on_error=False,
         )
+        if not result.success:
+            # The same sentence the sync log records: the failure's own description, no stack trace.
+            message = run_failure_message(instance, result.run_id).removeprefix(f"{provider.name}: ")
+            if progress:
+                sys.stderr.write("\n")  # the error goes below the progress bars, not after them on their line
+            raise IntegrationNotAvailable(f"the {provider.name} sync failed: {message}")
     finally:
         if owned:
             instance.dispose()
-    if not result.success:
-        failure = next((e for e in result.all_events if e.is_failure), None)
-        message = failure.event_specific_data.error.message if failure and failure.event_specific_data else ""  # type: ignore[union-attr]
-        raise IntegrationNotAvailable(f"the {provider.name} sync failed: {message.strip() or 'see the Dagster run'}")
     rows = []
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization  # type: ignore[union-attr]

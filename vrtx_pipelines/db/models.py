@@ -95,6 +95,9 @@ class Tenant(Timestamps, Base):
     # Where the CRM hears events; the signing secret is a vault envelope.
     callback_url: Mapped[str | None] = mapped_column(String(500))
     callback_secret: Mapped[str | None] = mapped_column(String(1024))
+    # Counts token rotations: marketplace links and sessions carry the generation they were issued under, so a
+    # rotation ends every one of them at once.
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Integration(Timestamps, Base):
@@ -317,6 +320,19 @@ class OAuthState(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MarketplaceLink(Base):
+    """A marketplace link that was opened: links are single-use, so opening one burns its nonce here. Rows past
+    their link's expiry are deleted as new links are opened (an expired link fails before this table is read)."""
+
+    __tablename__ = "marketplace_links"
+
+    # SHA-256 of the link's nonce, like oauth_states.id.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(50), ForeignKey("tenants.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class OutboundEvent(Base):

@@ -10,7 +10,7 @@ records.changed) are written in the same transaction as the rows, and only when 
 # No `from __future__ import annotations`: Dagster reads the context annotations at definition time.
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -135,6 +135,37 @@ def run_failure_message(instance: DagsterInstance, run_id: str) -> str:
     return "the run failed (see the Dagster run for details)"
 
 
+# dlt's wording for a resource that raised (dlt.extract.exceptions.ResourceExtractionError).
+FAILED_RESOURCE = re.compile(r"extraction of resource `([^`]+)`")
+
+
+def _error_chain(error: Any) -> Iterator[Any]:
+    """A SerializableErrorInfo and every error it was raised from or during, nearest first."""
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending += [getattr(current, "cause", None), getattr(current, "context", None)]
+
+
+def failed_entity(instance: DagsterInstance, run_id: str) -> str | None:
+    """The pull entity whose resource raised the step's failure, when dlt says which one did.
+
+    All of a pull's entities share one dlt run: when one resource fails, the step fails and no entity loads, so the
+    failure is that entity's alone; the others did not fail, they were not loaded."""
+    for entry in instance.all_logs(run_id, of_type=DagsterEventType.STEP_FAILURE):
+        data = entry.dagster_event.step_failure_data if entry.dagster_event else None
+        for error in _error_chain(data.error if data else None):
+            found = FAILED_RESOURCE.search(error.message or "") if error.cls_name == "ResourceExtractionError" else None
+            if found:
+                return found.group(1)
+    return None
+
+
 def _run_times(instance: DagsterInstance, run: DagsterRun) -> tuple[datetime, int | None]:
     record = instance.get_run_record_by_id(run.run_id)
     end = record.end_time if record and record.end_time else None
@@ -181,22 +212,35 @@ def summarise_pull(
         if materialization is None or materialization.asset_key.path[0] != provider.slug:
             continue
         materialised[materialization.asset_key.path[-1]] = _metadata_values(materialization.metadata)
-    failure = None if succeeded else run_failure_message(instance, run.run_id)
     full = _was_full(provider, run)
     request_base = {"trigger": run.tags.get(TRIGGER_TAG), "partition": run.tags.get(PARTITION_TAG)}
     outcomes = []
+    if not succeeded:
+        # One failure is one row: on the entity whose resource failed when dlt names it, else on the run as a
+        # whole (entity None). The entities it stopped get none: their last row still says how they last went.
+        culprit = failed_entity(instance, run.run_id)
+        entity = culprit if culprit in entities and culprit not in materialised else None
+        outcomes.append(
+            EntityOutcome(
+                entity=entity,
+                status=FAILED,
+                sync_type="full" if full else "incremental",
+                error_message=run_failure_message(instance, run.run_id),
+                request_data=redact({**request_base, "entity": entity, "entities": list(entities), "full": full}),
+            )
+        )
     for entity in entities:
         meta = materialised.get(entity)
         if meta is None:
-            outcomes.append(
-                EntityOutcome(
-                    entity=entity,
-                    status=FAILED if not succeeded else SUCCESS,
-                    sync_type="full" if full else "incremental",
-                    error_message=failure,
-                    request_data=redact({**request_base, "entity": entity, "full": full}),
+            if succeeded:  # a selected entity that yielded nothing: nothing to load, nothing failed
+                outcomes.append(
+                    EntityOutcome(
+                        entity=entity,
+                        status=SUCCESS,
+                        sync_type="full" if full else "incremental",
+                        request_data=redact({**request_base, "entity": entity, "full": full}),
+                    )
                 )
-            )
             continue
         counts = {key: meta[key] for key in PULL_COUNTS if key in meta}
         timings = {key: meta[key] for key in TIMINGS if key in meta}
@@ -263,6 +307,7 @@ def summarise_push(run: DagsterRun, session: Session, failure: str | None) -> tu
                 error_message=scrub(message) if message else None,
                 request_data=redact(
                     {
+                        "trigger": run.tags.get(TRIGGER_TAG, Trigger.PUSH.value),
                         "pushes": [
                             {"id": r.id, "operation": r.operation, "vrtx_id": r.vrtx_id} for r in batch[:SAMPLE_ROWS]
                         ],

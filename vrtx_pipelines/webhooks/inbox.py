@@ -194,7 +194,7 @@ def event_identity(event: WebhookEvent) -> str:
     hash of what the event is about (organisation, type, resource) and the instant it names, parsed, so the same
     event written differently (``...000`` and ``...000Z``, another offset, GUIDs in another case) is one event.
     Ids are compared without case: providers without event ids name resources by GUIDs or numbers (Xero,
-    QuickBooks). Migration 0005 re-keys stored rows with this same formula: change both or neither."""
+    QuickBooks). Migration 0006 re-keys stored rows with this same formula: change both or neither."""
     if event.event_id is not None:
         return event.event_id
     assert event.occurred_at is not None  # _refusal turns away an event with neither

@@ -8,8 +8,8 @@ retry of an event stored before this revision is still a duplicate. A row whose 
 connection took first (one of the re-formatted duplicates this revision fixes) keeps its old key: nothing is
 deleted. Downgrade leaves the keys as they are (the raw date text the old keys hashed is not stored).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005_marketplace
 Create Date: 2026-12-03
 """
 
@@ -24,8 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0004"
+revision: str = "0006"
+down_revision: str | None = "0005_marketplace"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

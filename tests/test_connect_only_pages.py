@@ -1,0 +1,72 @@
+"""A connect-only integration (Stripe, Twilio, Mailchimp today: only ``connect`` is implemented) shows what its
+connection can do and nothing else: no sync status, no last sync, no schedule settings, no field mappings."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.browser.helpers import open_marketplace, post_form
+from tests.helpers import bearer, make_tenant
+from tests.xero.conftest import (  # the Xero sandbox fixtures, for tests outside tests/xero
+    base_urls,  # noqa: F401
+    connect_xero,
+    oauth_clients,  # noqa: F401
+    xero,  # noqa: F401
+)
+from vrtx_pipelines.config import Settings
+from vrtx_pipelines.registry import get_provider
+
+STRIPE_KEY = get_provider("stripe").sandbox_credentials["secret_key"]
+TABS = re.compile(r'<nav class="tabs"[^>]*>(.*?)</nav>', re.S)
+
+
+@pytest.fixture
+def acme(api: TestClient, settings: Settings) -> str:
+    token = make_tenant(settings, "acme")
+    open_marketplace(api, token)
+    return token
+
+
+def tab_labels(html: str) -> list[str]:
+    found = TABS.search(html)
+    assert found, "no tabs"
+    return re.findall(r">([^<>]+)</a>", found.group(1))
+
+
+def test_a_connect_only_integration_shows_only_what_its_connection_can_do(
+    api: TestClient, acme: str, settings: Settings
+) -> None:
+    connected = post_form(api, "/marketplace/stripe/connect", [("secret_key", STRIPE_KEY)], page="/marketplace/stripe")
+    assert connected.status_code == 303
+    details = api.get(connected.headers["location"]).text
+    assert "first sync" not in details and "Connected. The credentials were checked" in details
+    assert tab_labels(details) == ["Overview", "Settings"]
+    assert "Last sync" not in details and "does not sync anything yet" in details
+    assert 'name="data" value="purge"' not in details  # nothing was synced, so nothing to purge
+
+    card = re.search(r'<li class="card connected-card">.*?</li>', api.get("/marketplace").text, re.S)
+    assert card and "Synced" not in card.group(0) and "/marketplace/stripe/sync" not in card.group(0)
+    assert "Connection only" in card.group(0)
+
+    form = api.get("/marketplace/stripe/settings").text
+    assert re.findall(r'<(?:input|select|textarea)[^>]* name="([a-z_]+)"', form) == ["csrf_token", "currency"]
+    assert api.get("/marketplace/stripe/sync").status_code == 404
+    assert api.get("/marketplace/stripe/mappings").status_code == 404
+
+    # Saving what is shown leaves what is not (the schedule's stored settings) as it was.
+    before = api.get("/api/v1/integrations/stripe/settings", headers=bearer(acme)).json()["settings"]
+    saved = post_form(api, "/marketplace/stripe/settings", [("currency", "eur")])
+    assert saved.status_code == 303
+    after = api.get("/api/v1/integrations/stripe/settings", headers=bearer(acme)).json()["settings"]
+    assert after == {**before, "currency": "eur"}
+
+
+def test_an_integration_that_syncs_keeps_every_tab(api: TestClient, acme: str, settings: Settings) -> None:
+    connect_xero(settings, "acme")
+    html = api.get("/marketplace/xero").text
+    assert tab_labels(html) == ["Overview", "Settings", "Sync status", "Field mappings"]
+    assert "Last sync" in html
+    assert 'name="sync_frequency_minutes"' in api.get("/marketplace/xero/settings").text

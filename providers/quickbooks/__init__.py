@@ -5,6 +5,8 @@ from __future__ import annotations
 from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, RateLimit
 from providers.schema import settings_schema
 
+from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+
 ENTITIES = ("contacts", "invoices", "payments", "products", "tax_rates", "accounts")
 
 PROVIDER = Provider(
@@ -92,4 +94,6 @@ PROVIDER = Provider(
     ),
     implemented=frozenset(),
     connection_tester=None,
+    sandbox="providers.quickbooks.sandbox:create_app",
+    sandbox_credentials={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
 )

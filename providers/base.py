@@ -72,6 +72,8 @@ class OAuth2Spec:
     extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
     # How the provider-side tenant (organisation, realm, workspace ...) is found after the callback.
     tenant_discovery: str = ""
+    # The revocation endpoint takes a JSON body ``{"token": ...}`` (Intuit) rather than RFC 7009's form body.
+    revoke_as_json: bool = False
 
 
 @dataclass(frozen=True)

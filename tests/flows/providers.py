@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from providers.mailchimp.sandbox_credentials import DEMO_DATACENTER
+from providers.quickbooks.sandbox import QuickBooksSandbox
+from providers.quickbooks.sandbox import create_app as quickbooks_app
+from providers.quickbooks.sandbox_credentials import DEMO_CLIENT_ID as QBO_CLIENT_ID
+from providers.quickbooks.sandbox_credentials import DEMO_CLIENT_SECRET as QBO_CLIENT_SECRET
 from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, XeroSandbox, create_app
 from tests.flows.harness import Flows, PushCase, Started
 
@@ -18,6 +22,16 @@ class XeroFlows(Flows):
             "Acme Trading", contacts=30, invoices=120, lines_per_invoice=3, payments=25, items=8
         )
         return Started(create_app(sandbox), sandbox, org)
+
+
+@dataclass
+class QuickBooksFlows(Flows):
+    def start(self) -> Started:
+        sandbox = QuickBooksSandbox(seed=7)
+        realm = sandbox.add_company(
+            "Acme Trading", customers=30, invoices=120, lines_per_invoice=3, payments=25, items=8
+        )
+        return Started(quickbooks_app(sandbox), sandbox, realm)
 
 
 def _contact(email: str) -> dict[str, Any]:
@@ -56,6 +70,14 @@ FLOWS: dict[str, Flows] = {
             },
             # Xero takes payments only on approved invoices.
             push_settings={"invoice_status_on_push": "AUTHORISED"},
+            webhook_entity="contacts",
+        ),
+        QuickBooksFlows(
+            "quickbooks",
+            oauth_app={"client_id": QBO_CLIENT_ID, "client_secret": QBO_CLIENT_SECRET},
+            sandbox_entities={"contacts": "customers", "products": "items"},
+            incremental=("contacts", "invoices", "payments"),
+            paged=("invoices", 1000),
             webhook_entity="contacts",
         ),
         Flows("stripe", rejected_credentials={"secret_key": "sk_test_51VrtxDemo00000001NotARealKey9999"}),

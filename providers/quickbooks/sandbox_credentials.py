@@ -8,4 +8,3 @@ DEMO_CLIENT_SECRET = "vrtx-sandbox-demo-secret-qbo-7Rf2kL9mQ4xW8zT1"  # noqa: S1
 DEMO_APP_NAME = "VRTX Integrations"
 DEMO_USER_EMAIL = "demo.user@vrtx.example"
 DEMO_COMPANY = "Sandbox Company_US_1"
-DEMO_VERIFIER_TOKEN = "vrtx-sandbox-qbo-verifier-token-3c9e1f0a"  # noqa: S105 -- the demo app's webhook key

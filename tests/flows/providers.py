@@ -51,6 +51,15 @@ def _invoice(reference: str) -> dict[str, Any]:
     }
 
 
+def _qbo_invoice(memo: str) -> dict[str, Any]:
+    line = {"description": "Analytical engine, one", "quantity": "2", "unit_amount": "150.00", "tax_type": "TAX"}
+    return {**_invoice(memo), "currency": "USD", "lines": [line]}
+
+
+def _product(description: str) -> dict[str, Any]:
+    return {"id": "crm-product-1", "code": "AE-1", "name": "Analytical engine", "description": description}
+
+
 FLOWS: dict[str, Flows] = {
     flows.slug: flows
     for flows in (
@@ -78,6 +87,19 @@ FLOWS: dict[str, Flows] = {
             sandbox_entities={"contacts": "customers", "products": "items"},
             incremental=("contacts", "invoices", "payments"),
             paged=("invoices", 1000),
+            pushes={
+                "contact": PushCase("contacts", _contact("ada@example.com"), _contact("ada.l@example.com"), "email"),
+                "product": PushCase(
+                    "products", _product("Difference engine"), _product("Analytical engine"), "description"
+                ),
+                "invoice": PushCase("invoices", _qbo_invoice("PO-1"), _qbo_invoice("PO-1, revised"), "reference"),
+                "payment": PushCase(
+                    "payments",
+                    {"id": "crm-payment-1", "invoice_id": "crm-invoice-1", "amount": "100.00", "date": "2026-11-20"},
+                ),
+            },
+            # The sandbox's income account and first item (every QuickBooks product and sales line names one).
+            push_settings={"default_sales_account_code": "9", "default_item_id": "1"},
             webhook_entity="contacts",
         ),
         Flows("stripe", rejected_credentials={"secret_key": "sk_test_51VrtxDemo00000001NotARealKey9999"}),

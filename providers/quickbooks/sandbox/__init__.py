@@ -185,6 +185,8 @@ def _serve(
     if request.method != "POST" or len(parts) != 1 or head not in writes.WRITABLE:
         raise Fault("500", "Unsupported Operation", f"{request.method} {request.url.path} is not supported.")
     key = params.get("requestid")
+    if key and not sandbox.idempotency.valid_key(key):  # [mem] Intuit's requestid is at most 50 characters
+        raise Fault("2010", "Request has invalid or unsupported property", "requestid is at most 50 characters")
     # One lock around check, write and record: the same requestid sent twice at once still writes once.
     return sandbox.idempotency.run(
         None if not key else (call.caller.client_id, company.realm_id, key),

@@ -40,8 +40,10 @@ _TAX_MODES = {"TaxExcluded": "exclusive", "TaxInclusive": "inclusive", "NotAppli
 
 
 def remembered(answer: Answer) -> bool:
-    """Which answers a ``requestid`` replays: those of writes that ran (a 429 or 5xx did nothing)."""
-    return answer.status < 500 and answer.status != 429
+    """Which answers a ``requestid`` replays: those of writes that were applied. A refused write (a Fault: a stale
+    SyncToken, a 429, a 5xx) changed nothing, so its requestid stays free for the corrected resend (a choice:
+    Intuit does not say)."""
+    return answer.status < 300
 
 
 def request_reused() -> Answer:

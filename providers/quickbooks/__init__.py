@@ -13,6 +13,7 @@ from .mappers import MAPPERS
 from .push import PUSHES
 from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from .source import STREAMS
+from .webhooks import WEBHOOKS
 
 ENTITIES = ("contacts", "invoices", "payments", "products", "tax_codes", "tax_rates", "accounts")
 PUSHED = ("contact", "invoice", "payment", "product")
@@ -105,6 +106,7 @@ PROVIDER = Provider(
     # At most 10 calls in flight per company (reference section 2, "Rate limits").
     pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, max_concurrent_calls=10, record_fields=RECORD_FIELDS),
     pushes=PUSHES,
+    webhooks=WEBHOOKS,
     sandbox="providers.quickbooks.sandbox:create_app",
     sandbox_credentials={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
 )

@@ -72,6 +72,8 @@ class OAuth2Spec:
     extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
     # How the provider-side tenant (organisation, realm, workspace ...) is found after the callback.
     tenant_discovery: str = ""
+    # The revocation endpoint takes a JSON body ``{"token": ...}`` (Intuit) rather than RFC 7009's form body.
+    revoke_as_json: bool = False
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,9 @@ class PushRequest:
     # The tenant's push-direction field mappings: provider field path ("Reference", "Contact.Name") -> the JSON
     # value to send there, set over what the provider's own push mapping wrote.
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    # The provider's version of the linked record as VRTX last stored it (canonical ``version``: QuickBooks'
+    # SyncToken), for providers whose updates must name it; None when unknown (the provider reads it first).
+    version: str | None = None
 
 
 @dataclass(frozen=True)

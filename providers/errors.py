@@ -39,6 +39,13 @@ class ProviderRejected(ProviderError):
         self.details = details or []
 
 
+class ProviderConflict(ProviderRejected):
+    """The write named a version of the record the provider no longer holds (QuickBooks' stale SyncToken): the
+    record changed there since it was read. The core fetches it, re-plans the push and retries once."""
+
+    code = "provider_conflict"
+
+
 class ProviderUnavailable(ProviderError):
     """The provider could not be reached, timed out, or answered with a server error."""
 

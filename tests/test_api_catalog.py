@@ -22,10 +22,12 @@ def test_catalog_lists_all_17_integrations_in_display_order(api: TestClient, set
     assert len(items) == 17
     assert [i["display_order"] for i in items] == sorted(i["display_order"] for i in items)
     assert items[0]["slug"] == "xero"
-    assert {i["slug"] for i in items if i["connectable"]} == {"xero", "stripe", "twilio", "mailchimp"}
+    assert {i["slug"] for i in items if i["connectable"]} == {"xero", "quickbooks", "stripe", "twilio", "mailchimp"}
     xero, quickbooks = items[0], items[1]
     assert xero["connectable"] is True and "pull:invoices" in xero["implemented"] and xero["connection"] is None
-    assert quickbooks["connectable"] is False and quickbooks["implemented"] == []
+    assert quickbooks["connectable"] is True and "pull:invoices" in quickbooks["implemented"]
+    sage = next(i for i in items if i["slug"] == "sage")
+    assert sage["connectable"] is False and sage["implemented"] == []
 
 
 def test_catalog_filters_by_category_and_search(api: TestClient, settings: Settings) -> None:

@@ -75,8 +75,8 @@ def test_integrations_list_is_a_table_of_all_17_saying_what_can_be_connected(run
     assert lines[0].split()[:3] == ["SLUG", "NAME", "CATEGORY"]
     assert len(lines) == 18
     stripe = next(line for line in lines if line.startswith("stripe"))
-    quickbooks = next(line for line in lines if line.startswith("quickbooks"))
-    assert " yes " in stripe and "not yet" in quickbooks
+    sage = next(line for line in lines if line.startswith("sage"))
+    assert " yes " in stripe and "not yet" in sage
 
 
 def test_db_upgrade_and_downgrade(run: Runner) -> None:

@@ -27,13 +27,18 @@ def test_the_code_location_loads_with_every_expected_definition() -> None:
     xero_pulls = {
         AssetKey(["xero", e]) for e in ("contacts", "invoices", "payments", "products", "tax_rates", "accounts")
     }
+    quickbooks_pulls = {
+        AssetKey(["quickbooks", e])
+        for e in ("contacts", "invoices", "payments", "products", "tax_codes", "tax_rates", "accounts")
+    }
     health = {AssetKey([s, "connection_health"]) for s in connectable}
-    assert set(graph.get_all_asset_keys()) == health | xero_pulls
-    for key in xero_pulls:
-        assets_def = graph.get(key).assets_def
-        assert getattr(assets_def.partitions_def, "name", None) == "xero_tenants"
-    assert defs.resolve_job_def("xero_sync") is not None
-    assert defs.resolve_schedule_def("xero_incremental_pulls") is not None
+    assert set(graph.get_all_asset_keys()) == health | xero_pulls | quickbooks_pulls
+    for slug, pulls in (("xero", xero_pulls), ("quickbooks", quickbooks_pulls)):
+        for key in pulls:
+            assets_def = graph.get(key).assets_def
+            assert getattr(assets_def.partitions_def, "name", None) == f"{slug}_tenants"
+        assert defs.resolve_job_def(f"{slug}_sync") is not None
+        assert defs.resolve_schedule_def(f"{slug}_incremental_pulls") is not None
     assert defs.resolve_schedule_def("oauth_token_refresh_schedule") is not None
     for slug in connectable:
         assert defs.resolve_job_def(f"{slug}_connection_health") is not None

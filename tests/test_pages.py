@@ -121,9 +121,9 @@ def test_the_marketplace_groups_the_catalog_and_marks_what_cannot_be_connected(a
     for heading in ("Accounting", "Payments", "Automation"):
         assert f">{heading}</h2>" in html
     assert 'href="/marketplace/xero"' in html and 'href="/marketplace/stripe"' in html
-    # QuickBooks is on the roadmap: shown, "Coming soon", and not a link.
-    quickbooks = re.search(r'data-slug="quickbooks".*?</li>', html, re.S)
-    assert quickbooks and "Coming soon" in quickbooks.group(0) and "href" not in quickbooks.group(0)
+    # Sage is on the roadmap: shown, "Coming soon", and not a link.
+    sage = re.search(r'data-slug="sage".*?</li>', html, re.S)
+    assert sage and "Coming soon" in sage.group(0) and "href" not in sage.group(0)
 
 
 def test_search_on_the_server_narrows_the_catalog(api: TestClient, acme: str) -> None:

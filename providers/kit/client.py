@@ -11,7 +11,9 @@ carries a credential. Counters (``api_calls``, ``pages`` per stream, ``rate_limi
 
 A provider subclasses ``ApiClient`` and overrides only its hooks: ``auth_headers``, ``refuses_credentials``,
 ``observe_limits``, ``final_rate_limit``, ``decode``, ``error_words``, ``error_in_answer``, ``with_idempotency_key``,
-``encode``.
+``encode``; and declares ``default_params`` (sent with every call: QuickBooks' ``minorversion``) and, where the
+provider-side tenant is part of every path, a ``{tenant_id}`` placeholder in ``api_base_url`` (QuickBooks'
+``/v3/company/{realmId}``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, NoReturn, Self, TypeVar
+from urllib.parse import quote
 
 import httpx
 
@@ -92,12 +95,14 @@ class Call:
 class ApiClient:
     """Calls to ``<base_url>/<path>`` for one connection. Subclasses set ``name`` (used in messages),
     ``api_base_url`` (the real production base, mapped through the connection's ``url``) and ``tenant_noun``
-    (when set, every call needs the provider-side tenant chosen at connect, e.g. Xero's "organisation")."""
+    (when set, every call needs the provider-side tenant chosen at connect, e.g. Xero's "organisation"). A
+    ``{tenant_id}`` in the base URL is that tenant's id (path-quoted)."""
 
     name: ClassVar[str] = "The provider"
     api_base_url: ClassVar[str] = ""
     tenant_noun: ClassVar[str | None] = None
     default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
+    default_params: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,
@@ -115,6 +120,8 @@ class ApiClient:
         jitter: Callable[[float], float] = equal_jitter,
     ) -> None:
         self._http = http
+        if tenant_id is not None:
+            base_url = base_url.replace("{tenant_id}", quote(tenant_id, safe=""))
         self.base_url = base_url.rstrip("/")
         self._base = httpx.URL(self.base_url)
         self.governor = governor
@@ -139,6 +146,8 @@ class ApiClient:
         self.rate_limited = 0
         self.retries = 0
         self.token_refreshes = 0
+        # Streams whose listing started over from scratch this run, and why (a change token too old to use).
+        self.full_listings: dict[str, str] = {}
 
     @classmethod
     def for_connection(cls, connection: ProviderConnection, retry: Retry = PATIENT) -> Self:
@@ -165,6 +174,7 @@ class ApiClient:
                 "rate_limited": self.rate_limited,
                 "retries": self.retries,
                 "token_refreshes": self.token_refreshes,
+                "full_listings": dict(self.full_listings),
             }
 
     # --- hooks -----------------------------------------------------------------------------------------------
@@ -331,7 +341,9 @@ class ApiClient:
         headers: Mapping[str, str] | None,
         content: bytes | None,
     ) -> Call:
-        return Call(method.upper(), self._url(path), dict(params or {}), dict(headers or {}), content)
+        return Call(
+            method.upper(), self._url(path), {**self.default_params, **(params or {})}, dict(headers or {}), content
+        )
 
     def _url(self, path: str) -> str:
         if "://" not in path:

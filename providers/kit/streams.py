@@ -10,8 +10,10 @@ Google's sync token) is kept in the resource's dlt state instead.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import dlt
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 
 Records = list[dict[str, Any]]
 RESUME_KEY = "resume_from"  # where a token cursor sits in the resource state
+RESUMED_AT_KEY = "resume_from_at"  # when it was kept (seconds since the epoch)
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,20 @@ class TokenCursor:
     """A cursor the provider hands out: the paginator's ``token`` after a full listing (Graph's delta link, Google's
     sync token, Gmail's history id), kept in dlt's resource state. The next run resumes from it: as the URL to call
     when ``param`` is None, else as that parameter on ``path`` (default: the stream's) with ``params`` (default:
-    the stream's). An answer in ``restart_on`` (Graph's 410) says the token expired: everything is listed again."""
+    the stream's), with the records ``records`` selects and ``paginator`` asks for (defaults: the stream's; QuickBooks
+    lists its changes at another endpoint, in another envelope). An answer in ``restart_on`` (Graph's 410) says the
+    token expired, as does a token older than ``max_age_s`` (QuickBooks' changes go back 30 days; its age is
+    reckoned from ``issued_at(token)`` when the token says when it was issued, else from when it was kept): then
+    everything is listed again, and the client's ``full_listings`` says why."""
 
     param: str | None = None
     path: str | None = None
     params: Mapping[str, str] | None = None
     restart_on: tuple[int, ...] = ()
+    records: str | Callable[[Any], Records] | None = None
+    paginator: Callable[[], Paginator] | None = None
+    max_age_s: float | None = None
+    issued_at: Callable[[str], datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -175,11 +186,12 @@ def stream_pages(
             path = stream.token.path or path
             params = {**(stream.token.params if stream.token.params is not None else params)}
             params[stream.token.param] = resume
+    records = stream.records
+    if resume is not None and stream.token is not None and stream.token.records is not None:
+        records = stream.token.records
     if paginator is None:
         paginator = stream.paginator() if stream.paginator is not None else Paginator()
-    return client.paginate(
-        path, stream.records, paginator=paginator, params=params, headers=headers, stream=stream.name
-    )
+    return client.paginate(path, records, paginator=paginator, params=params, headers=headers, stream=stream.name)
 
 
 def build_source(
@@ -275,19 +287,29 @@ def _resource(stream: Stream, client: ApiClient | None, initial_value: Any) -> D
             """Changes since the token the last run kept; everything when there is none (or it expired)."""
             state = dlt.current.resource_state()
             start = state.get(RESUME_KEY)
+            age = _token_age(token, start, state.get(RESUMED_AT_KEY)) if start is not None else None
+            if age is not None and token.max_age_s is not None and age > token.max_age_s:
+                window = f"{token.max_age_s / 86_400:.0f}-day"
+                _listed_in_full(
+                    client, stream, f"its change token is {age / 86_400:.1f} days old, past the {window} window"
+                )
+                start = None
 
             def listing(resume: str | None) -> Iterator[Records]:
                 assert stream.paginator is not None
-                paginator = stream.paginator()
+                make = token.paginator if resume is not None and token.paginator is not None else stream.paginator
+                paginator = make()
                 yield from pages(resume=resume, paginator=paginator)
                 if paginator.token:  # only a listing read to its end moves the token
                     state[RESUME_KEY] = paginator.token
+                    state[RESUMED_AT_KEY] = time.time()
 
             try:
                 yield from listing(start)
             except ProviderError as exc:
                 if start is None or exc.status not in token.restart_on:
                     raise
+                _listed_in_full(client, stream, f"the provider refused its change token (HTTP {exc.status})")
                 yield from listing(None)
 
         tokened: DltResource = dlt.resource(resumed, **hints)()
@@ -299,3 +321,18 @@ def _resource(stream: Stream, client: ApiClient | None, initial_value: Any) -> D
 
     whole: DltResource = dlt.resource(every, **hints)()
     return whole
+
+
+def _token_age(token: TokenCursor, value: str, kept_at: Any) -> float | None:
+    """Seconds since a token was issued (the token's own word where it has one), or None when unknown."""
+    if token.issued_at is not None:
+        try:
+            return time.time() - token.issued_at(value).timestamp()
+        except ValueError:
+            return None
+    return time.time() - float(kept_at) if isinstance(kept_at, int | float) else None
+
+
+def _listed_in_full(client: ApiClient | None, stream: Stream, why: str) -> None:
+    if client is not None:
+        client.full_listings[stream.name] = f"{stream.name} listed in full: {why}"

@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, RateLimit
-from providers.schema import settings_schema
+from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, PullSpec, RateLimit
+from providers.schema import conflict_settings, settings_schema
+from vrtx_pipelines.push.two_way import CONTACT_FIELDS
 
-ENTITIES = ("contacts", "invoices", "payments", "products", "tax_rates", "accounts")
+from .client import QuickBooksClient
+from .fields import RECORD_FIELDS
+from .identity import discover_tenants
+from .mappers import MAPPERS
+from .push import PUSHES
+from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from .source import STREAMS
+from .webhooks import WEBHOOKS
+
+ENTITIES = ("contacts", "invoices", "payments", "products", "tax_codes", "tax_rates", "accounts")
+PUSHED = ("contact", "invoice", "payment", "product")
 
 PROVIDER = Provider(
     slug="quickbooks",
@@ -14,7 +25,7 @@ PROVIDER = Provider(
     tier=1,
     description=(
         "Will keep QuickBooks Online customers, invoices, payments and products in step with VRTX, and send "
-        "VRTX contacts, invoices and payments to the connected company."
+        "VRTX contacts, invoices, payments and products to the connected company."
     ),
     icon="📗",
     docs_url="https://developer.intuit.com/app/developer/qbo/docs/develop",
@@ -30,6 +41,7 @@ PROVIDER = Provider(
             # A refresh may return a new refresh token; only the newest is safe to keep (100-day rolling).
             refresh_token_rotates=True,
             access_token_lifetime_s=3600,
+            revoke_as_json=True,
             tenant_discovery=(
                 "realmId query parameter on the OAuth callback (the company id); "
                 "every call goes to /v3/company/{realmId}/..."
@@ -71,15 +83,10 @@ PROVIDER = Provider(
                 "enum": ["NotSet", "NeedToSend"],
                 "default": "NotSet",
             },
+            **conflict_settings("QuickBooks", CONTACT_FIELDS),
         },
     ),
-    capabilities=(
-        *(f"pull:{entity}" for entity in ENTITIES),
-        "push:contact",
-        "push:invoice",
-        "push:payment",
-        "webhooks",
-    ),
+    capabilities=(*(f"pull:{entity}" for entity in ENTITIES), *(f"push:{entity}" for entity in PUSHED), "webhooks"),
     display_order=20,
     api_base_url="https://quickbooks.api.intuit.com/v3",
     rate_limits=(
@@ -90,6 +97,16 @@ PROVIDER = Provider(
             "500 requests a minute per company (batches count; at most 10 in flight, 40 batches a minute)",
         ),
     ),
-    implemented=frozenset(),
-    connection_tester=None,
+    # Everything on the roadmap is built and tested end to end.
+    implemented=frozenset(
+        {"connect", *(f"pull:{entity}" for entity in ENTITIES), *(f"push:{e}" for e in PUSHED), "webhooks"}
+    ),
+    discover_tenants=discover_tenants,
+    client=QuickBooksClient.for_connection,
+    # At most 10 calls in flight per company (reference section 2, "Rate limits").
+    pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, max_concurrent_calls=10, record_fields=RECORD_FIELDS),
+    pushes=PUSHES,
+    webhooks=WEBHOOKS,
+    sandbox="providers.quickbooks.sandbox:create_app",
+    sandbox_credentials={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
 )

@@ -75,6 +75,9 @@ class Dialect:
     unquote: Callable[[str], str] = lambda text: text[1:-1].replace('""', '"')
     method: Method | None = None  # None: fields take no methods
     plain: Callable[[Any], Any] = lambda value: value  # a record's value as compared (decode date strings here)
+    literal: Callable[[str], Any] = lambda text: text  # a string literal's value (QuickBooks: '2024-06-01T...' times)
+    in_word: str | None = None  # ``field IN (a, b)`` (QuickBooks), matched without case
+    like_word: str | None = None  # ``field LIKE '%text%'`` (QuickBooks: ``%`` is any run of characters)
     fold_case: bool = True  # text compares without case
     messages: Messages = field(default_factory=Messages)
 
@@ -99,8 +102,9 @@ def parse_filter(dialect: Dialect, text: str | None, change_field: str | None = 
     lo: int | None = None
     hi: int | None = None
     rest: list[Node] = []
+    change_path = tuple(change_field.split(".")) if change_field else None
     for conjunct in _conjuncts(node):
-        bound = _bound(conjunct, change_field)
+        bound = _bound(conjunct, change_path)
         if bound is None:
             rest.append(conjunct)
             continue
@@ -208,7 +212,11 @@ def _truthy(dialect: Dialect, value: Any) -> bool:
 
 
 def _compare(dialect: Dialect, op: str, left: Any, right: Any) -> bool:
-    canonical = dialect.comparisons[op]
+    canonical = dialect.comparisons.get(op, op.lower())
+    if canonical == "like":
+        if not isinstance(left, str) or not isinstance(right, str):
+            return False
+        return _like(right, dialect.fold_case).match(left) is not None
     if left is None or right is None:
         if canonical == "==":
             return left is right
@@ -227,24 +235,40 @@ def _compare(dialect: Dialect, op: str, left: Any, right: Any) -> bool:
     return bool({">": left > right, ">=": left >= right, "<": left < right, "<=": left <= right}[canonical])
 
 
+def _like(pattern: str, fold: bool) -> re.Pattern[str]:
+    parts = (re.escape(part) for part in pattern.split("%"))
+    return re.compile(".*".join(parts) + r"\Z", (re.IGNORECASE | re.DOTALL) if fold else re.DOTALL)
+
+
+@dataclass(frozen=True)
+class In(Node):
+    dialect: Dialect
+    left: Node
+    choices: tuple[Node, ...]
+
+    def value(self, record: Record) -> Any:
+        value = self.left.value(record)
+        return any(_compare(self.dialect, "==", value, choice.value(record)) for choice in self.choices)
+
+
 def _conjuncts(node: Node) -> list[Node]:
     if isinstance(node, Logic) and node.op == "and":
         return [part for sub in node.parts for part in _conjuncts(sub)]
     return [node]
 
 
-def _bound(node: Node, change_field: str | None) -> tuple[str, int] | None:
-    if change_field is None or not isinstance(node, Compare):
+def _bound(node: Node, change_path: tuple[str, ...] | None) -> tuple[str, int] | None:
+    if change_path is None or not isinstance(node, Compare):
         return None
-    op = node.dialect.comparisons[node.op]
-    if op == "!=":
+    op = node.dialect.comparisons.get(node.op, "like")
+    if op in ("!=", "like"):
         return None
     left, right = node.left, node.right
     if isinstance(left, Literal):
         left, right, op = right, left, {">": "<", ">=": "<=", "<": ">", "<=": ">=", "==": "=="}[op]
     if (
         isinstance(left, Field)
-        and left.path == (change_field,)
+        and left.path == change_path
         and not left.methods
         and isinstance(right, Literal)
         and isinstance(right.literal, datetime)
@@ -341,6 +365,19 @@ class Parser:
         if token is not None and token[1] in self.dialect.comparisons and (token[0] == "op" or token[1].isalpha()):
             self.at += 1
             return Compare(self.dialect, token[1], left, self._operand())
+        word = token[1].upper() if token is not None and token[0] == "name" else None
+        if word is not None and word == (self.dialect.like_word or "").upper():
+            self.at += 1
+            return Compare(self.dialect, "LIKE", left, self._operand())
+        if word is not None and word == (self.dialect.in_word or "").upper():
+            self.at += 1
+            self.take("(")
+            choices = [self._operand()]
+            while self.peek() == ("op", ","):
+                self.at += 1
+                choices.append(self._operand())
+            self.take(")")
+            return In(self.dialect, left, tuple(choices))
         return left
 
     def _operand(self) -> Node:
@@ -350,7 +387,7 @@ class Parser:
             self.take(")")
             return node
         if category == "str":
-            return Literal(self.dialect.unquote(text))
+            return Literal(self.dialect.literal(self.dialect.unquote(text)))
         if category == "num":
             return Literal(float(text))
         if category != "name":

@@ -110,3 +110,16 @@ _NZ_CITIES = (
     ("Palmerston North", "Manawatu", "4410"), ("New Plymouth", "Taranaki", "4310"), ("Whangarei", "Northland", "0110"),
 )  # fmt: skip
 NEW_ZEALAND = Locale("New Zealand", "NZ", "64", "21", _NZ_CITIES, _NZ_STREETS)  # GST numbers: 12-345-678
+
+_US_STREETS = (
+    "Main Street", "Oak Avenue", "Maple Drive", "Cedar Lane", "Elm Street", "Washington Avenue", "Lake Shore Drive",
+    "Park Avenue", "Sunset Boulevard", "Market Street", "Mission Street", "Pine Street", "Broadway", "Grand Avenue",
+)  # fmt: skip
+_US_CITIES = (
+    ("San Francisco", "CA", "94107"), ("Mountain View", "CA", "94043"), ("San Diego", "CA", "92101"),
+    ("Seattle", "WA", "98101"), ("Portland", "OR", "97201"), ("Austin", "TX", "78701"), ("Denver", "CO", "80202"),
+    ("Chicago", "IL", "60601"), ("Boston", "MA", "02108"), ("New York", "NY", "10001"), ("Phoenix", "AZ", "85004"),
+    ("Atlanta", "GA", "30303"),
+)  # fmt: skip
+# QuickBooks' sample companies are American (Intuit's docs use US addresses and phone numbers).
+UNITED_STATES = Locale("USA", "US", "1", "(415)", _US_CITIES, _US_STREETS)

@@ -6,6 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from providers.mailchimp.sandbox_credentials import DEMO_DATACENTER
+from providers.quickbooks.sandbox import QuickBooksSandbox
+from providers.quickbooks.sandbox import create_app as quickbooks_app
+from providers.quickbooks.sandbox_credentials import DEMO_CLIENT_ID as QBO_CLIENT_ID
+from providers.quickbooks.sandbox_credentials import DEMO_CLIENT_SECRET as QBO_CLIENT_SECRET
 from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, XeroSandbox, create_app
 from tests.flows.harness import Flows, PushCase, Started
 
@@ -18,6 +22,16 @@ class XeroFlows(Flows):
             "Acme Trading", contacts=30, invoices=120, lines_per_invoice=3, payments=25, items=8
         )
         return Started(create_app(sandbox), sandbox, org)
+
+
+@dataclass
+class QuickBooksFlows(Flows):
+    def start(self) -> Started:
+        sandbox = QuickBooksSandbox(seed=7)
+        realm = sandbox.add_company(
+            "Acme Trading", customers=30, invoices=120, lines_per_invoice=3, payments=25, items=8
+        )
+        return Started(quickbooks_app(sandbox), sandbox, realm)
 
 
 def _contact(email: str) -> dict[str, Any]:
@@ -35,6 +49,15 @@ def _invoice(reference: str) -> dict[str, Any]:
         "lines": [line],
         "reference": reference,
     }
+
+
+def _qbo_invoice(memo: str) -> dict[str, Any]:
+    line = {"description": "Analytical engine, one", "quantity": "2", "unit_amount": "150.00", "tax_type": "TAX"}
+    return {**_invoice(memo), "currency": "USD", "lines": [line]}
+
+
+def _product(description: str) -> dict[str, Any]:
+    return {"id": "crm-product-1", "code": "AE-1", "name": "Analytical engine", "description": description}
 
 
 FLOWS: dict[str, Flows] = {
@@ -56,6 +79,27 @@ FLOWS: dict[str, Flows] = {
             },
             # Xero takes payments only on approved invoices.
             push_settings={"invoice_status_on_push": "AUTHORISED"},
+            webhook_entity="contacts",
+        ),
+        QuickBooksFlows(
+            "quickbooks",
+            oauth_app={"client_id": QBO_CLIENT_ID, "client_secret": QBO_CLIENT_SECRET},
+            sandbox_entities={"contacts": "customers", "products": "items"},
+            incremental=("contacts", "invoices", "payments"),
+            paged=("invoices", 1000),
+            pushes={
+                "contact": PushCase("contacts", _contact("ada@example.com"), _contact("ada.l@example.com"), "email"),
+                "product": PushCase(
+                    "products", _product("Difference engine"), _product("Analytical engine"), "description"
+                ),
+                "invoice": PushCase("invoices", _qbo_invoice("PO-1"), _qbo_invoice("PO-1, revised"), "reference"),
+                "payment": PushCase(
+                    "payments",
+                    {"id": "crm-payment-1", "invoice_id": "crm-invoice-1", "amount": "100.00", "date": "2026-11-20"},
+                ),
+            },
+            # The sandbox's income account and first item (every QuickBooks product and sales line names one).
+            push_settings={"default_sales_account_code": "9", "default_item_id": "1"},
             webhook_entity="contacts",
         ),
         Flows("stripe", rejected_credentials={"secret_key": "sk_test_51VrtxDemo00000001NotARealKey9999"}),

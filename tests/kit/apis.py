@@ -116,6 +116,15 @@ def crafted_app(api: Api) -> FastAPI:
             response["Item"] = chunk
         return {"QueryResponse": response, "time": "2026-01-01T00:00:00Z"}
 
+    @app.get("/changes")
+    async def changes(request: Request, start: int = 1, max: int = 100, since: int | None = None) -> dict[str, Any]:
+        # A full listing by offsets, or (``since``) what changed at or after a version, three at most per call, as
+        # QuickBooks' change data capture caps its answers; every answer says the version it was read at.
+        if since is None:
+            return {"Items": api.records[start - 1 : start - 1 + max], "time": str(api.version)}
+        changed = sorted((r for r in api.records if r["updated"] >= since), key=lambda r: r["updated"])
+        return {"Changed": changed[:3], "time": str(api.version)}
+
     @app.get("/v1/items")
     async def stripe_list(limit: int = 10, starting_after: str | None = None) -> dict[str, Any]:
         ids = [r["id"] for r in api.records]

@@ -469,4 +469,18 @@ def test_stats_hold_every_counter_and_pages_per_stream(served: Served) -> None:
         "rate_limited": 0,
         "retries": 1,
         "token_refreshes": 0,
+        "full_listings": {},
     }
+
+
+def test_default_params_go_with_every_call_and_the_tenant_fills_the_base_url(served: Served) -> None:
+    class Versioned(ApiClient):
+        default_params = {"minorversion": "75"}
+
+    scripted(served, answer(body={}))
+    client = served.client(Versioned, base_url=f"{served.base_url}/scripted/company/{{tenant_id}}", tenant_id="12 3")
+
+    client.get("thing", params={"a": "1"})
+
+    (seen,) = served.api.asked("/scripted/company/12 3/thing")
+    assert seen.params == {"minorversion": "75", "a": "1"}

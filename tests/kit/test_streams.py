@@ -3,6 +3,7 @@ real loopback HTTP; token cursors (a delta link, a sync token) kept in dlt's res
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import dlt
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from providers.kit.paginators import NextLink, PageNumber, PageToken
+from providers.kit.paginators import ChangedSince, NextLink, Offset, PageNumber, PageToken, Stamped
 from providers.kit.streams import (
     RESUME_KEY,
     ById,
@@ -58,6 +59,23 @@ SYNCED = Stream(
     primary_key="id",
     paginator=PageToken,
     token=TokenCursor(param="syncToken", params={}, restart_on=(410,)),
+    json_columns=AS_JSON,
+)
+ISSUED: dict[str, datetime] = {}  # when each /changes token was issued, as a provider's token would say
+CHANGES = Stream(
+    "changes",
+    path="changes",
+    records="Items",
+    primary_key="id",
+    paginator=lambda: Stamped(Offset(4, start=1, offset_param="start", limit_param="max"), "time"),
+    token=TokenCursor(
+        param="since",
+        params={},
+        records="Changed",
+        paginator=lambda: Stamped(ChangedSince("since", "updated", 3), "time"),
+        max_age_s=3600,
+        issued_at=lambda token: ISSUED.get(token, datetime.now(UTC)),
+    ),
     json_columns=AS_JSON,
 )
 BY_PATH = Stream(
@@ -267,6 +285,38 @@ def test_a_sync_token_resumes_as_a_parameter(served: Served, pipeline: dlt.Pipel
 
     assert loaded(pipeline) == {"synced": 1} and resume_token(pipeline, "synced") == "7"
     assert served.api.asked("/calendar/v3/items")[0].params == {"syncToken": "6"}
+
+
+def test_changes_resume_from_the_stamp_of_the_first_page_and_follow_capped_answers(
+    served: Served, pipeline: dlt.Pipeline
+) -> None:
+    served.api.add(7)
+    pipeline.run(build_source("kit", (CHANGES,), served.client()))
+    assert count(pipeline, "changes") == 7 and resume_token(pipeline, "changes") == "7"
+    served.api.touch("r001", "r002", "r003", "r004")
+    served.api.seen.clear()
+
+    pipeline.run(build_source("kit", (CHANGES,), served.client()))
+
+    assert [s.params for s in served.api.asked("/changes")] == [{"since": "7"}, {"since": "9"}, {"since": "11"}]
+    assert count(pipeline, "changes") == 7 and resume_token(pipeline, "changes") == "11"
+    with pipeline.sql_client() as sql:
+        assert sql.execute_sql("SELECT count(*) FROM changes WHERE name LIKE '%(changed)'")[0][0] == 4
+
+
+def test_a_token_past_its_age_lists_everything_again_and_the_client_says_why(
+    served: Served, pipeline: dlt.Pipeline
+) -> None:
+    served.api.add(5)
+    pipeline.run(build_source("kit", (CHANGES,), served.client()))
+    ISSUED["5"] = datetime.now(UTC) - timedelta(hours=2)
+    served.api.seen.clear()
+    client = served.client()
+
+    pipeline.run(build_source("kit", (CHANGES,), client))
+
+    assert [s.params for s in served.api.asked("/changes")] == [{"start": "1", "max": "4"}, {"start": "5", "max": "4"}]
+    assert client.full_listings["changes"].startswith("changes listed in full: its change token is")
 
 
 # --- by id -------------------------------------------------------------------------------------------------------

@@ -161,3 +161,37 @@ def test_a_listing_serves_filters_and_orders_through_the_store(listing: httpx.Cl
     ]
     refused = listing.get("/rows", params={"where": "Nope == 1"})
     assert refused.status_code == 400 and refused.json() == {"message": "unknown field 'Nope'"}
+
+
+# QuickBooks' WHERE: quoted strings with \' escapes, IN lists, LIKE with %, date-time literals in quotes, and the
+# change-time bound on a nested field.
+SQLISH = Dialect(
+    "Invoice",
+    FIELDS | {"MetaData"},
+    comparisons={"=": "==", "!=": "!=", ">": ">", ">=": ">=", "<": "<", "<=": "<="},
+    and_words=("AND",),
+    or_words=(),
+    not_words=(),
+    string=r"'(?:[^'\\]|\\.)*'",
+    unquote=lambda text: text[1:-1].replace("\\'", "'"),
+    literal=lambda text: datetime.fromisoformat(text) if text[4:5] == "-" else text,
+    plain=lambda value: datetime.fromisoformat(value) if isinstance(value, str) and value[4:5] == "-" else value,
+    in_word="IN",
+    like_word="LIKE",
+)
+
+
+def test_in_lists_and_like_patterns_match_without_case() -> None:
+    found = parse_filter(SQLISH, "Status IN ('paid', 'VOID') AND Name LIKE '%ltd'")
+    assert found.predicate is not None
+    assert [r["Name"] for r in RECORDS if found.predicate(r)] == ["Kauri Ltd"]
+    quoted = parse_filter(SQLISH, "Name = 'O\\'Brien''s'".replace("''s", "s"))
+    assert quoted.predicate is not None and quoted.predicate({"Name": "O'Briens"})
+
+
+def test_a_quoted_date_time_bound_on_a_nested_change_field_becomes_the_window() -> None:
+    found = parse_filter(
+        SQLISH, "MetaData.LastUpdatedTime > '2024-06-01T00:00:00-07:00' AND Paid = true", "MetaData.LastUpdatedTime"
+    )
+    assert found.lo_ms == ms_of(datetime.fromisoformat("2024-06-01T00:00:00-07:00")) + 1
+    assert found.hi_ms is None and found.predicate is not None and found.predicate(RECORDS[0])

@@ -404,13 +404,17 @@ def revoke(ctx: ConnectionContext, provider: Provider, connection: TenantIntegra
         return False
     tokens = read_credentials(ctx.vault, connection, provider.slug)
     token = tokens.get("refresh_token") or tokens.get("access_token")
+    url = ctx.settings.provider_url(provider.slug, oauth.revoke_url)
     try:
         with _oauth_client(ctx.settings, provider) as client:
-            response = client.revoke_token(
-                ctx.settings.provider_url(provider.slug, oauth.revoke_url),
-                token=token,
-                token_type_hint="refresh_token" if tokens.get("refresh_token") else "access_token",
-            )
+            if oauth.revoke_as_json:  # HTTP Basic client authentication, as for the token endpoint
+                client_id, client_secret = _client_credentials(ctx.settings, provider)
+                basic = httpx.BasicAuth(client_id, client_secret or "")
+                response = client.post(url, json={"token": token}, auth=basic, headers={"Accept": "application/json"})
+            else:
+                response = client.revoke_token(
+                    url, token=token, token_type_hint="refresh_token" if tokens.get("refresh_token") else "access_token"
+                )
             response.raise_for_status()
     except (OAuthError, httpx.HTTPError) as exc:
         log.warning(

@@ -104,7 +104,10 @@ class EntityMappings:
         self, raw: Mapping[str, Any], record: BaseModel, unmatched: list[int] | None = None
     ) -> tuple[BaseModel, list[MappingProblem]]:
         """The provider mapper's record with the pull mappings applied (values from the raw provider row).
-        ``unmatched`` collects the mappings that yielded no value (a lookup without a match or default)."""
+        ``unmatched`` collects the mappings that yielded no value (a lookup without a match or default). A deleted
+        record (``records.canonical.Deleted``) has no fields to map."""
+        if getattr(record, "deleted", None) is True:
+            return record, []
         problems: list[MappingProblem] = []
         updates: dict[str, Any] = {}
         custom = dict(getattr(record, "custom_fields", None) or {})

@@ -29,7 +29,7 @@ CANONICAL_MODELS: dict[str, type[BaseModel]] = {
 }
 CUSTOM_PREFIX = "custom_fields."
 # A record's identity is the platform's, not a mapping's to change.
-UNMAPPABLE_CANONICAL = frozenset({"id", "external_id", "custom_fields"})
+UNMAPPABLE_CANONICAL = frozenset({"id", "external_id", "custom_fields", "version"})
 OBJECT, ARRAY = "object", "array"
 SCALARS = frozenset({STRING, NUMBER, BOOLEAN, DATE, DATETIME})
 

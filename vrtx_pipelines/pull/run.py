@@ -18,7 +18,7 @@ from dagster_dlt import DagsterDltResource, DagsterDltTranslator
 
 from providers.base import Provider, PullSpec
 from providers.errors import ProviderError
-from providers.kit.streams import build_source
+from providers.kit.streams import RESUME_KEY, build_source
 from vrtx_pipelines.config import get_settings
 from vrtx_pipelines.connect.context import ConnectionContext, Status, get_connection
 from vrtx_pipelines.connect.http import provider_client
@@ -35,10 +35,13 @@ from vrtx_pipelines.warehouse import pipeline_for
 
 
 def incremental_cursors(pipeline: Any, source_name: str) -> dict[str, Any]:
-    """Each resource's incremental ``last_value`` as dlt keeps it in the pipeline state."""
+    """Each resource's incremental ``last_value`` as dlt keeps it in the pipeline state, or the token a token
+    cursor resumes from (QuickBooks' change data capture time, Graph's delta link)."""
     resources = pipeline.state.get("sources", {}).get(source_name, {}).get("resources", {})
     cursors: dict[str, Any] = {}
     for name, state in resources.items():
+        if state.get(RESUME_KEY):
+            cursors[name] = str(state[RESUME_KEY])
         for spec in (state.get("incremental") or {}).values():
             if isinstance(spec, Mapping) and "last_value" in spec:
                 cursors[name] = str(spec["last_value"])
@@ -83,8 +86,7 @@ def run_pull(
             # The tenant's pull mappings follow the provider's mapper (nothing is wrapped when it has none).
             spool = RecordSpool(Path(spool_dir), mapped_mappers(session, connection.id, spec.mappers))
             for name in selected:
-                if name in spec.mappers:
-                    source.resources[name].add_map(spool.capture(name))
+                source.resources[name].add_map(spool.capture(name) if name in spec.mappers else spool.count(name))
             pipeline = pipeline_for(settings, provider.slug, tenant_id)
             pipeline.sync_destination()
             cursors_before = incremental_cursors(pipeline, source.name)
@@ -123,12 +125,15 @@ def run_pull(
         for result in results:
             entity = result.asset_key.path[-1] if result.asset_key else ""
             report = applied.get(entity, ApplyReport())
+            # A stream that had to start over (a change token past the provider's window) is a full sync, and why.
+            reason = counters["full_listings"].get(entity)
             yield MaterializeResult(
                 asset_key=result.asset_key,
                 metadata={
                     **(result.metadata or {}),
                     "tenant": tenant_id,
-                    "sync_type": "full" if full or entity not in cursors_before else "incremental",
+                    "sync_type": "full" if full or entity not in cursors_before or reason else "incremental",
+                    **({"full_sync_reason": reason} if reason else {}),
                     # This run's rows of the entity's own table (dlt's normalize counts differ by file format).
                     "rows_loaded": MetadataValue.int(spool.rows.get(entity, 0)),
                     "records_changed": MetadataValue.int(report.changed),

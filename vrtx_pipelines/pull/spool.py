@@ -46,6 +46,15 @@ class RecordSpool:
 
         return _capture
 
+    def count(self, entity: str) -> Callable[[Any], Any]:
+        """Rows of an entity with no canonical form at all (QuickBooks' tax codes) are only counted."""
+
+        def _count(item: Any) -> Any:
+            self.rows[entity] = self.rows.get(entity, 0) + 1
+            return item
+
+        return _count
+
     def entities(self) -> list[str]:
         for handle in self._files.values():
             handle.close()

@@ -13,9 +13,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from sqlalchemy import select
+
 from providers.base import Provider, PushOutcome, PushRequest, PushSpec
 from providers.errors import (
     ProviderAuthError,
+    ProviderConflict,
     ProviderError,
     ProviderRateLimited,
     ProviderRejected,
@@ -26,7 +29,7 @@ from vrtx_pipelines.connect.context import ConnectionContext
 from vrtx_pipelines.connect.http import provider_client, redact
 from vrtx_pipelines.connect.provider_connection import governor_for, provider_connection
 from vrtx_pipelines.credentials.vault import vault_from_settings
-from vrtx_pipelines.db.models import PushOutbox, TenantIntegration
+from vrtx_pipelines.db.models import CanonicalRecord, PushOutbox, TenantIntegration
 from vrtx_pipelines.db.session import session_factory
 from vrtx_pipelines.errors import IntegrationError
 from vrtx_pipelines.events.record import EventType, record_event
@@ -129,7 +132,16 @@ class _Sender:
             if plan.request is None:
                 self._not_sent(row, plan)
                 return
-            outcome = self.spec.push(target, plan.request)
+            try:
+                outcome = self.spec.push(target, plan.request)
+            except ProviderConflict:
+                # The record changed at the provider since the version the write named: plan again from what it
+                # holds now (two-way sync may merge or hold), then once more; a second conflict fails the push.
+                plan = self._plan(target, row, current=True)
+                if plan.request is None:
+                    self._not_sent(row, plan)
+                    return
+                outcome = self.spec.push(target, plan.request)
         except _Deferred as exc:
             retry_later(row, self.policy, str(exc), counts_as_attempt=False)
             self._settled(row, "retrying")
@@ -152,19 +164,29 @@ class _Sender:
         else:
             self._done(row, outcome)
 
-    def _plan(self, target: Any, row: PushOutbox) -> PushPlan:
-        """Two-way sync's say on the push: as asked, merged with the provider's own changes, or not at all."""
+    def _plan(self, target: Any, row: PushOutbox, *, current: bool = False) -> PushPlan:
+        """Two-way sync's say on the push: as asked, merged with the provider's own changes, or not at all.
+        ``current``: the provider's record is read first, and the push names its version."""
         for closed in supersede_held(self.session, row):
             event = push_event(self.provider.slug, closed)
             record_event(self.session, self.connection.tenant_id, EventType.PUSH_FINISHED, self.provider.slug, event)
         request = self._request(row)
         entity_type = records_entity(self.provider, row.entity_type)
+        read: list[Mapping[str, Any] | None] = []
 
         def provider_current() -> Mapping[str, Any] | None:
             assert request.external_id is not None
-            return provider_record(
-                self.session, self.provider, target, self.connection.id, entity_type, request.external_id
-            )
+            if not read:
+                read.append(
+                    provider_record(
+                        self.session, self.provider, target, self.connection.id, entity_type, request.external_id
+                    )
+                )
+            return read[0]
+
+        if current and request.external_id is not None:
+            found = provider_current()
+            request = replace(request, version=str(found["version"]) if found and found.get("version") else None)
 
         plan = plan_push(self.session, self.connection, row, request, entity_type, self.settings, provider_current)
         if plan.request is not None and plan.request.payload is not request.payload:
@@ -205,11 +227,12 @@ class _Sender:
         self._settled(row, "done")
 
     def _request(self, row: PushOutbox) -> PushRequest:
+        external_id = self._target_id(row)
         return PushRequest(
             entity=row.entity_type,
             operation=row.operation,
             payload=dict(row.payload),
-            external_id=self._target_id(row),
+            external_id=external_id,
             idempotency_key=provider_idempotency_key(row),
             settings=self.settings,
             linked_id=self._linked_id,
@@ -217,7 +240,22 @@ class _Sender:
             overrides=push_overrides(
                 self.session, self.connection.id, records_entity(self.provider, row.entity_type), row.payload
             ),
+            version=self._stored_version(row, external_id),
         )
+
+    def _stored_version(self, row: PushOutbox, external_id: str | None) -> str | None:
+        """The provider's version of the record as last pulled or written (canonical ``version``)."""
+        if external_id is None:
+            return None
+        data = self.session.scalar(
+            select(CanonicalRecord.data).where(
+                CanonicalRecord.tenant_integration_id == self.connection.id,
+                CanonicalRecord.entity_type == records_entity(self.provider, row.entity_type),
+                CanonicalRecord.external_id == external_id,
+            )
+        )
+        version = data.get("version") if isinstance(data, Mapping) else None
+        return str(version) if version else None
 
     def _target_id(self, row: PushOutbox) -> str | None:
         """The provider record the push writes to: the linked one (a create of a record linked meanwhile updates

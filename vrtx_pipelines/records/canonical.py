@@ -37,6 +37,16 @@ class CanonicalModel(BaseModel):
     custom_fields: dict[str, Any] | None = Field(
         default=None, description="CRM custom fields set or read by the tenant's field mappings."
     )
+    # The provider's version of the record where writes must name it (QuickBooks' SyncToken): a push of an update
+    # sends the version it was based on, and the provider refuses it when the record changed since.
+    version: str | None = Field(default=None, description="The provider's version of the record, if it keeps one.")
+
+
+class Deleted(CanonicalModel):
+    """A record the provider deleted (QuickBooks' change data capture lists it as ``status: Deleted`` with its id
+    and time only): the records API shows it as deleted. Mappers return it for any entity."""
+
+    deleted: Literal[True] = True
 
 
 class Address(BaseModel):

@@ -253,7 +253,16 @@ def summarise_pull(
                 counts=counts,
                 cursor=cursor,
                 duration_ms=int(meta["duration_ms"]) if "duration_ms" in meta else None,
-                request_data=redact({**request_base, "entity": entity, "full": full, "cursor": cursor["before"]}),
+                request_data=redact(
+                    {
+                        **request_base,
+                        "entity": entity,
+                        "full": full,
+                        "cursor": cursor["before"],
+                        # Why a sync planned as incremental listed everything (a change token past its window).
+                        **({"full_sync_reason": meta["full_sync_reason"]} if meta.get("full_sync_reason") else {}),
+                    }
+                ),
                 response_data=redact(
                     {
                         "rows_loaded": counts.get("rows_loaded", 0),

@@ -33,6 +33,8 @@ def test_the_code_location_loads_with_every_expected_definition() -> None:
         assets_def = graph.get(key).assets_def
         assert getattr(assets_def.partitions_def, "name", None) == "xero_tenants"
     assert defs.resolve_job_def("xero_sync") is not None
+    assert defs.resolve_job_def("xero_batch_sync") is not None  # what the incremental schedule launches
+    assert defs.resolve_schedule_def("xero_incremental_pulls").job_name == "xero_batch_sync"
     assert defs.resolve_schedule_def("xero_incremental_pulls") is not None
     assert defs.resolve_schedule_def("oauth_token_refresh_schedule") is not None
     for slug in connectable:

@@ -216,3 +216,49 @@ def test_claims_whose_run_never_came_are_freed_and_the_oldest_due_go_first(
         session.execute(update(TenantIntegration).values(sync_claimed_at=datetime.now(UTC) - timedelta(minutes=5)))
     second = tick(settings, dagster, batch_size=1, in_flight=1)
     assert second.released == 1 and [tenants_of(r) for r in second.requests] == [["globex"]]
+
+
+def loaded_packages(settings: Settings, tenant: str) -> int:
+    from vrtx_pipelines.warehouse import working_dir
+
+    loaded = working_dir(settings, "xero", tenant) / "load" / "loaded"
+    return len(list(loaded.iterdir())) if loaded.is_dir() else 0
+
+
+def due_again(settings: Settings) -> None:
+    """As if the last syncs were a slot ago."""
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        session.execute(update(TenantIntegration).values(last_sync_at=datetime.now(UTC) - timedelta(days=1)))
+
+
+def test_a_batch_sync_that_finds_nothing_new_runs_no_dlt_and_one_that_does_calls_the_provider_once_per_listing(
+    settings: Settings, dagster: DagsterInstance, connected: dict[str, str], fleet: Any
+) -> None:
+    sandbox, orgs, _outage, served = fleet
+    (first,) = tick(settings, dagster).requests
+    assert run_batch(dagster, first).success
+    packages = {t: loaded_packages(settings, t) for t in TENANTS}
+    assert all(packages.values())
+    due_again(settings)
+    [changed] = sandbox.touch(orgs["acme"], "contacts", 1)
+    calls = served.app.state.sandbox.request_count
+    (second,) = tick(settings, dagster).requests
+    result = run_batch(dagster, second)
+    assert result.success
+    # acme's change went through dlt; the two others found nothing and loaded nothing.
+    assert loaded_packages(settings, "acme") == packages["acme"] + 1
+    assert all(loaded_packages(settings, t) == packages[t] for t in ("bigco", "globex"))
+    listings = len(XERO.pulls.entities)  # type: ignore[union-attr]
+    assert served.app.state.sandbox.request_count - calls == 3 * listings  # dlt replayed what the probe read
+    logged = dagster.all_logs(result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+    figures = {
+        (m.partition, m.asset_key.path[-1]): {k: v.value for k, v in m.metadata.items()}
+        for m in (r.asset_materialization for r in logged)
+        if m is not None
+    }
+    assert figures[("acme", "contacts")]["records_changed"] == 1
+    assert figures[("globex", "contacts")]["records_changed"] == 0 and "probe_ms" in figures[("globex", "contacts")]
+    assert "load_ms" not in figures[("globex", "contacts")]
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        stored = session.scalars(select(CanonicalRecord).where(CanonicalRecord.external_id == changed)).one()
+        assert stored.remote_updated_at is not None and stored.remote_updated_at.year >= 2026

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     pull_batch_size: int = Field(default=400, ge=1)
     pull_batches_in_flight: int = Field(default=3, ge=1)
     pull_batch_threads: int = Field(default=6, ge=1, le=32)
+    # Ask the provider what changed before starting dlt (vrtx_pipelines.pull.probe); off: every pull runs dlt.
+    pull_probe: bool = True
 
     @field_validator("provider_base_urls", "oauth_clients", mode="before")
     @classmethod

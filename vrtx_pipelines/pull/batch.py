@@ -12,6 +12,7 @@ database, and the threads overlap those waits.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import time
 from collections.abc import Iterator, Sequence
@@ -36,6 +37,7 @@ from vrtx_pipelines.pull.tenant import PULLABLE, platform_error_in, pull_tenant
 from vrtx_pipelines.synclog.mirror import PULL, RunSummary, pull_outcome, scrub, write_summary
 
 SYNCED, FAILED, SKIPPED = "synced", "failed", "skipped"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +48,7 @@ class TenantOutcome:
     selected: list[str] = field(default_factory=list)
     error: str | None = None  # failed: the provider's words; skipped: why
     duration_ms: int = 0
+    settle_ms: int = 0  # writing its sync-log rows, events and connection state
 
 
 def selected_entities(spec: PullSpec, settings: dict[str, Any] | None) -> list[str]:
@@ -140,11 +143,15 @@ def pull_one(
             )  # fmt: skip
         outcome = TenantOutcome(tenant_id, SYNCED, entities=pulled.entities, selected=selected)
         outcome.duration_ms = round((time.monotonic() - started) * 1000)
+        settling = time.monotonic()
         _settle(session, provider, outcome, connection.id, key, run_id, started_at)
+        outcome.settle_ms = round((time.monotonic() - settling) * 1000)
         return outcome
-    except Exception as exc:  # noqa: BLE001 -- one tenant's failure must not end its batch
+    except Exception as exc:  # one tenant's failure must not end its batch (logged, counted, released)
         session.rollback()
         cause = platform_error_in(exc)
+        if cause is None:  # not the provider's words: a fault of ours, worth its traceback in the run's log
+            log.exception("pull failed provider=%s tenant=%s", provider.slug, tenant_id)
         words = cause.message if cause is not None else f"{type(exc).__name__}: {exc}"
         outcome = TenantOutcome(tenant_id, FAILED, selected=selected, error=scrub(f"{provider.name}: {words}"))
         outcome.duration_ms = round((time.monotonic() - started) * 1000)

@@ -159,15 +159,14 @@ def stored_unchanged(
                 hashes[index] = (str(data["external_id"]), content_hash(data))
         if not hashes:
             return set()
-        stored = dict(
-            session.execute(
-                select(CanonicalRecord.external_id, CanonicalRecord.content_hash).where(
-                    CanonicalRecord.tenant_integration_id == connection_id,
-                    CanonicalRecord.entity_type == entity,
-                    CanonicalRecord.external_id.in_([external_id for external_id, _digest in hashes.values()]),
-                )
-            ).tuples()
+        rows_stored = session.execute(
+            select(CanonicalRecord.external_id, CanonicalRecord.content_hash).where(
+                CanonicalRecord.tenant_integration_id == connection_id,
+                CanonicalRecord.entity_type == entity,
+                CanonicalRecord.external_id.in_([external_id for external_id, _digest in hashes.values()]),
+            )
         )
+        stored = {external_id: digest for external_id, digest in rows_stored}
         return {index for index, (external_id, digest) in hashes.items() if stored.get(external_id) == digest}
 
     return known

@@ -106,7 +106,7 @@ def pull_tenant(
     mappers = mapped_mappers(session, connection.id, spec.mappers)
     looked: Probe | None = None
     probe_ms = 0
-    state = None if full else local_state(settings, provider.slug, tenant_id)
+    state = None if full or not settings.pull_probe else local_state(settings, provider.slug, tenant_id)
     if state is not None:
         probed = time.monotonic()
         digests = listing_digests(settings, provider.slug, tenant_id)

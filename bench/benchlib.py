@@ -84,6 +84,14 @@ class Platform:
             consent_in_sandbox(ctx, tenant_id, get_provider("xero"))
         return token
 
+    def execute(self, sql: str, **params: Any) -> None:
+        from sqlalchemy import text
+
+        from vrtx_pipelines.db.session import engine_for
+
+        with engine_for(self.settings.sqlalchemy_url).begin() as conn:
+            conn.execute(text(sql), params)
+
     def scalar(self, sql: str, **params: Any) -> Any:
         rows = self.rows(sql, **params)
         return rows[0][0] if rows else None

@@ -38,7 +38,8 @@ def test_the_code_location_loads_with_every_expected_definition() -> None:
             assets_def = graph.get(key).assets_def
             assert getattr(assets_def.partitions_def, "name", None) == f"{slug}_tenants"
         assert defs.resolve_job_def(f"{slug}_sync") is not None
-        assert defs.resolve_schedule_def(f"{slug}_incremental_pulls") is not None
+        assert defs.resolve_job_def(f"{slug}_batch_sync") is not None  # what the incremental schedule launches
+        assert defs.resolve_schedule_def(f"{slug}_incremental_pulls").job_name == f"{slug}_batch_sync"
     assert defs.resolve_schedule_def("oauth_token_refresh_schedule") is not None
     for slug in connectable:
         assert defs.resolve_job_def(f"{slug}_connection_health") is not None

@@ -79,6 +79,17 @@ def test_the_migrations_build_exactly_the_schema_the_models_declare(db_url: str)
         assert compare_metadata(context, Base.metadata) == []
 
 
+def test_head_names_the_newest_migration_so_a_current_database_needs_no_alembic(db_url: str) -> None:
+    from alembic.script import ScriptDirectory
+
+    assert ScriptDirectory.from_config(migrate.alembic_config(db_url)).get_current_head() == migrate.HEAD
+    assert not migrate.is_current(db_url)  # nothing there yet
+    migrate.upgrade(db_url, "0004")
+    assert not migrate.is_current(db_url)
+    migrate.upgrade(db_url)
+    assert migrate.is_current(db_url)
+
+
 def test_seed_defaults_apply_at_the_database_level(db_url: str) -> None:
     migrate.upgrade(db_url)
     engine = create_engine(db_url)

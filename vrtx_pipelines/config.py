@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     # dlt's progress display for pulls run in a terminal (`vrtx sync`): "tqdm", "log" or unset.
     pull_progress: str | None = None
     log_level: str = "INFO"
+    # Scheduled pulls run in batches (docs/scale-out.md): tenants per batch run, batch runs each provider's
+    # schedule keeps queued or running, and tenants a batch run pulls at a time.
+    pull_batch_size: int = Field(default=400, ge=1)
+    pull_batches_in_flight: int = Field(default=3, ge=1)
+    pull_batch_threads: int = Field(default=6, ge=1, le=32)
+    # Ask the provider what changed before starting dlt (vrtx_pipelines.pull.probe); off: every pull runs dlt.
+    pull_probe: bool = True
 
     @field_validator("provider_base_urls", "oauth_clients", mode="before")
     @classmethod

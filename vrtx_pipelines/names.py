@@ -21,6 +21,11 @@ TRIGGER_TAG = "vrtx/trigger"
 WEBHOOK_BATCH_TAG = "vrtx/webhook_batch"  # the claimed inbox batch a webhook-driven pull settles
 WEBHOOK_EVENTS_TAG = "vrtx/webhook_events"
 PARTITION_TAG = "dagster/partition"  # Dagster's own
+MAX_RETRIES_TAG = "dagster/max_retries"  # Dagster's own: batch runs are never retried whole
+# Batch runs (many tenants of one provider; vrtx_pipelines.pull.batch) carry neither the provider nor a connection
+# tag: the run queue limits them on their own, and each tenant's pull lock keeps it apart from other runs.
+PULL_BATCH_TAG = "vrtx/pull-batch"  # the provider
+BATCH_KEY_TAG = "vrtx/batch"  # the claim the run holds its tenants by (vrtx_pipelines.pull.fleet)
 
 PUSH_KIND = "push"
 
@@ -48,6 +53,10 @@ def run_tags(slug: str, tenant_id: str | None = None, *, trigger: Trigger | None
     if trigger is not None:
         tags[TRIGGER_TAG] = trigger.value
     return tags
+
+
+def batch_run_tags(slug: str, key: str) -> dict[str, str]:
+    return {PULL_BATCH_TAG: slug, BATCH_KEY_TAG: key, TRIGGER_TAG: Trigger.SCHEDULE.value, MAX_RETRIES_TAG: "0"}
 
 
 def push_run_tags(slug: str, tenant_id: str) -> dict[str, str]:
@@ -89,6 +98,31 @@ def pull_job_name(slug: str) -> str:
 
 def pull_run_config(slug: str, *, full: bool) -> dict[str, object]:
     return {"ops": {pull_op_name(slug): {"config": {"full": full}}}}
+
+
+def pull_batch_op_name(slug: str) -> str:
+    """The op of a batch run; its config (``tenants``) is addressed by this name in run config."""
+    return f"{slug}_pull_batch"
+
+
+def pull_batch_job_name(slug: str) -> str:
+    return f"{slug}_batch_sync"
+
+
+def pull_batch_run_config(slug: str, tenants: Sequence[str]) -> dict[str, object]:
+    return {"ops": {pull_batch_op_name(slug): {"config": {"tenants": list(tenants)}}}}
+
+
+def health_batch_op_name(slug: str) -> str:
+    return f"{slug}_connection_health_batch"
+
+
+def health_batch_job_name(slug: str) -> str:
+    return f"{slug}_connection_health_batch"
+
+
+def health_batch_run_config(slug: str, tenants: Sequence[str]) -> dict[str, object]:
+    return {"ops": {health_batch_op_name(slug): {"config": {"tenants": list(tenants)}}}}
 
 
 def pull_schedule_name(slug: str) -> str:

@@ -16,11 +16,12 @@ log = logging.getLogger(__name__)
 
 
 def prepare_database(settings: Settings, *, migrate: bool = True) -> None:
-    """Migrate to the latest schema (unless told not to) and sync the catalog from the installed providers."""
+    """Migrate to the latest schema (unless told not to, or it is there already: then Alembic is not even loaded)
+    and sync the catalog from the installed providers."""
     if not settings.uses_postgres:
         # A fresh checkout has no VRTX_HOME yet; SQLite creates the file, not its folder.
         settings.home.mkdir(parents=True, exist_ok=True)
-    if migrate:
+    if migrate and not migrations.is_current(settings.sqlalchemy_url):
         migrations.upgrade(settings.sqlalchemy_url)
     with session_scope(engine_for(settings.sqlalchemy_url)) as session:
         sync_catalog(session)

@@ -142,7 +142,7 @@ def log_out(row: IntegrationSyncLog, base_url: str) -> SyncLogOut:
 
 def next_sync_at(connection: TenantIntegration, now: datetime) -> datetime | None:
     """The schedule ticks every minute and pulls a connection once per slot of its sync frequency
-    (``vrtx_pipelines.orchestration.schedules.due_pulls``): the next pull is at the start of the slot after the
+    (``vrtx_pipelines.pull.fleet``): the next pull is at the start of the slot after the
     last sync's, or at the next tick when that is already past."""
     options = connection.settings or {}
     if connection.status != Status.CONNECTED or not options.get("sync_enabled", True):

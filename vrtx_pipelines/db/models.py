@@ -134,6 +134,11 @@ class TenantIntegration(Timestamps, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     connected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     connected_by: Mapped[int | None] = mapped_column(Integer)
+    # The schedule's bookkeeping (vrtx_pipelines.pull.fleet): the batch run that holds the connection (None when
+    # none does), when it was last claimed, and how many scheduled attempts in a row failed.
+    sync_claim: Mapped[str | None] = mapped_column(String(64), index=True)
+    sync_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    sync_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     integration: Mapped[Integration] = relationship(lazy="joined")
 

@@ -1,10 +1,18 @@
 """One dynamic partition set per provider, ``<slug>_tenants``, kept equal to the tenants connected to it, and
-the first full sync of every new connection, requested by the same sensor."""
+the first full sync of every new connection, requested by the same sensor.
+
+Partition changes go in one request per provider and tick, however many tenants connected or left. First syncs
+are runs of their own (a first sync may be large: on Kubernetes each gets its own pod), at most
+``FIRST_SYNCS_PER_TICK`` of them per tick, oldest connection first; each run claims its connection
+(``vrtx_pipelines.pull.fleet``) so no batch pulls it meanwhile, and the pull schedule frees the claim when the run
+ends. Connections beyond the cap are taken by the schedule's batches from the slot after they connected.
+"""
 # No `from __future__ import annotations`: Dagster reads the context annotations at definition time.
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 
 from dagster import (
@@ -26,12 +34,24 @@ from providers.base import Provider
 from vrtx_pipelines.connect.context import Status
 from vrtx_pipelines.db.models import Integration, TenantIntegration
 from vrtx_pipelines.db.session import session_scope
-from vrtx_pipelines.names import Trigger, connection_key, partitions_name, pull_job_name, pull_run_config, run_tags
+from vrtx_pipelines.names import (
+    BATCH_KEY_TAG,
+    Trigger,
+    connection_key,
+    partitions_name,
+    pull_job_name,
+    pull_run_config,
+    run_tags,
+)
+from vrtx_pipelines.pull.fleet import claim_connection
 
 
 @cache
 def tenants_partitions(slug: str) -> DynamicPartitionsDefinition:
     return DynamicPartitionsDefinition(name=partitions_name(slug))
+
+
+FIRST_SYNCS_PER_TICK = 20
 
 
 @dataclass(frozen=True)
@@ -43,6 +63,8 @@ class Connected:
     status: str
     connected_at: datetime | None
     last_sync_at: datetime | None
+    connection_id: int = 0
+    sync_claim: str | None = None
 
     @property
     def awaits_first_sync(self) -> bool:
@@ -58,6 +80,8 @@ def connected() -> list[Connected]:
                 TenantIntegration.status,
                 TenantIntegration.connected_at,
                 TenantIntegration.last_sync_at,
+                TenantIntegration.id,
+                TenantIntegration.sync_claim,
             )
             .join(TenantIntegration, TenantIntegration.integration_id == Integration.id)
             .where(TenantIntegration.status != Status.DISCONNECTED)
@@ -87,24 +111,60 @@ def partition_requests(
     return requests
 
 
-def first_syncs(providers: Iterable[Provider], connections: Iterable[Connected]) -> list[RunRequest]:
-    """A full pull for every connection that is connected and has never synced: nobody has to ask for it.
+def first_sync_key(connection: Connected) -> str:
+    """The run key of a connection's first sync: one per connection and ``connected_at`` (a reconnection after a
+    purge gets its own), so whichever tick sees the connection first, Dagster launches it once."""
+    assert connection.connected_at is not None
+    stamp = f"{connection.connected_at.timestamp():.6f}"
+    return f"first-sync:{connection_key(connection.slug, connection.tenant_id)}:{stamp}"
 
-    The run key names the connection's ``connected_at``, so each connection (and a reconnection after a purge)
-    gets exactly one: the sensor's run keys are unique, whichever tick sees the connection first.
-    """
+
+def first_sync_claim(run_key: str) -> str:
+    """The claim a first sync holds its connection by (claims are short; run keys hold a tenant id)."""
+    return "first:" + hashlib.sha256(run_key.encode()).hexdigest()[:24]
+
+
+def first_syncs(
+    providers: Iterable[Provider], connections: Iterable[Connected], limit: int = FIRST_SYNCS_PER_TICK
+) -> list[RunRequest]:
+    """A full pull for every connection that is connected and has never synced (nobody has to ask for it), the
+    longest-waiting first, at most ``limit`` (the claimed ones asked again count: their run keys launch once)."""
     pulling = {p.slug for p in providers if p.pulls is not None}
-    return [
-        RunRequest(
-            run_key=f"first-sync:{connection_key(c.slug, c.tenant_id)}:{c.connected_at.timestamp():.6f}",
-            job_name=pull_job_name(c.slug),
-            partition_key=c.tenant_id,
-            run_config=pull_run_config(c.slug, full=True),
-            tags=run_tags(c.slug, c.tenant_id, trigger=Trigger.CONNECTED),
+    waiting = sorted(
+        (c for c in connections if c.slug in pulling and c.awaits_first_sync and c.connected_at is not None),
+        key=lambda c: (c.sync_claim is None, c.connected_at),  # those already asked for first: they hold claims
+    )
+    requests: list[RunRequest] = []
+    for c in waiting:
+        key = first_sync_key(c)
+        claim = first_sync_claim(key)
+        if c.sync_claim is not None and c.sync_claim != claim:
+            continue  # a batch pulls it right now
+        if len(requests) >= limit:
+            break
+        requests.append(
+            RunRequest(
+                run_key=key,
+                job_name=pull_job_name(c.slug),
+                partition_key=c.tenant_id,
+                run_config=pull_run_config(c.slug, full=True),
+                tags={**run_tags(c.slug, c.tenant_id, trigger=Trigger.CONNECTED), BATCH_KEY_TAG: claim},
+            )
         )
-        for c in connections
-        if c.slug in pulling and c.awaits_first_sync and c.connected_at is not None
-    ]
+    return requests
+
+
+def claim_first_syncs(connections: Iterable[Connected], runs: Sequence[RunRequest], now: datetime) -> list[RunRequest]:
+    """Claim each first sync's connection for its run; the runs whose connection a batch claimed first are left
+    out (the batch pulls it, in full: it has no state yet)."""
+    by_key = {first_sync_key(c): c for c in connections if c.connected_at is not None}
+    kept = []
+    with session_scope() as session:
+        for run in runs:
+            connection = by_key[run.run_key or ""]
+            if claim_connection(session, connection.connection_id, run.tags[BATCH_KEY_TAG], now):
+                kept.append(run)
+    return kept
 
 
 def build_partitions_sensor(
@@ -125,6 +185,8 @@ def build_partitions_sensor(
         existing = {p.slug: set(context.instance.get_dynamic_partitions(partitions_name(p.slug))) for p in providers}
         changes = partition_requests(providers, connected_tenants(connections), existing)
         runs = first_syncs(providers, connections)
+        if runs:
+            runs = claim_first_syncs(connections, runs, datetime.now(UTC))
         if not changes and not runs:
             return SkipReason("partitions already match the connected tenants")
         # Dagster applies the partition changes before it validates the runs' partition keys.

@@ -1,14 +1,20 @@
-"""Scheduled work: incremental pulls at each tenant's own frequency, and OAuth refresh ahead of expiry."""
+"""Scheduled work: incremental pulls at each tenant's own frequency, in batch runs of many tenants (due-ness and
+claims: ``vrtx_pipelines.pull.fleet``; the batch: ``vrtx_pipelines.pull.batch``), and OAuth refresh ahead of expiry."""
 # No `from __future__ import annotations`: Dagster reads the context annotations at definition time.
 
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from dagster import (
     AssetKey,
+    DagsterInstance,
+    DagsterRunStatus,
     DefaultScheduleStatus,
+    JobDefinition,
     OpExecutionContext,
     RunRequest,
+    RunsFilter,
     ScheduleDefinition,
     ScheduleEvaluationContext,
     SkipReason,
@@ -19,6 +25,7 @@ from dagster import (
 )
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from providers.base import Provider
 from providers.errors import ProviderError
@@ -30,14 +37,18 @@ from vrtx_pipelines.db.models import Integration, TenantIntegration
 from vrtx_pipelines.db.session import session_factory, session_scope
 from vrtx_pipelines.errors import IntegrationError
 from vrtx_pipelines.names import (
-    Trigger,
+    BATCH_KEY_TAG,
+    PULL_BATCH_TAG,
     asset_path,
-    connection_key,
+    batch_run_tags,
     partitions_name,
+    pull_batch_job_name,
+    pull_batch_run_config,
     pull_job_name,
     pull_schedule_name,
     run_tags,
 )
+from vrtx_pipelines.pull.fleet import Backlog, active_claims, backlog, claim_due, new_batch_key, release_batch
 
 
 def pull_job(provider: Provider) -> UnresolvedAssetJobDefinition:
@@ -49,54 +60,115 @@ def pull_job(provider: Provider) -> UnresolvedAssetJobDefinition:
     )
 
 
-def due_pulls(provider: Provider, now: datetime, known_tenants: set[str]) -> list[tuple[str, list[str], int]]:
-    """(tenant, entities, slot) for every connected tenant whose sync frequency makes a pull due now."""
-    assert provider.pulls is not None
-    due = []
-    with session_scope() as session:
-        rows = session.execute(
-            select(TenantIntegration)
-            .join(Integration, Integration.id == TenantIntegration.integration_id)
-            .where(Integration.slug == provider.slug, TenantIntegration.status == Status.CONNECTED)
+IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
+# A claim with no run this long after it was made lost its launch (the tick failed after claiming): free it.
+ORPHAN_AFTER_S = 120
+
+
+@dataclass(frozen=True)
+class Tick:
+    """What one tick of a provider's schedule asked for, and the backlog it left."""
+
+    requests: list[RunRequest]
+    tenants: int
+    released: int
+    backlog: Backlog
+
+    @property
+    def summary(self) -> str:
+        return (
+            f"batches={len(self.requests)} tenants={self.tenants} released={self.released} "
+            f"waiting={self.backlog.waiting} oldest_wait_s={self.backlog.oldest_wait_s:.0f} "
+            f"held_by_runs={self.backlog.claimed}"
         )
-        for (connection,) in rows:
-            settings = connection.settings or {}
-            if not settings.get("sync_enabled", True) or connection.tenant_id not in known_tenants:
-                continue
-            minutes = int(settings.get("sync_frequency_minutes", 60))
-            slot = int(now.timestamp() // (minutes * 60))
-            # A new connection's first sync is the partitions sensor's; the schedule retries it a slot later.
-            last = connection.last_sync_at or connection.connected_at
-            if last is not None and int(last.timestamp() // (minutes * 60)) == slot:
-                continue  # already pulled in this slot (by the schedule, a webhook or on demand)
-            entities = [e for e in settings.get("entities", provider.pulls.entities) if e in provider.pulls.entities]
-            if entities:
-                due.append((connection.tenant_id, entities, slot))
-    return due
 
 
-def pull_schedule(provider: Provider, pull: UnresolvedAssetJobDefinition) -> ScheduleDefinition:
+def sweep_claims(session: Session, instance: DagsterInstance, slug: str, now: datetime) -> int:
+    """Free the claims of runs that ended still holding them (a first sync's run, which leaves its claim to this;
+    a batch that died mid-way) or that never got a run; a run that did not succeed counts as a failed attempt
+    (the next one backs off). Returns how many connections were freed."""
+    freed = 0
+    for key, claimed_at in active_claims(session, slug).items():
+        records = instance.get_run_records(RunsFilter(tags={BATCH_KEY_TAG: key}), limit=1)
+        if records:
+            status = records[0].dagster_run.status
+            if status in FINISHED:
+                freed += release_batch(session, key, failed=status != DagsterRunStatus.SUCCESS)
+        elif (now - claimed_at).total_seconds() > ORPHAN_AFTER_S:
+            freed += release_batch(session, key, failed=False)
+    return freed
+
+
+def plan_batches(
+    session: Session,
+    instance: DagsterInstance,
+    provider: Provider,
+    now: datetime,
+    known_tenants: set[str],
+    *,
+    batch_size: int,
+    in_flight_limit: int,
+) -> Tick:
+    """One tick: free lost claims, then claim the oldest-due connections into as many batches as the provider's
+    free batch slots allow (``in_flight_limit`` batch runs queued or running), ``batch_size`` tenants each."""
+    slug = provider.slug
+    released = sweep_claims(session, instance, slug, now)
+    in_flight = len(instance.get_run_records(RunsFilter(tags={PULL_BATCH_TAG: slug}, statuses=IN_FLIGHT)))
+    requests = []
+    claimed_tenants = 0
+    for _ in range(max(0, in_flight_limit - in_flight)):
+        key = new_batch_key(slug, now)
+        claimed = claim_due(session, slug, now, batch_size, key)
+        if not claimed:
+            break
+        # Connected moments ago: the partitions sensor has not added them yet; they stay due for the next tick.
+        unknown = [c.connection_id for c in claimed if c.tenant_id not in known_tenants]
+        if unknown:
+            release_batch(session, key, failed=False, only=unknown)
+        tenants = [c.tenant_id for c in claimed if c.tenant_id in known_tenants]
+        if tenants:
+            claimed_tenants += len(tenants)
+            requests.append(
+                RunRequest(
+                    run_key=key,
+                    job_name=pull_batch_job_name(slug),
+                    run_config=pull_batch_run_config(slug, tenants),
+                    tags=batch_run_tags(slug, key),
+                )
+            )
+        if len(claimed) < batch_size:
+            break
+    return Tick(requests, claimed_tenants, released, backlog(session, slug, now))
+
+
+def pull_schedule(provider: Provider, batch_job: JobDefinition) -> ScheduleDefinition:
     @schedule(
         name=pull_schedule_name(provider.slug),
-        job=pull,
+        job=batch_job,
         cron_schedule="* * * * *",
         default_status=DefaultScheduleStatus.RUNNING,
-        description=f"Every minute: one incremental pull per tenant connected to {provider.name} whose "
-        "`sync_frequency_minutes` setting makes one due (run_key = tenant + time slot, so each runs once).",
+        description=f"Every minute: the {provider.name} connections whose `sync_frequency_minutes` makes a pull "
+        "due (one SQL query, oldest-due first) are claimed into batch runs of many tenants each; a claimed "
+        "connection is not queued again until its pull ends. The tick logs what waits and for how long.",
     )
     def _schedule(context: ScheduleEvaluationContext) -> list[RunRequest] | SkipReason:
         now = context.scheduled_execution_time or datetime.now(UTC)
+        settings = get_settings()
         known = set(context.instance.get_dynamic_partitions(partitions_name(provider.slug)))
-        requests = [
-            RunRequest(
-                run_key=f"{connection_key(provider.slug, tenant)}:{slot}",
-                partition_key=tenant,
-                asset_selection=[AssetKey(asset_path(provider.slug, e)) for e in entities],
-                tags=run_tags(provider.slug, tenant, trigger=Trigger.SCHEDULE),
-            )
-            for tenant, entities, slot in due_pulls(provider, now, known)
-        ]
-        return requests or SkipReason("no connection is due")
+        with session_scope() as session:
+            tick = plan_batches(
+                session, context.instance, provider, now, known,
+                batch_size=settings.pull_batch_size, in_flight_limit=settings.pull_batches_in_flight,
+            )  # fmt: skip
+        context.log.info(f"{provider.slug} pulls: {tick.summary}")
+        return tick.requests or SkipReason(f"no batch launched: {tick.summary}")
 
     return _schedule
 

@@ -62,7 +62,7 @@ PULL_COUNTS = (
     "rate_limited_waits",
     "paced_wait_s",
 )
-TIMINGS = ("extract_ms", "normalize_ms", "load_ms", "canonical_ms")
+TIMINGS = ("probe_ms", "extract_ms", "normalize_ms", "load_ms", "canonical_ms")
 MAX_ERROR = 1000
 SAMPLE_ROWS = 5
 # What may still hide a credential in an exception's text: bearer tokens, key=value pairs, URL user info.
@@ -231,49 +231,55 @@ def summarise_pull(
         )
     for entity in entities:
         meta = materialised.get(entity)
-        if meta is None:
-            if succeeded:  # a selected entity that yielded nothing: nothing to load, nothing failed
-                outcomes.append(
-                    EntityOutcome(
-                        entity=entity,
-                        status=SUCCESS,
-                        sync_type="full" if full else "incremental",
-                        request_data=redact({**request_base, "entity": entity, "full": full}),
-                    )
-                )
-            continue
-        counts = {key: meta[key] for key in PULL_COUNTS if key in meta}
-        timings = {key: meta[key] for key in TIMINGS if key in meta}
-        cursor = {"before": meta.get("cursor_before") or None, "after": meta.get("cursor_after") or None}
-        outcomes.append(
-            EntityOutcome(
-                entity=entity,
-                status=SUCCESS,
-                sync_type=str(meta.get("sync_type") or ("full" if full else "incremental")),
-                counts=counts,
-                cursor=cursor,
-                duration_ms=int(meta["duration_ms"]) if "duration_ms" in meta else None,
-                request_data=redact(
-                    {
-                        **request_base,
-                        "entity": entity,
-                        "full": full,
-                        "cursor": cursor["before"],
-                        # Why a sync planned as incremental listed everything (a change token past its window).
-                        **({"full_sync_reason": meta["full_sync_reason"]} if meta.get("full_sync_reason") else {}),
-                    }
-                ),
-                response_data=redact(
-                    {
-                        "rows_loaded": counts.get("rows_loaded", 0),
-                        "records_changed": counts.get("records_changed", 0),
-                        "timings_ms": timings,
-                        **{k: meta[k] for k in ("dataset_name", "destination_name") if isinstance(meta.get(k), str)},
-                    }
-                ),
-            )
-        )
+        if meta is None and not succeeded:
+            continue  # stopped by the failure above: its last row still says how it last went
+        # A selected entity that yielded nothing in a successful run: nothing to load, nothing failed.
+        outcomes.append(pull_outcome(entity, meta, request_base, full=full, failure=None))
     return outcomes
+
+
+def pull_outcome(
+    entity: str, meta: Mapping[str, Any] | None, request_base: Mapping[str, Any], *, full: bool, failure: str | None
+) -> EntityOutcome:
+    """One entity's sync-log row from the figures its pull materialised (``meta``); None: it did not (failed,
+    with ``failure``, or the run succeeded without it)."""
+    if meta is None:
+        return EntityOutcome(
+            entity=entity,
+            status=FAILED if failure is not None else SUCCESS,
+            sync_type="full" if full else "incremental",
+            error_message=failure,
+            request_data=redact({**request_base, "entity": entity, "full": full}),
+        )
+    counts = {key: meta[key] for key in PULL_COUNTS if key in meta}
+    timings = {key: meta[key] for key in TIMINGS if key in meta}
+    cursor = {"before": meta.get("cursor_before") or None, "after": meta.get("cursor_after") or None}
+    return EntityOutcome(
+        entity=entity,
+        status=SUCCESS,
+        sync_type=str(meta.get("sync_type") or ("full" if full else "incremental")),
+        counts=counts,
+        cursor=cursor,
+        duration_ms=int(meta["duration_ms"]) if "duration_ms" in meta else None,
+        request_data=redact(
+            {
+                **request_base,
+                "entity": entity,
+                "full": full,
+                "cursor": cursor["before"],
+                # Why a sync planned as incremental listed everything (a change token past its window).
+                **({"full_sync_reason": meta["full_sync_reason"]} if meta.get("full_sync_reason") else {}),
+            }
+        ),
+        response_data=redact(
+            {
+                "rows_loaded": counts.get("rows_loaded", 0),
+                "records_changed": counts.get("records_changed", 0),
+                "timings_ms": timings,
+                **{k: meta[k] for k in ("dataset_name", "destination_name") if isinstance(meta.get(k), str)},
+            }
+        ),
+    )
 
 
 def summarise_push(run: DagsterRun, session: Session, failure: str | None) -> tuple[int | None, list[EntityOutcome]]:
@@ -365,9 +371,15 @@ def write_summary(session: Session, summary: RunSummary, run_started: datetime |
     Returns whether this was the first writing."""
     assert summary.connection_id is not None
     lock_connection(session, summary.connection_id)
+    # A batch run pulls many connections: its rows are told apart by connection as well.
     existing = {
         (row.entity_type, row.direction): row
-        for row in session.scalars(select(IntegrationSyncLog).where(IntegrationSyncLog.run_id == summary.run_id))
+        for row in session.scalars(
+            select(IntegrationSyncLog).where(
+                IntegrationSyncLog.run_id == summary.run_id,
+                IntegrationSyncLog.tenant_integration_id == summary.connection_id,
+            )
+        )
     }
     for outcome in summary.outcomes:
         row = existing.get((outcome.entity, summary.direction))

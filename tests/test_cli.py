@@ -69,9 +69,9 @@ def test_integrations_list_is_a_table_of_all_17_saying_what_can_be_connected(run
 
 
 def test_db_upgrade_and_downgrade(run: Runner) -> None:
-    assert "revision 0004" in run("db", "upgrade").output
+    assert "revision 0005" in run("db", "upgrade").output
     assert "revision base" in run("db", "downgrade", "--revision", "base").output
-    assert "revision 0004" in run("db", "upgrade").output
+    assert "revision 0005" in run("db", "upgrade").output
 
 
 def test_keys_rotate_puts_a_new_key_first_and_keeps_secrets_readable(run: Runner, tmp_path: Path) -> None:

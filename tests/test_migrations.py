@@ -58,7 +58,7 @@ def test_downgrade_removes_everything_and_upgrade_again_works(db_url: str) -> No
     assert set(inspect(create_engine(db_url)).get_table_names()) <= {"vrtx_alembic_version"}
     assert migrate.current_revision(db_url) is None
     migrate.upgrade(db_url)
-    assert migrate.current_revision(db_url) == "0004"
+    assert migrate.current_revision(db_url) == "0005"
 
 
 def test_seed_defaults_apply_at_the_database_level(db_url: str) -> None:

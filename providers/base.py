@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import httpx
 
+from providers.errors import ProviderRejected
+
 if TYPE_CHECKING:
     from providers.kit.client import ApiClient, Retry
     from providers.kit.governor import RateGovernor
@@ -181,15 +183,36 @@ class PushOutcome:
     response_sample: Mapping[str, Any] = field(default_factory=dict)  # redacted, for the sync log
 
 
+# One write's answer within a batch: what the provider now holds, or its refusal of that write alone.
+PushResult = PushOutcome | ProviderRejected
+
+
 @dataclass(frozen=True)
 class PushSpec:
     """A provider's writes. ``push`` raises ``providers.errors.ProviderRejected`` for a write the provider refuses
-    (4xx: final) and ``ProviderUnavailable`` / ``ProviderRateLimited`` for ones worth retrying."""
+    (4xx: final) and ``ProviderUnavailable`` / ``ProviderRateLimited`` for ones worth retrying.
+
+    A provider whose API takes many creates in one call declares ``batched_creates`` (entity -> at most that many
+    per call) and ``push_many``: (client, the creates, the call's idempotency key) -> one ``PushResult`` per
+    create, in order. It raises as ``push`` does when the call as a whole fails. Only creates of records that
+    name no other record belong there: a reference would tie the whole call to its slowest link."""
 
     # entity -> (canonical pydantic model, operations it supports)
     entities: Mapping[str, tuple[type[Any], frozenset[str]]]
     # (the client the core built from ``Provider.client``, the write) -> what the provider now holds
     push: Callable[[ApiClient, PushRequest], PushOutcome]
+    batched_creates: Mapping[str, int] = field(default_factory=dict)
+    push_many: Callable[[ApiClient, Sequence[PushRequest], str], Sequence[PushResult]] | None = None
+
+    def __post_init__(self) -> None:
+        if bool(self.batched_creates) != (self.push_many is not None):
+            raise ValueError("batched creates and push_many come together")
+        if any(size < 2 for size in self.batched_creates.values()):
+            raise ValueError("a batch holds at least two creates")
+
+    def batch_size(self, entity: str) -> int:
+        """How many creates of ``entity`` one call takes (1: each is its own call)."""
+        return self.batched_creates.get(entity, 1)
 
 
 @dataclass(frozen=True)

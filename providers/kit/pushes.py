@@ -4,13 +4,14 @@ tenant's push mappings over the provider's own mapping, and the outcome the core
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from providers.base import PushOutcome, PushRequest, PushSpec
+from providers.base import PushOutcome, PushRequest, PushResult, PushSpec
 from providers.errors import ProviderRejected
+from providers.kit.client import ErrorWords
 from vrtx_pipelines.records.canonical import content_hash
 
 T = TypeVar("T")
@@ -112,3 +113,40 @@ def outcome(external_id: str, model: BaseModel, raw: Mapping[str, Any], sample: 
         raw=raw,
         response_sample={**sample, "updated_at": updated},
     )
+
+
+def batch_results(
+    requests: Sequence[PushRequest],
+    element: Callable[[PushRequest], dict[str, Any]],
+    send: Callable[[list[dict[str, Any]]], Sequence[Mapping[str, Any]]],
+    refused: Callable[[Mapping[str, Any]], ErrorWords | None],
+    written: Callable[[Mapping[str, Any]], PushOutcome],
+    provider: str,
+) -> list[PushResult]:
+    """Many writes in one call (``PushSpec.push_many``): each request's element built (one the provider's rules
+    refuse is answered at once and not sent), the built ones sent together, and the provider's answer to each read
+    back in order: its refusal in its own words (``refused``), else the record written. An answer that does not hold
+    one record per element is refused whole: which writes it made is unknown, and a retry under the same key would
+    only replay it."""
+    results: list[PushResult | None] = [None] * len(requests)
+    elements: list[dict[str, Any]] = []
+    sent: list[int] = []
+    for index, request in enumerate(requests):
+        try:
+            elements.append(element(request))
+        except ProviderRejected as exc:
+            results[index] = exc
+        else:
+            sent.append(index)
+    if elements:
+        answers = send(elements)
+        if len(answers) != len(elements):
+            raise ProviderRejected(f"{provider} answered {len(answers)} records to {len(elements)} writes.", status=200)
+        for index, answer in zip(sent, answers, strict=True):
+            words = refused(answer)
+            if words is None:
+                results[index] = written(answer)
+            else:
+                message = words.message or f"{provider} refused the {requests[index].entity}."
+                results[index] = ProviderRejected(message, status=200, details=list(words.details))
+    return [result for result in results if result is not None]

@@ -182,18 +182,27 @@ def test_post_updates_by_contact_id_creates_without_one_and_archives(xero: Xero)
     assert missing.status_code == 404
 
 
-def test_summarize_errors_false_saves_the_valid_elements_and_echoes_the_others(xero: Xero) -> None:
+def test_summarize_errors_false_saves_the_valid_elements_and_echoes_the_others(
+    xero: Xero, accounting_spec: OpenAPI
+) -> None:
+    before = xero.sandbox.count(xero.tenant_id, "contacts")
     answer = xero.http.put(
         "/api.xro/2.0/Contacts",
         params={"summarizeErrors": "false"},
-        json={"Contacts": [{"Name": "Good One"}, {"Name": ""}]},
+        json={"Contacts": [{"Name": "Good One"}, {"Name": ""}, {"Name": "Good One"}, {"Name": "Good Two"}]},
         headers=xero.headers(),
     )
 
     assert answer.status_code == 200
-    good, bad = answer.json()["Contacts"]
-    assert good["ContactID"] and good["Name"] == "Good One"
-    assert bad["StatusAttributeString"] == "ERROR" and bad["ValidationErrors"]
+    good, nameless, twin, other = answer.json()["Contacts"]
+    assert good["ContactID"] and good["Name"] == "Good One" and good["HasValidationErrors"] is False
+    assert other["ContactID"] and other["Name"] == "Good Two"
+    assert nameless["HasValidationErrors"] is True and nameless["StatusAttributeString"] == "ERROR"
+    assert [e["Message"] for e in nameless["ValidationErrors"]] == ["The contact name must be specified."]
+    assert [e["Message"] for e in twin["ValidationErrors"]] == [UNIQUE.format("Good One")]
+    assert "ContactID" not in twin and "ContactID" not in nameless  # nothing of them was saved
+    assert xero.sandbox.count(xero.tenant_id, "contacts") == before + 2
+    validate(accounting_spec, "put", "/api.xro/2.0/Contacts", answer)
 
 
 # --- invoices ----------------------------------------------------------------------------------------------

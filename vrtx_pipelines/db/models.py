@@ -270,6 +270,7 @@ class PushOutbox(Timestamps, Base):
     __table_args__ = (
         UniqueConstraint("tenant_integration_id", "idempotency_key"),
         Index("ix_push_outbox_pending", "status", "next_attempt_at"),
+        Index("ix_push_outbox_batch", "tenant_integration_id", "batch_key"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -291,6 +292,9 @@ class PushOutbox(Timestamps, Base):
     provider_status: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The provider call this push went out in with others (``vrtx_pipelines.push.batches``), fixed before the call:
+    # a resend regroups exactly its members under the same idempotency key.
+    batch_key: Mapped[str | None] = mapped_column(String(40))
 
 
 class WebhookInbox(Base):

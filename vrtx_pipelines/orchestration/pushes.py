@@ -70,6 +70,8 @@ def push_job(provider: Provider) -> JobDefinition:
                 "skipped_push_ids": report.skipped,
                 "counts": report.counts,
                 **{f"pushes_{k}": v for k, v in totals.items()},
+                "api_calls": report.api_calls,
+                "batched_calls": report.batched_calls,  # provider calls that carried several pushes
                 "response_samples": report.samples,
                 "duration_ms": round((time.monotonic() - started) * 1000),
             },

@@ -270,12 +270,14 @@ class Batch:
 
 
 def due_batches(session: Session, slug: str, now: datetime, *, batch_size: int = 100) -> list[Batch]:
-    """One batch of due pending rows per pushable connection of the provider, oldest first."""
+    """One batch of due pending rows per pushable connection of the provider, oldest first. The members of a
+    provider call (``batch_key``) are never split between runs: a run taking one takes every pending one."""
     rows = session.execute(
         select(
             PushOutbox.id,
             PushOutbox.attempts,
             PushOutbox.next_attempt_at,
+            PushOutbox.batch_key,
             TenantIntegration.id,
             TenantIntegration.tenant_id,
         )
@@ -285,16 +287,27 @@ def due_batches(session: Session, slug: str, now: datetime, *, batch_size: int =
             Integration.slug == slug,
             TenantIntegration.status.in_(PUSHABLE),
             PushOutbox.status == PushStatus.PENDING,
-            or_(PushOutbox.next_attempt_at.is_(None), PushOutbox.next_attempt_at <= now),
+            or_(
+                PushOutbox.next_attempt_at.is_(None),
+                PushOutbox.next_attempt_at <= now,
+                PushOutbox.batch_key.is_not(None),  # kept below only beside a due member of the same call
+            ),
         )
         .order_by(TenantIntegration.id, PushOutbox.id)
     ).all()
+    chosen: dict[int, tuple[str, set[int], set[str]]] = {}
+    for push_id, _attempts, next_attempt_at, key, connection_id, tenant_id in rows:
+        _tenant, ids, keys = chosen.setdefault(connection_id, (tenant_id, set(), set()))
+        if (next_attempt_at is None or next_attempt_at <= now) and (len(ids) < batch_size or key in keys):
+            ids.add(push_id)
+            if key is not None:
+                keys.add(key)
     grouped: dict[int, tuple[str, list[tuple[int, str]]]] = {}
-    for push_id, attempts, next_attempt_at, connection_id, tenant_id in rows:
-        _tenant, members = grouped.setdefault(connection_id, (tenant_id, []))
-        if len(members) < batch_size:
+    for push_id, attempts, next_attempt_at, key, connection_id, _tenant_id in rows:
+        tenant_id, ids, keys = chosen[connection_id]
+        if push_id in ids or (key is not None and key in keys):
             stamp = next_attempt_at.isoformat() if next_attempt_at else ""
-            members.append((push_id, f"{attempts}@{stamp}"))
+            grouped.setdefault(connection_id, (tenant_id, []))[1].append((push_id, f"{attempts}@{stamp}"))
     return [
         Batch(connection_id, tenant_id, tuple(i for i, _ in members), tuple(m for _, m in members))
         for connection_id, (tenant_id, members) in grouped.items()
@@ -482,6 +495,38 @@ def retry_later(
     row.error_message = error
     row.provider_status = provider_status
     row.next_attempt_at = utcnow() + timedelta(seconds=policy.delay_s(row.attempts, retry_after_s))
+    return True
+
+
+def retry_together(
+    rows: Sequence[PushOutbox],
+    policy: RetryPolicy,
+    error: str,
+    *,
+    provider_status: int | None = None,
+    retry_after_s: float | None = None,
+    counts_as_attempt: bool = True,
+) -> bool:
+    """``retry_later`` for the members of one batch: they share one fate, so they are claimed again together. All
+    go back due at the same instant (the latest any of them would be), or all fail once one has spent its attempts;
+    ``True`` if retried."""
+    for row in rows:
+        retry_later(
+            row,
+            policy,
+            error,
+            provider_status=provider_status,
+            retry_after_s=retry_after_s,
+            counts_as_attempt=counts_as_attempt,
+        )
+    gave_up = next((row for row in rows if row.status == PushStatus.FAILED), None)
+    if gave_up is not None:
+        for row in rows:
+            finish(row, PushStatus.FAILED, provider_status=provider_status, error=gave_up.error_message)
+        return False
+    due = max(row.next_attempt_at for row in rows if row.next_attempt_at is not None)
+    for row in rows:
+        row.next_attempt_at = due
     return True
 
 

@@ -2,16 +2,19 @@
 
 The sensor batches each connection's due rows into a run (``run_key`` = the rows at their attempt, so a batch
 runs once); the op claims its rows, sends each with the row's own idempotency key, and commits each outcome
-before the next call. A crash between a provider's answer and that commit leaves the row ``running`` under a
-dead run: the sensor returns it to pending and the re-send carries the same key, which the provider answers
-with the original write (Xero keeps Idempotency-Key responses for a day). Nothing is sent twice, nothing lost.
+before the next call. Creates the provider takes many to a call go out in batches (``vrtx_pipelines.push.batches``)
+whose membership is committed before the call and whose outcomes are committed together after it. A crash between
+a provider's answer and that commit leaves the rows ``running`` under a dead run: the sensor returns them to
+pending and the re-send carries the same key (a batch: the same members too), which the provider answers with the
+original write (Xero keeps Idempotency-Key responses for a day). Nothing is sent twice, nothing lost.
 """
 # No `from __future__ import annotations`: Dagster reads the context and config annotations at definition time.
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 
@@ -34,6 +37,7 @@ from vrtx_pipelines.db.session import session_factory
 from vrtx_pipelines.errors import IntegrationError
 from vrtx_pipelines.events.record import EventType, record_event
 from vrtx_pipelines.mapping import pull_mapper, push_overrides
+from vrtx_pipelines.push.batches import batch_idempotency_key, batch_size, members_elsewhere, new_batch_key
 from vrtx_pipelines.push.conflicts import PushPlan, agree, plan_push, provider_record, record_written, supersede_held
 from vrtx_pipelines.push.outbox import (
     CREATING,
@@ -46,13 +50,14 @@ from vrtx_pipelines.push.outbox import (
     pending_creation,
     push_event,
     records_entity,
-    retry_later,
+    retry_together,
     waits_for_earlier,
 )
 from vrtx_pipelines.records.store import canonical_json
 
 POLICY = RetryPolicy()
 SAMPLES_KEPT = 5
+T = TypeVar("T")
 
 
 class _Deferred(Exception):
@@ -69,6 +74,8 @@ class BatchReport:
     skipped: list[int] = field(default_factory=list)  # taken or finished by another run already
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # entity -> done / failed / retrying
     samples: list[dict[str, Any]] = field(default_factory=list)
+    api_calls: int = 0
+    batched_calls: int = 0  # calls that carried several pushes
 
     def count(self, entity: str, outcome: str) -> None:
         per_entity = self.counts.setdefault(entity, {"done": 0, "failed": 0, "retrying": 0})
@@ -103,8 +110,8 @@ def send_batch(
             governor = governor_for(settings, provider)
             target = provider.client(provider_connection(ctx, provider, connection_id, http, governor))
             sender = _Sender(provider, spec, outbox, connection, connection_settings, policy, report, log)
-            for row in rows:
-                sender.send(target, row)
+            sender.send_all(target, rows)
+            report.api_calls = int(target.stats["api_calls"])
     finally:
         outbox.close()
         auth_session.close()
@@ -122,47 +129,141 @@ class _Sender:
     report: BatchReport
     log: Any
 
-    def send(self, target: Any, row: PushOutbox) -> None:
-        entity = row.entity_type
-        try:
-            blocker = waits_for_earlier(self.session, row)
-            if blocker is not None:
-                raise _Deferred(f"waiting for push {blocker.id} of the same {entity} to finish")
-            plan = self._plan(target, row)
-            if plan.request is None:
-                self._not_sent(row, plan)
-                return
+    def send_all(self, target: Any, rows: Sequence[PushOutbox]) -> None:
+        """Send the claimed rows in order. Creates the provider batches gather into calls of up to its batch size;
+        anything else is sent only once what came before it is settled, so nothing overtakes an earlier push. The
+        members of a batch sent before go again exactly as they went."""
+        gathered: list[tuple[PushOutbox, PushRequest]] = []
+        resent: set[str] = set()
+        for row in rows:
+            if row.batch_key is not None:
+                if row.batch_key not in resent:
+                    resent.add(row.batch_key)
+                    self._flush(target, gathered)
+                    self._resend(target, [member for member in rows if member.batch_key == row.batch_key])
+                continue
+            size = batch_size(self.spec, row)
+            if size == 1 or (gathered and gathered[0][0].entity_type != row.entity_type):
+                self._flush(target, gathered)
+            if size == 1:
+                self._send_one(target, row)
+                continue
+            request = self._request_for(target, row)
+            if request is not None:
+                gathered.append((row, request))
+                if len(gathered) >= size:
+                    self._flush(target, gathered)
+        self._flush(target, gathered)
+
+    def _request_for(self, target: Any, row: PushOutbox) -> PushRequest | None:
+        """A create's request for a batch; None when it is settled without one, or sent on its own because it got
+        linked meanwhile (then it is an update)."""
+        request = self._guarded([row], partial(self._prepared, target, row))
+        if request is None:
+            self.session.commit()
+        elif request.external_id is not None:
+            self._send_one(target, row, request)
+            return None
+        return request
+
+    def _flush(self, target: Any, gathered: list[tuple[PushOutbox, PushRequest]]) -> None:
+        """Send the gathered creates: one alone as any push, several as a batch whose membership is committed
+        before the call."""
+        members, gathered[:] = list(gathered), []
+        if len(members) == 1:
+            self._send_one(target, *members[0])
+        elif members:
+            key = new_batch_key()
+            for row, _request in members:
+                row.batch_key = key
+            self.session.commit()
+            self._send_batch(target, key, members)
+
+    def _resend(self, target: Any, rows: list[PushOutbox]) -> None:
+        """A batch sent before: the same members, in the same order, under the same key."""
+        if members_elsewhere(self.session, rows[0]):
+            self._guarded(rows, partial(_defer, f"waiting for the other pushes of batch {rows[0].batch_key}"))
+            self.session.commit()
+            return
+        members = [(row, request) for row in rows if (request := self._request_for(target, row)) is not None]
+        if members:
+            self._send_batch(target, str(rows[0].batch_key), members)
+
+    def _send_batch(self, target: Any, key: str, members: list[tuple[PushOutbox, PushRequest]]) -> None:
+        """One call for the members; each ends on its own answer, and their outcomes are committed together."""
+        assert self.spec.push_many is not None
+        rows = [row for row, _request in members]
+        requests = [request for _row, request in members]
+        self.report.batched_calls += 1
+        results = self._guarded(
+            rows, partial(self.spec.push_many, target, requests, batch_idempotency_key(self.connection.id, key, rows))
+        )
+        if results is not None and len(results) != len(rows):
+            answered = f"{self.provider.name} answered {len(results)} of {len(rows)} pushes"
+            self._fail_all(rows, answered, 200)
+        elif results is not None:
+            for row, result in zip(rows, results, strict=True):
+                if isinstance(result, ProviderRejected):
+                    self._failed(row, result.message, result.status)
+                else:
+                    self._done(row, result)
+        self.session.commit()
+
+    def _send_one(self, target: Any, row: PushOutbox, request: PushRequest | None = None) -> None:
+        def call() -> PushOutcome | None:
+            sending = request or self._prepared(target, row)
+            if sending is None:
+                return None
             try:
-                outcome = self.spec.push(target, plan.request)
+                return self.spec.push(target, sending)
             except ProviderConflict:
                 # The record changed at the provider since the version the write named: plan again from what it
                 # holds now (two-way sync may merge or hold), then once more; a second conflict fails the push.
                 plan = self._plan(target, row, current=True)
                 if plan.request is None:
                     self._not_sent(row, plan)
-                    return
-                outcome = self.spec.push(target, plan.request)
+                    return None
+                return self.spec.push(target, plan.request)
+
+        outcome = self._guarded([row], call)
+        if outcome is not None:
+            self._done(row, outcome)  # a failure to record it leaves the row running: resent under its key
+        self.session.commit()
+
+    def _prepared(self, target: Any, row: PushOutbox) -> PushRequest | None:
+        """The request to send for the row, or None when two-way sync settled it without a call."""
+        blocker = waits_for_earlier(self.session, row)
+        if blocker is not None:
+            raise _Deferred(f"waiting for push {blocker.id} of the same {row.entity_type} to finish")
+        plan = self._plan(target, row)
+        if plan.request is None:
+            self._not_sent(row, plan)
+        return plan.request
+
+    def _guarded(self, rows: list[PushOutbox], step: Callable[[], T]) -> T | None:
+        """``step()``, or None once its failure has settled every row by its kind: final, or all retried later
+        together. The caller commits."""
+        try:
+            return step()
         except _Deferred as exc:
-            retry_later(row, self.policy, str(exc), counts_as_attempt=False)
-            self._settled(row, "retrying")
+            self._retry(rows, str(exc), None, None, counts_as_attempt=False)
         except _Refused as exc:
-            self._failed(row, str(exc), None)
+            self._fail_all(rows, str(exc), None)
         except ProviderRejected as exc:
-            self._failed(row, exc.message, exc.status)
+            self._fail_all(rows, exc.message, exc.status)
         except ProviderAuthError as exc:
             message = f"{self.provider.name} refused the connection's credentials: {exc.message}; reconnect it"
-            self._failed(row, message, exc.status)
+            self._fail_all(rows, message, exc.status)
         except ProviderRateLimited as exc:
-            self._retry(row, exc.message, exc.status, exc.retry_after or self.policy.max_delay_s)
+            self._retry(rows, exc.message, exc.status, exc.retry_after or self.policy.max_delay_s)
         except ProviderError as exc:  # unavailable: 5xx, timeouts, unreachable
-            self._retry(row, exc.message, exc.status, None)
+            self._retry(rows, exc.message, exc.status, None)
         except IntegrationError as exc:  # e.g. the connection expired while refreshing its token
-            self._failed(row, exc.message, None)
+            self._fail_all(rows, exc.message, None)
         except Exception as exc:  # noqa: BLE001 -- an unforeseen failure is retried (capped), never lost
-            self.log.error(f"push {row.id} ({entity}) raised {type(exc).__name__}")
-            self._retry(row, f"unexpected error while pushing ({type(exc).__name__})", None, None)
-        else:
-            self._done(row, outcome)
+            self.log.error(f"push {rows[0].id} ({rows[0].entity_type}) raised {type(exc).__name__}")
+            self._retry(rows, f"unexpected error while pushing ({type(exc).__name__})", None, None)
+        return None
 
     def _plan(self, target: Any, row: PushOutbox, *, current: bool = False) -> PushPlan:
         """Two-way sync's say on the push: as asked, merged with the provider's own changes, or not at all.
@@ -329,17 +430,41 @@ class _Sender:
         finish(row, PushStatus.FAILED, provider_status=status, error=message)
         self._settled(row, "failed")
 
-    def _retry(self, row: PushOutbox, message: str, status: int | None, retry_after: float | None) -> None:
-        retried = retry_later(row, self.policy, message, provider_status=status, retry_after_s=retry_after)
-        self._settled(row, "retrying" if retried else "failed")
+    def _fail_all(self, rows: list[PushOutbox], message: str, status: int | None) -> None:
+        for row in rows:
+            self._failed(row, message, status)
+
+    def _retry(
+        self,
+        rows: list[PushOutbox],
+        message: str,
+        status: int | None,
+        retry_after: float | None,
+        *,
+        counts_as_attempt: bool = True,
+    ) -> None:
+        retried = retry_together(
+            rows,
+            self.policy,
+            message,
+            provider_status=status,
+            retry_after_s=retry_after,
+            counts_as_attempt=counts_as_attempt,
+        )
+        for row in rows:
+            self._settled(row, "retrying" if retried else "failed")
 
     def _settled(self, row: PushOutbox, outcome: str) -> None:
+        """Tell the CRM of a finished push; the caller commits (one commit for a batch's outcomes)."""
         if row.status in (PushStatus.DONE, PushStatus.FAILED):
             event = push_event(self.provider.slug, row)
             record_event(self.session, self.connection.tenant_id, EventType.PUSH_FINISHED, self.provider.slug, event)
-        self.session.commit()
         self.report.count(row.entity_type, outcome)
         self.log.info(f"push {row.id} {row.entity_type} {row.operation}: {outcome}")
+
+
+def _defer(reason: str) -> None:
+    raise _Deferred(reason)
 
 
 def provider_idempotency_key(row: PushOutbox) -> str:

@@ -103,8 +103,9 @@ def validation_exception(elements: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _refused(element: dict[str, Any], errors: list[str]) -> Record:
-    """An element ``summarizeErrors=false`` saved nothing of: echoed with its messages."""
-    return {**_with_errors(element, errors), "StatusAttributeString": "ERROR"}
+    """An element ``summarizeErrors=false`` saved nothing of: echoed with its messages, flagged as the spec's
+    examples flag one (``HasValidationErrors: true``, ``StatusAttributeString: ERROR``)."""
+    return {**_with_errors(element, errors), "HasValidationErrors": True, "StatusAttributeString": "ERROR"}
 
 
 def _with_errors(element: Mapping[str, Any], outcome: Prepared) -> dict[str, Any]:

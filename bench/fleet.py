@@ -70,7 +70,7 @@ def changes(stop, rate, path):
             org, entity = random.choice(orgs), random.choice(("contacts", "invoices"))
             at = time.time()
             [record] = sandbox.touch(org, entity, 1)
-            log.write(f"{org}\t{entity}\t{record}\t{at:.3f}\n")
+            log.write(f"{org}\\t{entity}\\t{record}\\t{at:.3f}\\n")
             log.flush()
 
 for line in sys.stdin:
@@ -226,6 +226,62 @@ def first_syncs(platform: Platform, tenants: list[str], threads: int) -> dict[st
         if outcome.status == "failed":
             print(f"  first sync failed: {outcome.tenant_id}: {outcome.error}", file=sys.stderr)
     return dict(counts)
+
+
+def no_change_cost(platform: Platform, tenants: list[str], probe: bool) -> dict[str, float]:
+    """A no-change incremental sync of each of ``tenants``, one at a time in this process, through the batch code:
+    CPU per tenant, and the mean of each step (wall ms) and of API calls."""
+    from vrtx_pipelines.credentials.vault import vault_from_settings
+    from vrtx_pipelines.pull.batch import run_batch
+    from vrtx_pipelines.registry import get_provider
+
+    xero = get_provider("xero")
+    assert xero.pulls is not None
+    settings = platform.settings.model_copy(update={"pull_probe": probe})
+    key = f"cost-{probe}"
+    platform.execute("UPDATE tenant_integrations SET sync_claim = :k WHERE tenant_id = ANY(:t)", k=key, t=tenants)
+    cpu, wall = time.process_time(), time.perf_counter()
+    vault = vault_from_settings(settings)
+    outcomes = list(run_batch(xero, xero.pulls, tenants, key, key, settings=settings, vault=vault, threads=1))
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    assert all(o.status == "synced" for o in outcomes), [o.error for o in outcomes if o.error]
+    steps: dict[str, list[float]] = defaultdict(list)
+    for outcome in outcomes:
+        figures = outcome.entities["contacts"]  # the run's steps are the same figures on every entity
+        for name in ("probe_ms", "extract_ms", "normalize_ms", "load_ms", "canonical_ms", "api_calls"):
+            steps[name].append(float(figures.get(name, 0)))
+        steps["sync_log_ms"].append(outcome.settle_ms)
+        steps["rows_loaded"].append(sum(float(f.get("rows_loaded", 0)) for f in outcome.entities.values()))
+    means = {name: sum(values) / len(values) for name, values in steps.items()}
+    return {"cpu_ms": cpu / len(tenants) * 1000, "wall_ms": wall / len(tenants) * 1000, **means}
+
+
+def cli_cost(platform: Platform, tenant: str) -> float:
+    """CPU seconds of one `vrtx sync xero --tenant ...` process for a tenant with nothing new."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(
+        [sys.executable, "-m", "vrtx_pipelines.cli.main", "sync", "xero", "--tenant", tenant],
+        cwd=ROOT, check=True, capture_output=True, env={**os.environ, **platform.env},
+    )  # fmt: skip
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def report_cost(platform: Platform, tenants: list[str]) -> None:
+    print(f"no-change incremental sync, per tenant ({len(tenants)} tenants, one at a time, this process):")
+    for probe in (False, True):
+        c = no_change_cost(platform, tenants, probe)
+        label = "with the probe   " if probe else "dlt every time   "
+        print(
+            f"  {label}: {c['cpu_ms']:.1f} ms CPU, {c['wall_ms']:.1f} ms wall; {c['api_calls']:.0f} API calls; "
+            f"steps (wall ms): probe {c['probe_ms']:.1f}, extract {c['extract_ms']:.1f}, normalize "
+            f"{c['normalize_ms']:.1f}, load {c['load_ms']:.1f}, canonical apply {c['canonical_ms']:.1f}, sync log "
+            f"{c['sync_log_ms']:.1f}; rows seen {c['rows_loaded']:.0f}"
+        )
+    costs = [cli_cost(platform, tenants[0]) for _ in range(2)]
+    print(f"  `vrtx sync xero --tenant {tenants[0]}` (a process): {min(costs):.2f} CPU-s (best of 2)")
 
 
 # --- the bare baseline ----------------------------------------------------------------------------------------
@@ -513,6 +569,8 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=3, help="batch runs queued or running at once")
     parser.add_argument("--threads", type=int, default=6, help="tenants a batch (and the baseline) pulls at once")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--cost-tenants", type=int, default=20, help="tenants the no-change cost is measured on")
+    parser.add_argument("--skip-platform", action="store_true")
     args = parser.parse_args()
     admin_url = os.environ.get("VRTX_BENCH_POSTGRES_URL") or os.environ["VRTX_TEST_POSTGRES_URL"]
     records = args.contacts + args.invoices
@@ -547,9 +605,13 @@ def main() -> None:
                 f"{time.perf_counter() - warm:.0f} s, {(time.process_time() - cpu) / args.tenants * 1000:.0f} ms CPU "
                 "per tenant in this process"
             )
+            if args.cost_tenants:
+                report_cost(platform, tenants[: args.cost_tenants])
             if not args.skip_baseline:
                 report("baseline (httpx + SQL, no Dagster or dlt)", baseline(platform, sandbox, tenants, args, rate),
                        args.frequency)  # fmt: skip
+            if args.skip_platform:
+                return
             result = platform_window(platform, sandbox, args, rate, children)
             report("platform (dagster-daemon, batch runs, dlt)", result, args.frequency)
             capacity = backlogged_rate(result["samples"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from dagster import AssetKey, DagsterInstance, Definitions, build_sensor_context, materialize
@@ -108,4 +109,38 @@ def test_connection_health_materialises_per_tenant_with_metadata_and_no_secret(
     failed = materialize([asset], partition_key="acme", instance=dagster_env, raise_on_error=False)
     assert not failed.success
     status = api.get("/api/v1/integrations/stripe/status", headers=bearer(token)).json()
+    assert status["status"] == "error" and status["last_error"]
+
+
+def test_the_daily_health_check_runs_many_tenants_per_run_and_one_rejected_credential_fails_only_its_tenant(
+    api: TestClient, settings: Settings, dagster_env: DagsterInstance, sandboxes: dict[str, ServedApp]
+) -> None:
+    from dagster import DagsterEventType, build_schedule_context
+
+    from vrtx_pipelines.orchestration.health import connection_health_batch_job, connection_health_schedule
+
+    tokens = {tenant: make_tenant(settings, tenant) for tenant in ("acme", "globex", "initech")}
+    for token in tokens.values():
+        api.post(
+            "/api/v1/integrations/stripe/connect",
+            json={"credentials": {"secret_key": DEMO_SECRET_KEY}},
+            headers=bearer(token),
+        )
+    dagster_env.add_dynamic_partitions("stripe_tenants", list(tokens))
+    stripe = get_provider("stripe")
+    job = connection_health_batch_job(stripe)
+    daily = datetime(2026, 12, 1, 6, tzinfo=UTC)
+    context = build_schedule_context(instance=dagster_env, scheduled_execution_time=daily)
+    (request,) = connection_health_schedule(stripe, job).evaluate_tick(context).run_requests or []
+    assert request.run_config["ops"]["stripe_connection_health_checks"]["config"]["tenants"] == list(tokens)
+    sandboxes["stripe"].app.state.sandbox.fail_next_with_status = 401  # the first tenant's check is refused
+    result = job.execute_in_process(run_config=request.run_config, instance=dagster_env)
+    assert result.success
+    checked = {
+        e.asset_materialization.partition
+        for e in dagster_env.all_logs(result.run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION)
+        if e.asset_materialization is not None
+    }
+    assert checked == {"globex", "initech"}
+    status = api.get("/api/v1/integrations/stripe/status", headers=bearer(tokens["acme"])).json()
     assert status["status"] == "error" and status["last_error"]

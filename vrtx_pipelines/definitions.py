@@ -7,6 +7,7 @@ from dagster import Definitions
 from vrtx_pipelines.orchestration.events import event_delivery_sensor
 from vrtx_pipelines.orchestration.health import (
     connection_health_asset,
+    connection_health_batch_job,
     connection_health_job,
     connection_health_schedule,
 )
@@ -24,6 +25,7 @@ def build_definitions() -> Definitions:
     checkable = [p for p in providers if p.connectable and p.connection_tester is not None]
     pulling = [p for p in providers if p.connectable and p.pulls is not None]
     health_jobs = {p.slug: connection_health_job(p) for p in checkable}
+    health_batches = {p.slug: connection_health_batch_job(p) for p in checkable}
     pull_jobs = {p.slug: pull_job(p) for p in pulling}
     batch_jobs = {p.slug: build_pull_batch_job(p, p.pulls) for p in pulling if p.pulls is not None}
     push_jobs = {p.slug: push_job(p) for p in providers if p.connectable and p.pushes is not None}
@@ -33,12 +35,13 @@ def build_definitions() -> Definitions:
         + [build_pull_assets(p, p.pulls) for p in pulling if p.pulls is not None],
         jobs=[
             *health_jobs.values(),
+            *health_batches.values(),
             *pull_jobs.values(),
             *batch_jobs.values(),
             *push_jobs.values(),
             *([token_refresh_job] if oauth else []),
         ],
-        schedules=[connection_health_schedule(p, health_jobs[p.slug]) for p in checkable]
+        schedules=[connection_health_schedule(p, health_batches[p.slug]) for p in checkable]
         + [pull_schedule(p, batch_jobs[p.slug]) for p in pulling]
         + ([token_refresh_schedule] if oauth else []),
         sensors=[build_partitions_sensor(providers, list(pull_jobs.values())), *SYNC_LOG_SENSORS, event_delivery_sensor]

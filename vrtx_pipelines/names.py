@@ -114,7 +114,7 @@ def pull_batch_run_config(slug: str, tenants: Sequence[str]) -> dict[str, object
 
 
 def health_batch_op_name(slug: str) -> str:
-    return f"{slug}_connection_health_batch"
+    return f"{slug}_connection_health_checks"
 
 
 def health_batch_job_name(slug: str) -> str:

@@ -196,7 +196,10 @@ def test_sync_now_starts_a_real_run_and_its_log_row_appears_on_the_sync_page(
     with session_scope(engine_for(settings.sqlalchemy_url)) as session:
         logged = session.scalars(select(IntegrationSyncLog).where(IntegrationSyncLog.run_id == launched)).one()
         rows_loaded = (logged.counts or {})["rows_loaded"]
-    expect(row.locator("td").nth(5)).to_have_text(str(rows_loaded))
+    expect(row.locator("td").nth(6)).to_have_text(str(rows_loaded))
+    # What started it, and the run itself in the Dagster UI this API launches through.
+    expect(row.locator("td.log-trigger")).to_have_text("Sync now")
+    expect(row.locator("a.run-link")).to_have_attribute("href", f"{dagster.url}/runs/{launched}")
     shoot(page, artifacts, "sync-logged")
 
     # Another tenant of the same platform, connected to its own organisation, never sees acme's run.

@@ -46,9 +46,9 @@ FLOW_TABLES = {
 }
 
 
-def test_upgrade_creates_every_seed_column_and_the_flow_tables(db_url: str) -> None:
-    migrate.upgrade(db_url)
-    inspector = inspect(create_engine(db_url))
+def test_upgrade_creates_every_seed_column_and_the_flow_tables(empty_db_url: str) -> None:
+    migrate.upgrade(empty_db_url)
+    inspector = inspect(create_engine(empty_db_url))
     tables = set(inspector.get_table_names())
     assert set(SEED_COLUMNS) | FLOW_TABLES <= tables
     for table, columns in SEED_COLUMNS.items():
@@ -57,26 +57,26 @@ def test_upgrade_creates_every_seed_column_and_the_flow_tables(db_url: str) -> N
     assert {"tenant_id", "integration_id"} in unique_sets
 
 
-def test_downgrade_removes_everything_and_upgrade_again_works(db_url: str) -> None:
-    migrate.upgrade(db_url)
-    migrate.downgrade(db_url, "base")
-    assert set(inspect(create_engine(db_url)).get_table_names()) <= {"vrtx_alembic_version"}
-    assert migrate.current_revision(db_url) is None
-    migrate.upgrade(db_url)
-    assert migrate.current_revision(db_url) == head_revision()
+def test_downgrade_removes_everything_and_upgrade_again_works(empty_db_url: str) -> None:
+    migrate.upgrade(empty_db_url)
+    migrate.downgrade(empty_db_url, "base")
+    assert set(inspect(create_engine(empty_db_url)).get_table_names()) <= {"vrtx_alembic_version"}
+    assert migrate.current_revision(empty_db_url) is None
+    migrate.upgrade(empty_db_url)
+    assert migrate.current_revision(empty_db_url) == head_revision()
 
 
-def test_the_migrations_build_exactly_the_schema_the_models_declare(db_url: str) -> None:
-    migrate.upgrade(db_url)
-    engine = create_engine(db_url)
+def test_the_migrations_build_exactly_the_schema_the_models_declare(empty_db_url: str) -> None:
+    migrate.upgrade(empty_db_url)
+    engine = create_engine(empty_db_url)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": migrate.VERSION_TABLE})
         assert compare_metadata(context, Base.metadata) == []
 
 
-def test_seed_defaults_apply_at_the_database_level(db_url: str) -> None:
-    migrate.upgrade(db_url)
-    engine = create_engine(db_url)
+def test_seed_defaults_apply_at_the_database_level(empty_db_url: str) -> None:
+    migrate.upgrade(empty_db_url)
+    engine = create_engine(empty_db_url)
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -90,9 +90,9 @@ def test_seed_defaults_apply_at_the_database_level(db_url: str) -> None:
         assert row.display_order == 0
 
 
-def test_a_tenant_can_hold_only_one_connection_per_integration(db_url: str) -> None:
-    migrate.upgrade(db_url)
-    engine = create_engine(db_url)
+def test_a_tenant_can_hold_only_one_connection_per_integration(empty_db_url: str) -> None:
+    migrate.upgrade(empty_db_url)
+    engine = create_engine(empty_db_url)
     with engine.begin() as conn:
         conn.execute(
             text(

@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh app database per test on SQLite and (when given) PostgreSQL, settings, API clients.
+"""Shared fixtures: an app database of its own per test on SQLite and (when given) PostgreSQL, copied from one
+migrated once per worker; settings, API clients.
 
 PostgreSQL tests run against ``VRTX_TEST_POSTGRES_URL`` (an admin URL; each test gets its own database).
 Without it they are skipped, unless ``VRTX_REQUIRE_POSTGRES=1`` (CI), where a missing server is an error.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from providers.sandbox_kit.serve import ServedApp
 from vrtx_pipelines.cli.sandboxes import sandbox_base_urls, start_sandboxes, stop_sandboxes
 from vrtx_pipelines.config import Settings, reset_settings_cache
 from vrtx_pipelines.credentials.vault import generate_key
+from vrtx_pipelines.db import migrate
 from vrtx_pipelines.db.session import engine_for
 from vrtx_pipelines.registry import load_providers
 
@@ -68,28 +71,91 @@ def _admin_connection() -> psycopg2.extensions.connection:
     return conn
 
 
+def _create_database(template: str | None = None) -> str:
+    name = f"vrtx_test_{uuid.uuid4().hex[:12]}"
+    admin = _admin_connection()
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+    finally:
+        admin.close()
+    return name
+
+
+def _drop_database(name: str) -> None:
+    engine_for.cache_clear()
+    admin = _admin_connection()
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.close()
+
+
+def _postgres_url_of(name: str) -> str:
+    return make_url(POSTGRES_URL).set(drivername="postgresql+psycopg2", database=name).render_as_string(False)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A PostgreSQL database migrated to the newest schema once per worker, copied for each test (CREATE DATABASE
+    ... TEMPLATE): migrating a fresh database for every test was a large part of the suite's time."""
+    if not POSTGRES_URL:
+        pytest.skip("set VRTX_TEST_POSTGRES_URL to run PostgreSQL tests")
+    name = _create_database()
+    try:
+        migrate.upgrade(_postgres_url_of(name))  # alembic's own engine (NullPool): no connection is left open
+        yield name
+    finally:
+        _drop_database(name)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite app database migrated once per worker, copied for each test: on SQLite a fresh migration costs
+    over a second (batch ALTERs rebuild tables), a copy milliseconds."""
+    path = tmp_path_factory.mktemp("template") / "app.db"
+    migrate.upgrade(f"sqlite:///{path}")  # rollback-journal mode: the file alone holds everything
+    return path
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A brand-new, empty PostgreSQL database for this test (dropped afterwards)."""
     if not POSTGRES_URL:
         pytest.skip("set VRTX_TEST_POSTGRES_URL to run PostgreSQL tests")
-    name = f"vrtx_test_{uuid.uuid4().hex[:12]}"
-    admin = _admin_connection()
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg2", database=name)
+    name = _create_database()
     try:
-        yield url.render_as_string(hide_password=False)
+        yield _postgres_url_of(name)
     finally:
-        engine_for.cache_clear()
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+        _drop_database(name)
+
+
+@pytest.fixture
+def migrated_postgres_url(postgres_template: str) -> Iterator[str]:
+    """A PostgreSQL database of this test's own, already at the newest schema (dropped afterwards)."""
+    name = _create_database(template=postgres_template)
+    try:
+        yield _postgres_url_of(name)
+    finally:
+        _drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The app database URL, once per backend."""
+    """The app database URL, once per backend: this test's own database, already migrated (the app and the
+    CLI still run their migrations on it, which then find nothing to do)."""
+    if request.param == "sqlite":
+        path = tmp_path / "app.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        return f"sqlite:///{path}"
+    url: str = request.getfixturevalue("migrated_postgres_url")
+    return url
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty app database (no tables), once per backend: for migrations and first starts."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'app.db'}"
     url: str = request.getfixturevalue("postgres_url")
@@ -166,8 +232,23 @@ def api(settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
+@pytest.fixture(scope="session")
+def dagster_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Dagster instance directory whose storages exist, made once per worker and copied for each test: creating
+    them (SQLite databases stamped by Dagster's own migrations) took seconds a test."""
+    path = tmp_path_factory.mktemp("dagster-template")
+    with instance_for_test(temp_dir=str(path)) as instance:
+        instance.get_runs(limit=1)
+        instance.get_dynamic_partitions("vrtx_template_probe")
+        instance.all_instigator_state()
+    return path
+
+
 @pytest.fixture
-def instance(settings: Settings) -> Iterator[DagsterInstance]:
-    """A throwaway Dagster instance (after ``settings``, so runs in it see the test's environment)."""
-    with instance_for_test() as instance:
+def instance(settings: Settings, tmp_path: Path, dagster_template: Path) -> Iterator[DagsterInstance]:
+    """A throwaway Dagster instance of this test's own (after ``settings``, so runs in it see the test's
+    environment)."""
+    home = tmp_path / "dagster-instance"
+    shutil.copytree(dagster_template, home)
+    with instance_for_test(temp_dir=str(home)) as instance:
         yield instance

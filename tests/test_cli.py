@@ -103,8 +103,8 @@ def test_keys_generate_prints_a_usable_key() -> None:
     assert len(parse_keys(result.output.strip())) == 1
 
 
-def test_a_command_prints_only_what_it_is_for_from_a_fresh_checkout(tmp_path: Path, db_url: str) -> None:
-    env = cli_env(tmp_path / "not-created-yet", db_url)
+def test_a_command_prints_only_what_it_is_for_from_a_fresh_checkout(tmp_path: Path, empty_db_url: str) -> None:
+    env = cli_env(tmp_path / "not-created-yet", empty_db_url)
     listed = subprocess.run([VRTX, "tenants", "list"], env=env, capture_output=True, text=True, timeout=120)
     # No alembic INFO lines, no library warnings: the table and nothing else.
     assert (listed.returncode, listed.stderr) == (0, "")

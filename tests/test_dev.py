@@ -52,7 +52,8 @@ def poll(url: str, deadline: float, process: subprocess.Popen[bytes]) -> httpx.R
 
 @pytest.mark.dagster
 @pytest.mark.timeout(900)  # its own deadlines (the platform up, the first sync, two CLI syncs) add up to more
-def test_vrtx_dev_serves_api_and_dagster_ui_and_stops_cleanly_on_ctrl_c(tmp_path: Path, db_url: str) -> None:
+def test_vrtx_dev_serves_api_and_dagster_ui_and_stops_cleanly_on_ctrl_c(tmp_path: Path, empty_db_url: str) -> None:
+    db_url = empty_db_url  # a first start: vrtx dev migrates the database itself
     api_port, dagster_port = free_port(), free_port()
     env = {
         **os.environ,

@@ -51,9 +51,9 @@ FLOW_TABLES = {
 }
 
 
-def test_upgrade_creates_every_seed_column_and_the_flow_tables(db_url: str) -> None:
-    migrate.upgrade(db_url)
-    inspector = inspect(create_engine(db_url))
+def test_upgrade_creates_every_seed_column_and_the_flow_tables(empty_db_url: str) -> None:
+    migrate.upgrade(empty_db_url)
+    inspector = inspect(create_engine(empty_db_url))
     tables = set(inspector.get_table_names())
     assert set(SEED_COLUMNS) | FLOW_TABLES <= tables
     for table, columns in SEED_COLUMNS.items():
@@ -62,37 +62,37 @@ def test_upgrade_creates_every_seed_column_and_the_flow_tables(db_url: str) -> N
     assert {"tenant_id", "integration_id"} in unique_sets
 
 
-def test_downgrade_removes_everything_and_upgrade_again_works(db_url: str) -> None:
-    migrate.upgrade(db_url)
-    migrate.downgrade(db_url, "base")
-    assert set(inspect(create_engine(db_url)).get_table_names()) <= {"vrtx_alembic_version"}
-    assert migrate.current_revision(db_url) is None
-    migrate.upgrade(db_url)
-    assert migrate.current_revision(db_url) == head_revision()
+def test_downgrade_removes_everything_and_upgrade_again_works(empty_db_url: str) -> None:
+    migrate.upgrade(empty_db_url)
+    migrate.downgrade(empty_db_url, "base")
+    assert set(inspect(create_engine(empty_db_url)).get_table_names()) <= {"vrtx_alembic_version"}
+    assert migrate.current_revision(empty_db_url) is None
+    migrate.upgrade(empty_db_url)
+    assert migrate.current_revision(empty_db_url) == head_revision()
 
 
-def test_the_migrations_build_exactly_the_schema_the_models_declare(db_url: str) -> None:
-    migrate.upgrade(db_url)
-    engine = create_engine(db_url)
+def test_the_migrations_build_exactly_the_schema_the_models_declare(empty_db_url: str) -> None:
+    migrate.upgrade(empty_db_url)
+    engine = create_engine(empty_db_url)
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"version_table": migrate.VERSION_TABLE})
         assert compare_metadata(context, Base.metadata) == []
 
 
-def test_head_names_the_newest_migration_so_a_current_database_needs_no_alembic(db_url: str) -> None:
+def test_head_names_the_newest_migration_so_a_current_database_needs_no_alembic(empty_db_url: str) -> None:
     from alembic.script import ScriptDirectory
 
-    assert ScriptDirectory.from_config(migrate.alembic_config(db_url)).get_current_head() == migrate.HEAD
-    assert not migrate.is_current(db_url)  # nothing there yet
-    migrate.upgrade(db_url, "0004")
-    assert not migrate.is_current(db_url)
-    migrate.upgrade(db_url)
-    assert migrate.is_current(db_url)
+    assert ScriptDirectory.from_config(migrate.alembic_config(empty_db_url)).get_current_head() == migrate.HEAD
+    assert not migrate.is_current(empty_db_url)  # nothing there yet
+    migrate.upgrade(empty_db_url, "0004")
+    assert not migrate.is_current(empty_db_url)
+    migrate.upgrade(empty_db_url)
+    assert migrate.is_current(empty_db_url)
 
 
-def test_seed_defaults_apply_at_the_database_level(db_url: str) -> None:
-    migrate.upgrade(db_url)
-    engine = create_engine(db_url)
+def test_seed_defaults_apply_at_the_database_level(empty_db_url: str) -> None:
+    migrate.upgrade(empty_db_url)
+    engine = create_engine(empty_db_url)
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -106,9 +106,9 @@ def test_seed_defaults_apply_at_the_database_level(db_url: str) -> None:
         assert row.display_order == 0
 
 
-def test_a_tenant_can_hold_only_one_connection_per_integration(db_url: str) -> None:
-    migrate.upgrade(db_url)
-    engine = create_engine(db_url)
+def test_a_tenant_can_hold_only_one_connection_per_integration(empty_db_url: str) -> None:
+    migrate.upgrade(empty_db_url)
+    engine = create_engine(empty_db_url)
     with engine.begin() as conn:
         conn.execute(
             text(
@@ -143,7 +143,7 @@ def test_json_columns_are_jsonb_on_postgres(postgres_url: str) -> None:
         assert type(columns[name]["type"]).__name__ == "JSONB"
 
 
-def test_0006_rekeys_recent_xero_inbox_rows_on_the_normalised_identity_and_deletes_nothing(db_url: str) -> None:
+def test_0006_rekeys_recent_xero_inbox_rows_on_the_normalised_identity_and_deletes_nothing(empty_db_url: str) -> None:
     """Rows stored before 0006 under Xero's old key (a hash over the raw date text): the first of an event's copies
     takes the identity the inbox now computes, so a redelivery is still a duplicate; a re-formatted copy keeps its
     old key; rows too old to meet a redelivery are left alone."""
@@ -151,8 +151,8 @@ def test_0006_rekeys_recent_xero_inbox_rows_on_the_normalised_identity_and_delet
     from vrtx_pipelines.webhooks.inbox import _inbox_row as inbox_row
     from vrtx_pipelines.webhooks.inbox import event_identity, insert_ignoring_duplicates
 
-    migrate.upgrade(db_url, "0004")
-    engine = create_engine(db_url)
+    migrate.upgrade(empty_db_url, "0004")
+    engine = create_engine(empty_db_url)
     now = datetime.now(UTC)
     moment = now.replace(microsecond=902000) - timedelta(hours=1)
 
@@ -193,7 +193,7 @@ def test_0006_rekeys_recent_xero_inbox_rows_on_the_normalised_identity_and_delet
             insert, {"id": 4, "key": "old-hash-ancient", "payload": payload("inv-3"), "at": now - timedelta(days=9)}
         )
 
-    migrate.upgrade(db_url)
+    migrate.upgrade(empty_db_url)
 
     event = WebhookEvent(None, "invoice.update", "invoices", "inv-1", "org-1", moment)
     with engine.connect() as conn:

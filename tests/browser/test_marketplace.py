@@ -74,7 +74,7 @@ def test_an_admin_browses_connects_xero_configures_and_syncs_it(
 
     # Browse and search: the client-side filter narrows as one types; Enter asks the server.
     expect(page.get_by_role("heading", name="Connected (0)")).to_be_visible()
-    expect(page.locator('[data-slug="quickbooks"]').get_by_text("Coming soon")).to_be_visible()
+    expect(page.locator('[data-slug="hubspot"]').get_by_text("Coming soon")).to_be_visible()
     shoot(page, artifacts, "marketplace")
     search = page.get_by_label("Search integrations")
     search.fill("xero")

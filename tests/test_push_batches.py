@@ -134,7 +134,7 @@ def test_contact_creates_go_to_xero_fifty_to_a_call_and_each_is_linked_to_the_co
     names = [f"Burst Customer {n:03d}" for n in range(120)]
     pushed = queue(api, acme, names)
 
-    assert drain(instance) == 2  # the sensor hands a run 100 pushes at most
+    assert drain(instance) == 1  # the sensor hands a run 100 pushes; the run takes every one due when it starts
 
     assert [(w.method, w.path, w.query, len(w.names)) for w in writes] == [
         ("PUT", "/api.xro/2.0/Contacts", "summarizeErrors=false", 50),
@@ -154,6 +154,38 @@ def test_contact_creates_go_to_xero_fifty_to_a_call_and_each_is_linked_to_the_co
     pulled = {r["external_id"]: r["data"]["name"] for r in records(api, acme, "contacts")["records"]}
     assert [pulled[p["external_id"]] for p in done] == names
     assert [len({r.batch_key for r in outbox(settings)[i : i + 50]}) for i in (0, 50, 100)] == [1, 1, 1]
+
+
+def test_pushes_queued_while_a_run_sends_go_out_with_that_run_not_a_run_of_their_own(
+    api: TestClient,
+    settings: Settings,
+    instance: DagsterInstance,
+    acme: str,
+    writes: list[Write],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queue(api, acme, [f"First Wave {n}" for n in range(3)], prefix="first")
+    (request,) = tick(instance)
+    later: list[int] = []
+    recording = send.provider_client
+
+    def crm_pushes_more(request: httpx.Request) -> None:
+        if request.method == "PUT" and not later:  # while the first write is in flight
+            later.extend(queue(api, acme, [f"Second Wave {n}" for n in range(4)], prefix="second"))
+
+    def client(settings: Settings) -> httpx.Client:
+        http = recording(settings)
+        http.event_hooks["request"].append(crm_pushes_more)
+        return http
+
+    monkeypatch.setattr(send, "provider_client", client)
+    result = JOB.execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags)
+
+    assert result.success and len(later) == 4
+    assert [len(w.names) for w in writes] == [3, 4]  # the second wave is one more batch of the same run
+    rows = outbox(settings)
+    assert {(r.status, r.run_id) for r in rows} == {("done", result.run_id)} and len(rows) == 7
+    assert tick(instance) == []
 
 
 def test_an_element_xero_refuses_fails_only_its_own_push_in_xeros_words(

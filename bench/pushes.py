@@ -382,6 +382,12 @@ def main() -> None:
             result = burst(api, platform, args.pushes)
             sandbox.ask("flush")
             wait_for("no run in flight", lambda: runs.in_flight() == 0, 300, every_s=0.2)
+            # Echoes held while the pushes were in flight are claimed by the webhook sensor's next tick (5 s).
+            unclaimed = (
+                "SELECT count(*) FROM webhook_inbox WHERE status = 'received' AND received_at >= to_timestamp(:t)"
+            )
+            wait_for("the echoes claimed", lambda: platform.scalar(unclaimed, t=result["started_at"]) == 0, 120)
+            wait_for("no run in flight", lambda: runs.in_flight() == 0, 300, every_s=0.2)
             calls = sandbox.calls(sandbox.org, since=result["started_at"])
             created = sandbox.ask("count", sandbox.org) - before
             report(args.pushes, floor, result, calls, push_runs(runs, result["started_at"]),

@@ -22,7 +22,20 @@ from pull import fresh_database  # noqa: E402 -- the same throwaway-database hel
 
 from providers.sandbox_kit.serve import free_port  # noqa: E402
 
-__all__ = ["ROOT", "Children", "Platform", "free_port", "fresh_database", "percentile", "wait_for"]
+__all__ = [
+    "ROOT",
+    "Children",
+    "Platform",
+    "Runs",
+    "free_port",
+    "fresh_database",
+    "percentile",
+    "serve_platform",
+    "service_ports",
+    "wait_for",
+]
+
+IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 
 def percentile(values: Sequence[float], p: float) -> float:
@@ -148,3 +161,70 @@ class Children:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
             self.started.remove((child_name, process))
+
+
+def service_ports() -> dict[str, str]:
+    """Free ports for the API and the Dagster webserver, as Platform settings."""
+    return {"VRTX_API_PORT": str(free_port()), "VRTX_DAGSTER_PORT": str(free_port())}
+
+
+def serve_platform(platform: Platform, children: Children) -> tuple[dict[str, str], str]:
+    """The platform as `vrtx dev` runs it: `vrtx api` (one uvicorn process) and `dagster dev` (webserver, daemon,
+    code server) on the platform's database; returns the Dagster environment and the API's URL."""
+    from vrtx_pipelines.cli.devserver import dagster_environment, initialise_instance
+
+    api_port, dagster_port = platform.env["VRTX_API_PORT"], platform.env["VRTX_DAGSTER_PORT"]
+    dagster_env = dagster_environment(platform.settings, ROOT)
+    initialise_instance(dagster_env)
+    started = time.perf_counter()
+    children.start("api", [sys.executable, "-m", "vrtx_pipelines.cli.main", "api", "--port", api_port], dagster_env)
+    dagster_cli = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml")]
+    children.start("dagster", [*dagster_cli, "-h", "127.0.0.1", "-p", dagster_port], dagster_env)
+    children.wait_http("api", f"http://127.0.0.1:{api_port}/healthz", 60)
+    children.wait_http("dagster", f"http://127.0.0.1:{dagster_port}/server_info", 180)
+    print(f"API and dagster dev up in {time.perf_counter() - started:.1f} s")
+    return dagster_env, f"http://127.0.0.1:{api_port}"
+
+
+class Runs:
+    """Read-only view of the Dagster instance the daemon uses."""
+
+    def __init__(self, dagster_env: dict[str, str]) -> None:
+        from dagster import DagsterInstance
+
+        os.environ.update(dagster_env)
+        self.instance = DagsterInstance.get()
+
+    def in_flight(self) -> int:
+        from dagster import DagsterRunStatus, RunsFilter
+
+        statuses = [DagsterRunStatus[name] for name in IN_FLIGHT]
+        return len(self.instance.get_run_records(RunsFilter(statuses=statuses)))
+
+    def timing(self, run_id_or_batch: str | None) -> dict[str, float] | None:
+        """created/started/ended (epoch seconds) of a run, by id or by the webhook batch key it was tagged with."""
+        from dagster import RunsFilter
+
+        from vrtx_pipelines.names import WEBHOOK_BATCH_TAG as BATCH_TAG
+
+        if not run_id_or_batch:
+            return None
+        records = self.instance.get_run_records(RunsFilter(run_ids=[run_id_or_batch])) or self.instance.get_run_records(
+            RunsFilter(tags={BATCH_TAG: run_id_or_batch})
+        )
+        if not records:
+            return None
+        from dagster import DagsterEventType
+
+        record = records[-1]
+        if record.start_time is None or record.end_time is None:
+            return None
+        # RUN_STARTING: dequeued and handed to the run launcher, which then spawns the run's process.
+        starting = self.instance.get_records_for_run(record.dagster_run.run_id, of_type=DagsterEventType.RUN_STARTING)
+        launching = starting.records[0].timestamp if starting.records else record.start_time
+        return {
+            "created": record.create_timestamp.timestamp(),
+            "launching": launching,
+            "started": record.start_time,
+            "ended": record.end_time,
+        }

@@ -36,89 +36,27 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from benchlib import ROOT, Children, Platform, free_port, percentile, wait_for
+from benchlib import Children, Platform, Runs, percentile, serve_platform, service_ports, wait_for
 
 POLL_S = 0.05
-IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-class Runs:
-    """Read-only view of the Dagster instance the daemon uses."""
-
-    def __init__(self, dagster_env: dict[str, str]) -> None:
-        from dagster import DagsterInstance
-
-        os.environ.update(dagster_env)
-        self.instance = DagsterInstance.get()
-
-    def in_flight(self) -> int:
-        from dagster import DagsterRunStatus, RunsFilter
-
-        statuses = [DagsterRunStatus[name] for name in IN_FLIGHT]
-        return len(self.instance.get_run_records(RunsFilter(statuses=statuses)))
-
-    def timing(self, run_id_or_batch: str | None) -> dict[str, float] | None:
-        """created/started/ended (epoch seconds) of a run, by id or by the webhook batch key it was tagged with."""
-        from dagster import RunsFilter
-
-        from vrtx_pipelines.names import WEBHOOK_BATCH_TAG as BATCH_TAG
-
-        if not run_id_or_batch:
-            return None
-        records = self.instance.get_run_records(RunsFilter(run_ids=[run_id_or_batch])) or self.instance.get_run_records(
-            RunsFilter(tags={BATCH_TAG: run_id_or_batch})
-        )
-        if not records:
-            return None
-        from dagster import DagsterEventType
-
-        record = records[-1]
-        if record.start_time is None or record.end_time is None:
-            return None
-        # RUN_STARTING: dequeued and handed to the run launcher, which then spawns the run's process.
-        starting = self.instance.get_records_for_run(record.dagster_run.run_id, of_type=DagsterEventType.RUN_STARTING)
-        launching = starting.records[0].timestamp if starting.records else record.start_time
-        return {
-            "created": record.create_timestamp.timestamp(),
-            "launching": launching,
-            "started": record.start_time,
-            "ended": record.end_time,
-        }
-
-
 def start_platform(args: argparse.Namespace, workdir: Path, children: Children) -> tuple[Any, ...]:
     from providers.sandbox_kit.serve import ServedApp
     from providers.xero.sandbox import XeroSandbox, create_app
-    from vrtx_pipelines.cli.devserver import dagster_environment, initialise_instance
 
     admin_url = os.environ.get("VRTX_BENCH_POSTGRES_URL") or os.environ["VRTX_TEST_POSTGRES_URL"]
     sandbox = XeroSandbox(seed=1)
     org = sandbox.add_organisation("Bench Ltd", contacts=200, invoices=200, lines_per_invoice=2, payments=20, items=10)
     served = ServedApp(create_app(sandbox)).start()
-    api_port, dagster_port = free_port(), free_port()
-    platform = Platform(
-        admin_url,
-        workdir / "home",
-        served.base_url,
-        {"VRTX_DAGSTER_PORT": str(dagster_port), "VRTX_API_PORT": str(api_port)},
-    )
+    platform = Platform(admin_url, workdir / "home", served.base_url, service_ports())
     token = platform.connect_tenant("bench")
-    dagster_env = dagster_environment(platform.settings, ROOT)
-    initialise_instance(dagster_env)
-    started = time.perf_counter()
-    children.start(
-        "api", [sys.executable, "-m", "vrtx_pipelines.cli.main", "api", "--port", str(api_port)], dagster_env
-    )
-    dagster_cli = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml")]
-    children.start("dagster", [*dagster_cli, "-h", "127.0.0.1", "-p", str(dagster_port)], dagster_env)
-    children.wait_http("api", f"http://127.0.0.1:{api_port}/healthz", 60)
-    children.wait_http("dagster", f"http://127.0.0.1:{dagster_port}/server_info", 180)
-    print(f"API and dagster dev up in {time.perf_counter() - started:.1f} s")
-    return sandbox, org, served, platform, token, dagster_env, f"http://127.0.0.1:{api_port}"
+    dagster_env, api_url = serve_platform(platform, children)
+    return sandbox, org, served, platform, token, dagster_env, api_url
 
 
 def latest_cursor(api: httpx.Client, entity: str, cursor: str | None = None) -> str | None:

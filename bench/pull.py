@@ -189,8 +189,9 @@ def baseline(base_url: str, org: str, database_url: str) -> dict[str, Any]:
     return {"elapsed_s": elapsed, "invoices": invoices, "lines": lines, "calls": calls}
 
 
-def _token(base_url: str, org: str) -> str:
-    """An access token through the sandbox's real OAuth flow (the baseline must authenticate too)."""
+def _token(base_url: str, org: str, login_hint: str | None = None) -> str:
+    """An access token through the sandbox's real OAuth flow (the baseline must authenticate too), signed in as
+    ``login_hint`` (default: the sandbox's demo user)."""
     from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
     from vrtx_pipelines.connect.consent import _ConsentForm
 
@@ -199,7 +200,8 @@ def _token(base_url: str, org: str) -> str:
         page = client.get(
             "/identity/connect/authorize",
             params={"response_type": "code", "client_id": DEMO_CLIENT_ID, "redirect_uri": redirect,
-                    "scope": "offline_access accounting.invoices", "state": "bench"},
+                    "scope": "offline_access accounting.invoices accounting.contacts", "state": "bench",
+                    **({"login_hint": login_hint} if login_hint else {})},
         )  # fmt: skip
         form = _ConsentForm()
         form.feed(page.text)

@@ -7,6 +7,8 @@ webhooks echoing the created contacts are skipped without a call to Xero."""
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -27,8 +29,9 @@ from vrtx_pipelines.db.models import EntityLink, PushOutbox, TenantIntegration, 
 from vrtx_pipelines.db.session import engine_for, session_factory, session_scope
 from vrtx_pipelines.orchestration.pushes import push_job, push_sensor
 from vrtx_pipelines.push import send
-from vrtx_pipelines.push.outbox import due_batches
+from vrtx_pipelines.push.outbox import claim, due_batches
 from vrtx_pipelines.registry import get_provider
+from vrtx_pipelines.webhooks import dispatch
 from vrtx_pipelines.webhooks.apply import DagsterReporter, WebhookApplier
 from vrtx_pipelines.webhooks.dispatch import ALREADY_CURRENT, Batch
 from vrtx_pipelines.webhooks.launch import ImmediateDispatcher
@@ -134,7 +137,7 @@ def test_contact_creates_go_to_xero_fifty_to_a_call_and_each_is_linked_to_the_co
     names = [f"Burst Customer {n:03d}" for n in range(120)]
     pushed = queue(api, acme, names)
 
-    assert drain(instance) == 2  # the sensor hands a run 100 pushes at most
+    assert drain(instance) == 1  # the sensor hands a run 100 pushes; the run takes every one due when it starts
 
     assert [(w.method, w.path, w.query, len(w.names)) for w in writes] == [
         ("PUT", "/api.xro/2.0/Contacts", "summarizeErrors=false", 50),
@@ -154,6 +157,38 @@ def test_contact_creates_go_to_xero_fifty_to_a_call_and_each_is_linked_to_the_co
     pulled = {r["external_id"]: r["data"]["name"] for r in records(api, acme, "contacts")["records"]}
     assert [pulled[p["external_id"]] for p in done] == names
     assert [len({r.batch_key for r in outbox(settings)[i : i + 50]}) for i in (0, 50, 100)] == [1, 1, 1]
+
+
+def test_pushes_queued_while_a_run_sends_go_out_with_that_run_not_a_run_of_their_own(
+    api: TestClient,
+    settings: Settings,
+    instance: DagsterInstance,
+    acme: str,
+    writes: list[Write],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    queue(api, acme, [f"First Wave {n}" for n in range(3)], prefix="first")
+    (request,) = tick(instance)
+    later: list[int] = []
+    recording = send.provider_client
+
+    def crm_pushes_more(request: httpx.Request) -> None:
+        if request.method == "PUT" and not later:  # while the first write is in flight
+            later.extend(queue(api, acme, [f"Second Wave {n}" for n in range(4)], prefix="second"))
+
+    def client(settings: Settings) -> httpx.Client:
+        http = recording(settings)
+        http.event_hooks["request"].append(crm_pushes_more)
+        return http
+
+    monkeypatch.setattr(send, "provider_client", client)
+    result = JOB.execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags)
+
+    assert result.success and len(later) == 4
+    assert [len(w.names) for w in writes] == [3, 4]  # the second wave is one more batch of the same run
+    rows = outbox(settings)
+    assert {(r.status, r.run_id) for r in rows} == {("done", result.run_id)} and len(rows) == 7
+    assert tick(instance) == []
 
 
 def test_an_element_xero_refuses_fails_only_its_own_push_in_xeros_words(
@@ -305,3 +340,162 @@ def test_xeros_webhooks_for_the_batched_creates_are_skipped_without_a_call_to_xe
         events = [(r.payload["external_id"], r.status, r.error_message) for r in session.scalars(select(WebhookInbox))]
     assert sorted(events) == sorted((external_id, "skipped", ALREADY_CURRENT) for external_id in created)
     assert launcher.batches == [] and api_calls(xero) == calls  # no fetch, no pull: not one call to Xero
+
+
+@dataclass
+class ImmediatePath:
+    """The API's immediate webhook path (claim, fetch by id, launch), with the launches recorded."""
+
+    dispatcher: ImmediateDispatcher
+    launcher: _NoLaunches
+    connection_id: int
+
+
+@pytest.fixture
+def immediate(api: TestClient, settings: Settings, acme: str) -> Iterator[ImmediatePath]:
+    sessions = session_factory(engine_for(settings.sqlalchemy_url))
+    applier = WebhookApplier(
+        sessions, vault_from_settings(settings), settings, reporter=DagsterReporter(from_environment=False)
+    )
+    launcher = _NoLaunches()
+    dispatcher = ImmediateDispatcher(sessions, launcher, applier=applier)
+    api.app.state.webhook_dispatcher = dispatcher  # type: ignore[attr-defined] -- deliveries notify it
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        connection_id = session.scalars(select(TenantIntegration.id)).one()
+    try:
+        yield ImmediatePath(dispatcher, launcher, connection_id)
+    finally:
+        dispatcher.close()
+
+
+def before_the_answer_is_read(monkeypatch: pytest.MonkeyPatch, action: Callable[[httpx.Response], None]) -> None:
+    """Run ``action`` once, when Xero's answer to the first batched write arrives and before the run reads it:
+    whatever Xero's webhooks deliver then finds the pushes unrecorded."""
+    real = send.provider_client
+    done: list[bool] = []
+
+    def hook(response: httpx.Response) -> None:
+        if response.request.method == "PUT" and not done:
+            done.append(True)
+            action(response)
+
+    def client(settings: Settings) -> httpx.Client:
+        http = real(settings)
+        http.event_hooks["response"].append(hook)
+        return http
+
+    monkeypatch.setattr(send, "provider_client", client)
+
+
+def subscribed(api: TestClient, token: str, sandbox: Any, org: str, served_api: ServedApp) -> Any:
+    key = "acme-webhook-key-" + "r" * 40
+    answer = api.put("/api/v1/integrations/xero/webhook", json={"secret": key}, headers=bearer(token))
+    assert answer.status_code == 200, answer.text
+    return sandbox.subscribe_webhooks(f"{served_api.base_url}/api/v1/webhooks/xero/acme", key, [org])
+
+
+def test_an_echo_that_arrives_before_its_push_is_recorded_is_skipped_once_it_is_without_a_call_to_xero(
+    api: TestClient,
+    settings: Settings,
+    xero: Any,
+    instance: DagsterInstance,
+    acme: str,
+    immediate: ImmediatePath,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sandbox, _served, org = xero
+    delivered: list[bool] = []
+    before_the_answer_is_read(
+        monkeypatch, lambda _answer: delivered.append(sandbox.flush_webhooks() and immediate.dispatcher.wait_idle())
+    )
+    with ServedApp(api.app) as served_api:
+        subscription = subscribed(api, acme, sandbox, org, served_api)
+        pushed = queue(api, acme, [f"Race Batch {n}" for n in range(4)])
+        calls = api_calls(xero)
+        drain(instance)
+        sandbox.unsubscribe_webhooks(subscription)
+    assert delivered == [True]  # Xero's four CREATE events came in while the run held the answer unread
+    assert {state(api, acme, push_id)["status"] for push_id in pushed} == {"done"}
+    assert immediate.dispatcher.dispatch(XERO, immediate.connection_id) == []  # the next claim (the sensor's too)
+
+    created = {state(api, acme, push_id)["external_id"] for push_id in pushed}
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        events = [(r.payload["external_id"], r.status, r.error_message) for r in session.scalars(select(WebhookInbox))]
+    assert sorted(events) == sorted((external_id, "skipped", ALREADY_CURRENT) for external_id in created)
+    assert immediate.launcher.batches == [] and api_calls(xero) == calls + 1  # the PUT alone: no fetch, no pull
+
+
+def test_a_change_made_in_xero_after_our_write_is_fetched_even_when_it_arrives_with_the_echoes(
+    api: TestClient,
+    settings: Settings,
+    xero: Any,
+    instance: DagsterInstance,
+    acme: str,
+    immediate: ImmediatePath,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sandbox, _served, org = xero
+    edited: list[str] = []
+
+    def edit_in_xero(answer: httpx.Response) -> None:
+        # Someone edits the first contact we created in Xero right after our write, before the run records it.
+        first = json.loads(answer.read())["Contacts"][0]
+        written_ms = int(first["UpdatedDateUTC"].removeprefix("/Date(").split("+")[0])
+        while time.time() * 1000 < written_ms + 1:  # a later millisecond than our write, as any real edit is
+            time.sleep(0.001)
+        edited.extend(sandbox.touch(org, "contacts", first["ContactID"]))
+        sandbox.flush_webhooks()
+        immediate.dispatcher.wait_idle()
+
+    before_the_answer_is_read(monkeypatch, edit_in_xero)
+    with ServedApp(api.app) as served_api:
+        subscription = subscribed(api, acme, sandbox, org, served_api)
+        pushed = queue(api, acme, [f"Busy Batch {n}" for n in range(3)])
+        drain(instance)
+        sandbox.unsubscribe_webhooks(subscription)
+    calls = api_calls(xero)
+    assert immediate.dispatcher.dispatch(XERO, immediate.connection_id) == ["never"]  # once the pushes settled
+
+    created = [state(api, acme, push_id)["external_id"] for push_id in pushed]
+    assert edited == created[:1]
+    [batch] = immediate.launcher.batches
+    assert [event.external_id for event in batch.events] == edited  # the edit; the three echoes are skipped
+    assert api_calls(xero) == calls + 1  # Xero's edit fetched by id
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        skipped = [r.payload["external_id"] for r in session.scalars(select(WebhookInbox)) if r.status == "skipped"]
+    assert sorted(skipped) == sorted(created)
+
+
+def test_events_of_an_entity_being_pushed_wait_for_the_push_and_never_longer_than_the_echo_hold(
+    api: TestClient, settings: Settings, xero: Any, acme: str
+) -> None:
+    _sandbox, _served, org = xero
+    api.app.state.push_launcher = None  # type: ignore[attr-defined]
+    queue(api, acme, ["In Flight Ltd"])
+    now = utcnow()
+
+    def event(n: int, entity: str, received: timedelta) -> dict[str, Any]:
+        payload = {"event_type": "x.update", "entity": entity, "entities": [entity], "external_id": f"ext-{n}",
+                   "external_tenant_id": org, "occurred_at": now.isoformat(), "data": {}}  # fmt: skip
+        return {"provider_event_id": f"event-{n}", "event_type": "x.update", "payload": payload,
+                "status": "received", "received_at": now - received}  # fmt: skip
+
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        connection_id = session.scalars(select(TenantIntegration.id)).one()
+        (push_id,) = session.scalars(select(PushOutbox.id))
+        assert [row.id for row in claim(session, connection_id, [push_id], "run-1")] == [push_id]  # in flight
+        hold = timedelta(seconds=dispatch.ECHO_HOLD_S)
+        for n, (entity, received) in enumerate(
+            [("contacts", timedelta(0)), ("contacts", hold + timedelta(seconds=1)), ("invoices", timedelta(0))]
+        ):
+            session.add(WebhookInbox(tenant_integration_id=connection_id, **event(n, entity, received)))
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        [batch] = dispatch.claim_batches(session, XERO)
+    assert sorted(e.external_id or "" for e in batch.events) == ["ext-1", "ext-2"]  # the fresh contact event waits
+
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        row = session.get_one(PushOutbox, push_id)
+        row.status = "done"  # the push is recorded: nothing is held any more
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        [batch] = dispatch.claim_batches(session, XERO)
+    assert [e.external_id for e in batch.events] == ["ext-0"]

@@ -269,10 +269,13 @@ class Batch:
         return f"push:{self.connection_id}:{hashlib.sha256(marks.encode()).hexdigest()[:24]}"
 
 
-def due_batches(session: Session, slug: str, now: datetime, *, batch_size: int = 100) -> list[Batch]:
-    """One batch of due pending rows per pushable connection of the provider, oldest first. The members of a
-    provider call (``batch_key``) are never split between runs: a run taking one takes every pending one."""
-    rows = session.execute(
+def due_batches(
+    session: Session, slug: str, now: datetime, *, batch_size: int = 100, connection_id: int | None = None
+) -> list[Batch]:
+    """One batch of due pending rows per pushable connection of the provider (or of ``connection_id`` only),
+    oldest first. The members of a provider call (``batch_key``) are never split between runs: a run taking one
+    takes every pending one."""
+    query = (
         select(
             PushOutbox.id,
             PushOutbox.attempts,
@@ -294,23 +297,26 @@ def due_batches(session: Session, slug: str, now: datetime, *, batch_size: int =
             ),
         )
         .order_by(TenantIntegration.id, PushOutbox.id)
-    ).all()
+    )
+    if connection_id is not None:
+        query = query.where(TenantIntegration.id == connection_id)
+    rows = session.execute(query).all()
     chosen: dict[int, tuple[str, set[int], set[str]]] = {}
-    for push_id, _attempts, next_attempt_at, key, connection_id, tenant_id in rows:
-        _tenant, ids, keys = chosen.setdefault(connection_id, (tenant_id, set(), set()))
+    for push_id, _attempts, next_attempt_at, key, conn, tenant_id in rows:
+        _tenant, ids, keys = chosen.setdefault(conn, (tenant_id, set(), set()))
         if (next_attempt_at is None or next_attempt_at <= now) and (len(ids) < batch_size or key in keys):
             ids.add(push_id)
             if key is not None:
                 keys.add(key)
     grouped: dict[int, tuple[str, list[tuple[int, str]]]] = {}
-    for push_id, attempts, next_attempt_at, key, connection_id, _tenant_id in rows:
-        tenant_id, ids, keys = chosen[connection_id]
+    for push_id, attempts, next_attempt_at, key, conn, _tenant_id in rows:
+        tenant_id, ids, keys = chosen[conn]
         if push_id in ids or (key is not None and key in keys):
             stamp = next_attempt_at.isoformat() if next_attempt_at else ""
-            grouped.setdefault(connection_id, (tenant_id, []))[1].append((push_id, f"{attempts}@{stamp}"))
+            grouped.setdefault(conn, (tenant_id, []))[1].append((push_id, f"{attempts}@{stamp}"))
     return [
-        Batch(connection_id, tenant_id, tuple(i for i, _ in members), tuple(m for _, m in members))
-        for connection_id, (tenant_id, members) in grouped.items()
+        Batch(conn, tenant_id, tuple(i for i, _ in members), tuple(m for _, m in members))
+        for conn, (tenant_id, members) in grouped.items()
     ]
 
 

@@ -1,16 +1,18 @@
 """Pushes: the outbox sent to providers by sensor-triggered Dagster runs, one job and sensor per pushing provider.
 
 The sensor batches each connection's due rows into a run (``run_key`` = the rows at their attempt, so a batch
-runs once); the op claims its rows, sends each with the row's own idempotency key, and commits each outcome
-before the next call. Creates the provider takes many to a call go out in batches (``vrtx_pipelines.push.batches``)
-whose membership is committed before the call and whose outcomes are committed together after it. A crash between
-a provider's answer and that commit leaves the rows ``running`` under a dead run: the sensor returns them to
-pending and the re-send carries the same key (a batch: the same members too), which the provider answers with the
-original write (Xero keeps Idempotency-Key responses for a day). Nothing is sent twice, nothing lost.
+runs once); the op claims its rows and whatever else of the connection is due, sends each with the row's own
+idempotency key, commits each outcome before the next call, and takes what became due meanwhile before it ends.
+Creates the provider takes many to a call go out in batches (``vrtx_pipelines.push.batches``) whose membership is
+committed before the call and whose outcomes are committed together after it. A crash between a provider's answer
+and that commit leaves the rows ``running`` under a dead run: the sensor returns them to pending and the re-send
+carries the same key (a batch: the same members too), which the provider answers with the original write (Xero
+keeps Idempotency-Key responses for a day). Nothing is sent twice, nothing lost.
 """
 # No `from __future__ import annotations`: Dagster reads the context and config annotations at definition time.
 
 import hashlib
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -32,7 +34,7 @@ from vrtx_pipelines.connect.context import ConnectionContext
 from vrtx_pipelines.connect.http import provider_client, redact
 from vrtx_pipelines.connect.provider_connection import governor_for, provider_connection
 from vrtx_pipelines.credentials.vault import vault_from_settings
-from vrtx_pipelines.db.models import CanonicalRecord, PushOutbox, TenantIntegration
+from vrtx_pipelines.db.models import CanonicalRecord, PushOutbox, TenantIntegration, utcnow
 from vrtx_pipelines.db.session import session_factory
 from vrtx_pipelines.errors import IntegrationError
 from vrtx_pipelines.events.record import EventType, record_event
@@ -44,6 +46,7 @@ from vrtx_pipelines.push.outbox import (
     PushStatus,
     RetryPolicy,
     claim,
+    due_batches,
     finish,
     link,
     linked_external_id,
@@ -57,6 +60,11 @@ from vrtx_pipelines.records.store import canonical_json
 
 POLICY = RetryPolicy()
 SAMPLES_KEPT = 5
+# A run takes every push of its connection due when it claims, not only those it was launched for, and then what
+# became due while it sent, for up to DRAIN_S: a burst is one run (one process start), not a queue of runs each
+# started after the one before it ended (push runs of a connection go one at a time).
+DRAIN_S = 60.0
+CLAIM_LIMIT = 500  # pushes claimed at once: the outcomes of a claim are held in one session
 T = TypeVar("T")
 
 
@@ -83,9 +91,17 @@ class BatchReport:
 
 
 def send_batch(
-    provider: Provider, connection_id: int, push_ids: Iterable[int], run_id: str, log: Any, policy: RetryPolicy = POLICY
+    provider: Provider,
+    connection_id: int,
+    push_ids: Iterable[int],
+    run_id: str,
+    log: Any,
+    policy: RetryPolicy = POLICY,
+    *,
+    drain_s: float = DRAIN_S,
 ) -> BatchReport:
-    """Claim the rows for ``run_id``, send them in order and record each outcome as it comes."""
+    """Claim the rows for ``run_id`` with every other push of the connection due by then, send them in order and
+    record each outcome as it comes; then claim and send what became due meanwhile, for up to ``drain_s``."""
     spec = provider.pushes
     if spec is None:
         raise IntegrationError(f"{provider.name} takes no pushes")
@@ -97,7 +113,7 @@ def send_batch(
     # Token refreshes commit their own session: keep them apart from the outbox rows' transactions.
     auth_session = session_factory()()
     try:
-        rows = claim(outbox, connection_id, wanted, run_id)
+        rows = claim(outbox, connection_id, [*wanted, *_due(outbox, provider.slug, connection_id)], run_id)
         report.claimed = [row.id for row in rows]
         report.skipped = [i for i in wanted if i not in set(report.claimed)]
         if not rows:
@@ -110,12 +126,24 @@ def send_batch(
             governor = governor_for(settings, provider)
             target = provider.client(provider_connection(ctx, provider, connection_id, http, governor))
             sender = _Sender(provider, spec, outbox, connection, connection_settings, policy, report, log)
-            sender.send_all(target, rows)
+            deadline = time.monotonic() + drain_s
+            while rows:
+                sender.send_all(target, rows)
+                if time.monotonic() >= deadline:
+                    break  # what is still due goes to the next run: one run never holds the connection for long
+                rows = claim(outbox, connection_id, _due(outbox, provider.slug, connection_id), run_id)
+                report.claimed += [row.id for row in rows]
             report.api_calls = int(target.stats["api_calls"])
     finally:
         outbox.close()
         auth_session.close()
     return report
+
+
+def _due(session: Any, slug: str, connection_id: int) -> list[int]:
+    """The connection's pushes due now (a provider call's members together, as the sensor would hand them over)."""
+    batches = due_batches(session, slug, utcnow(), batch_size=CLAIM_LIMIT, connection_id=connection_id)
+    return [push_id for batch in batches for push_id in batch.push_ids]
 
 
 @dataclass

@@ -11,7 +11,7 @@ import secrets
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from dagster import (
     AssetKey,
@@ -26,12 +26,25 @@ from sqlalchemy.orm import Session
 
 from providers.base import Provider
 from vrtx_pipelines.connect.context import Status
-from vrtx_pipelines.db.models import EntityLink, Integration, TenantIntegration, WebhookInbox, table_of, utcnow
+from vrtx_pipelines.db.models import (
+    EntityLink,
+    Integration,
+    PushOutbox,
+    TenantIntegration,
+    WebhookInbox,
+    table_of,
+    utcnow,
+)
 from vrtx_pipelines.names import WEBHOOK_BATCH_TAG, WEBHOOK_EVENTS_TAG, Trigger, asset_path, run_tags
+from vrtx_pipelines.push.outbox import PushStatus, records_entity
 from vrtx_pipelines.push.two_way import parse_time
 
 # A claimed batch with no run this long after its claim lost its launch (a crash between the two): release it.
 ORPHAN_AFTER_S = 120
+# A provider's echo of our own write can arrive before the push run has recorded the write (and the version that
+# makes the echo recognisable): events of an entity the connection has pushes in flight of wait for them to be
+# recorded, for this long at most after their receipt (a genuine change is then only late, never lost).
+ECHO_HOLD_S = 30
 CLAIM_LIMIT = 5000
 ALREADY_CURRENT = "already current: the stored copy includes this change (our own write, or pulled since)"
 # run_id of events handed back to the sensor (``release``).
@@ -127,7 +140,7 @@ def claim_batches(
         if known_tenants is not None and tenant_id not in known_tenants and status != Status.DISCONNECTED:
             continue
         key = new_batch_key(time.time())
-        events = _claim(session, conn_id, key, limit, unreleased_only)
+        events = _claim(session, conn_id, key, limit, unreleased_only, _pushing(session, provider, conn_id))
         if current := _already_current(session, conn_id, events):
             _mark(session, sorted(current), "skipped", ALREADY_CURRENT)
             events = [event for event in events if event.inbox_id not in current]
@@ -143,10 +156,14 @@ def claim_batches(
     return batches
 
 
-def _claim(session: Session, connection_id: int, key: str, limit: int, unreleased_only: bool) -> list[ClaimedEvent]:
-    """One ``UPDATE ... RETURNING``: the connection's oldest received events become ``dispatched`` under ``key``.
-    The status is checked again by the update itself, so two claimers never both get an event."""
+def _claim(
+    session: Session, connection_id: int, key: str, limit: int, unreleased_only: bool, pushing: Sequence[str]
+) -> list[ClaimedEvent]:
+    """One ``UPDATE ... RETURNING``: the connection's oldest received events become ``dispatched`` under ``key``,
+    but for recent ones of the ``pushing`` entities (``ECHO_HOLD_S``). The status is checked again by the update
+    itself, so two claimers never both get an event."""
     inbox = table_of(WebhookInbox)
+    payload = inbox.c.payload
     oldest = (
         select(inbox.c.id)
         .where(inbox.c.tenant_integration_id == connection_id, inbox.c.status == "received")
@@ -155,7 +172,9 @@ def _claim(session: Session, connection_id: int, key: str, limit: int, unrelease
     )
     if unreleased_only:
         oldest = oldest.where(or_(inbox.c.run_id.is_(None), inbox.c.run_id != RELEASED))
-    payload = inbox.c.payload
+    if pushing:
+        entity, held_since = payload["entity"].as_string(), utcnow() - timedelta(seconds=ECHO_HOLD_S)
+        oldest = oldest.where(or_(entity.is_(None), entity.not_in(list(pushing)), inbox.c.received_at < held_since))
     claimed = session.execute(
         update(inbox)
         .where(inbox.c.id.in_(oldest.scalar_subquery()), inbox.c.status == "received")
@@ -171,6 +190,16 @@ def _claim(session: Session, connection_id: int, key: str, limit: int, unrelease
         for i, entities, external_id, org, entity, occurred_at in claimed
     ]
     return sorted(events, key=lambda event: event.inbox_id)
+
+
+def _pushing(session: Session, provider: Provider, connection_id: int) -> list[str]:
+    """The pull entities of the connection's pushes a run holds: written, perhaps, and not yet recorded."""
+    entities = session.scalars(
+        select(PushOutbox.entity_type)
+        .where(PushOutbox.tenant_integration_id == connection_id, PushOutbox.status == PushStatus.RUNNING)
+        .distinct()
+    )
+    return sorted({records_entity(provider, entity) for entity in entities})
 
 
 def _already_current(session: Session, connection_id: int, events: Sequence[ClaimedEvent]) -> set[int]:

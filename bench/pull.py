@@ -311,7 +311,7 @@ def rate_limited(bench: PullBench, invoices: int, admin_url: str) -> None:
     floor_s = calls / bench.per_minute * 60
     waits = int(limited["metadata"].get("rate_limited_waits", 0))
     print(
-        f"sandbox's meter: {seen['api_calls']} API calls for the company, busiest 60 s {seen['busiest_minute']} calls "
+        f"sandbox's meter: {seen['api_calls']} API calls for the tenant, busiest 60 s {seen['busiest_minute']} calls "
         f"(limit {bench.per_minute}), {seen['refused']} refused with 429"
     )
     print(

@@ -1,19 +1,22 @@
-"""Benchmark: a full Xero pull of 100,000 invoices (3 lines each) into PostgreSQL.
+"""Benchmark: a full pull of 100,000 invoices (3 lines each) into PostgreSQL, from Xero (default) or QuickBooks.
 
 Prints, in one run:
 1. the platform's rows/s (the real Dagster assets: OAuth token, paged API calls, dlt extract/normalize/load into
    PostgreSQL, canonical records) against a raw baseline (httpx fetching the same pages + psycopg2 COPY of the
    same rows into two tables), and their ratio (target: platform >= 0.5 x baseline);
-2. with Xero's real rate limits on in the sandbox (60 calls/minute per tenant), the sync's wall time against the
-   floor the limit sets (calls needed / 60 per minute) and the number of 429s (target: within 10%, zero 429s).
+2. with the provider's real rate limits on in the sandbox (Xero: 60 calls/minute per organisation; QuickBooks: 500
+   a minute and 10 in flight per company), the sync's wall time against the floor the limit sets (calls needed /
+   limit per minute), the 429s, and what the sandbox's meter saw (its calls and its busiest minute).
 
 The sandbox runs in its own process so that serving pages does not share a core with the pipeline under test.
-Run with `bench/run pull` (starts a throwaway PostgreSQL), or set VRTX_BENCH_POSTGRES_URL.
+What differs per provider is declared in bench/pull_providers.py. Run with `bench/run pull [--provider quickbooks]`
+(starts a throwaway PostgreSQL), or set VRTX_BENCH_POSTGRES_URL.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import csv
 import io
 import json
@@ -25,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import httpx
 import psycopg2
@@ -33,34 +36,61 @@ from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-SERVE = """
-import json, sys, time
-from providers.xero.sandbox import XeroSandbox, XeroSandboxKnobs, create_app
-from providers.sandbox_kit.serve import ServedApp
-invoices, limited = int(sys.argv[1]), sys.argv[2] == "limited"
-sandbox = XeroSandbox(seed=1)
-org = sandbox.add_organisation("Bench Ltd", contacts=100, invoices=invoices, lines_per_invoice=3, payments=10, items=10)
-# Open: budgets too large to matter, so the rate-limit headers never ask anyone to wait.
-big = 10**9
-knobs = XeroSandboxKnobs() if limited else XeroSandboxKnobs(minute_limit=big, day_limit=big, app_minute_limit=big)
-served = ServedApp(create_app(sandbox, knobs=knobs)).start()
-print(json.dumps({"base_url": served.base_url, "org": org}), flush=True)
-while True:
-    time.sleep(3600)
-"""
+from pull_providers import PROVIDERS, PullBench  # noqa: E402 -- after the path is set
+
+SERVE = "import sys; sys.path.insert(0, 'bench'); from pull import serve_sandbox; serve_sandbox(*sys.argv[1:])"
 
 
-def start_sandbox(invoices: int, limited: bool) -> tuple[subprocess.Popen[str], str, str]:
-    process = subprocess.Popen(
-        [sys.executable, "-c", SERVE, str(invoices), "limited" if limited else "open"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    info = json.loads(process.stdout.readline())
-    return process, info["base_url"], info["org"]
+def serve_sandbox(slug: str, invoices: str, mode: str) -> None:
+    """The sandbox's process: serves the bench's data, then answers each line on stdin with what it metered."""
+    from providers.sandbox_kit.serve import ServedApp
+
+    bench = PROVIDERS[slug]
+    app, tenant, stats = bench.sandbox(int(invoices), mode == "limited")
+    arrivals: list[float] = []
+
+    async def metered(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(bench.api_prefix):
+            arrivals.append(time.monotonic())
+        await app(scope, receive, send)
+
+    served = ServedApp(metered).start()
+    print(json.dumps({"base_url": served.base_url, "tenant": tenant}), flush=True)
+    for _ in sys.stdin:
+        seen = {"api_calls": stats[tenant].api_calls, "refused": stats[tenant].rate_limited_responses}
+        print(json.dumps({**seen, "busiest_minute": busiest_minute(sorted(arrivals))}), flush=True)
+
+
+def busiest_minute(arrivals: list[float]) -> int:
+    """The most calls that arrived within any 60 s."""
+    return max((bisect.bisect_left(arrivals, t + 60) - i for i, t in enumerate(arrivals)), default=0)
+
+
+class Sandbox:
+    def __init__(self, bench: PullBench, invoices: int, *, limited: bool) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SERVE, bench.slug, str(invoices), "limited" if limited else "open"],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None
+        info = json.loads(self.process.stdout.readline())
+        self.base_url, self.tenant = str(info["base_url"]), str(info["tenant"])
+
+    def metered(self) -> dict[str, int]:
+        """The sandbox's own counts for the tenant: API calls, 429s answered, the busiest minute's calls."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("stats\n")
+        self.process.stdin.flush()
+        return dict(json.loads(self.process.stdout.readline()))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait()
 
 
 def fresh_database(admin_url: str) -> str:
@@ -74,11 +104,10 @@ def fresh_database(admin_url: str) -> str:
     return url.set(database=name).render_as_string(hide_password=False)
 
 
-def platform_sync(base_url: str, database_url: str, home: Path, *, pacing: str) -> dict[str, Any]:
+def platform_sync(bench: PullBench, base_url: str, database_url: str, home: Path, *, pacing: str) -> dict[str, Any]:
     """The platform end to end: tenant, OAuth consent through the sandbox, then the pull assets."""
     from dagster._core.test_utils import instance_for_test
 
-    from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
     from vrtx_pipelines.cli.sync import sync_now
     from vrtx_pipelines.config import Settings, reset_settings_cache
     from vrtx_pipelines.connect.consent import consent_in_sandbox
@@ -88,14 +117,16 @@ def platform_sync(base_url: str, database_url: str, home: Path, *, pacing: str) 
     from vrtx_pipelines.platform import prepare_database
     from vrtx_pipelines.registry import get_provider
     from vrtx_pipelines.tenants import create_tenant
+    from vrtx_pipelines.warehouse import pipeline_for
 
+    provider = get_provider(bench.slug)
     env = {
         "VRTX_HOME": str(home),
         "VRTX_PACING": pacing,
         "VRTX_DATABASE_URL": database_url,
         "VRTX_VAULT_KEYS": generate_key("bench").render(),
-        "VRTX_PROVIDER_BASE_URLS": json.dumps({"xero": base_url}),
-        "VRTX_OAUTH_CLIENTS": json.dumps({"xero": {"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}}),
+        "VRTX_PROVIDER_BASE_URLS": json.dumps({bench.slug: base_url}),
+        "VRTX_OAUTH_CLIENTS": json.dumps({bench.slug: dict(provider.sandbox_credentials)}),
     }
     os.environ.update(env)
     reset_settings_cache()
@@ -105,17 +136,15 @@ def platform_sync(base_url: str, database_url: str, home: Path, *, pacing: str) 
         create_tenant(session, "bench")
     with session_scope(engine_for(settings.sqlalchemy_url)) as session:
         ctx = ConnectionContext(session=session, vault=vault_from_settings(settings), settings=settings)
-        consent_in_sandbox(ctx, "bench", get_provider("xero"))
+        consent_in_sandbox(ctx, "bench", provider)
     with instance_for_test() as instance:
         started = time.perf_counter()
-        rows = sync_now(settings, "xero", "bench", ["invoices"], instance=instance)
+        rows = sync_now(settings, bench.slug, "bench", ["invoices"], instance=instance)
         elapsed = time.perf_counter() - started
-        from vrtx_pipelines.warehouse import pipeline_for
-
-        with pipeline_for(settings, "xero", "bench").sql_client() as client:
+        with pipeline_for(settings, bench.slug, "bench").sql_client() as client:
             warehouse_rows = sum(
                 int(client.execute_sql(f"SELECT COUNT(*) FROM {table}")[0][0])  # noqa: S608 -- our own tables
-                for table in ("invoices", "invoices__line_items")
+                for table in bench.warehouse_tables
             )
         run = instance.get_runs(limit=1)[0]
         metadata = {}
@@ -127,61 +156,45 @@ def platform_sync(base_url: str, database_url: str, home: Path, *, pacing: str) 
     return {"elapsed_s": elapsed, "rows": rows, "metadata": metadata, "warehouse_rows": warehouse_rows}
 
 
-def baseline(base_url: str, org: str, database_url: str) -> dict[str, Any]:
+def baseline(bench: PullBench, base_url: str, tenant: str, database_url: str) -> dict[str, Any]:
     """The floor a hand-written loader reaches: the same pages with httpx, the same rows by COPY."""
-    from providers.xero.sandbox import XeroSandbox  # noqa: F401 -- same import cost as the platform's side
-
     url = make_url(database_url)
     conn = psycopg2.connect(host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database)
     with conn, conn.cursor() as cur:
         cur.execute("CREATE SCHEMA raw_baseline")
-        cur.execute(
-            "CREATE TABLE raw_baseline.invoices (invoice_id text primary key, invoice_number text, type text, "
-            "status text, contact_id text, date text, due_date text, currency_code text, sub_total numeric, "
-            "total_tax numeric, total numeric, amount_due numeric, updated_date_utc text)"
-        )
-        cur.execute(
-            "CREATE TABLE raw_baseline.invoice_lines (line_item_id text, invoice_id text, description text, "
-            "quantity numeric, unit_amount numeric, account_code text, tax_type text, line_amount numeric)"
-        )
-    token = _token(base_url, org)
+        cur.execute(f"CREATE TABLE raw_baseline.invoices ({bench.invoice_columns})")
+        cur.execute(f"CREATE TABLE raw_baseline.invoice_lines ({bench.line_columns})")
+    token = _token(bench, base_url)
     started = time.perf_counter()
     invoices = lines = calls = 0
     with httpx.Client(timeout=60) as client:
-        page = 1
+        page = 0
         while True:
+            page_url, params, headers = bench.page(base_url, tenant, page)
             response = client.get(
-                f"{base_url}/api.xro/2.0/Invoices",
-                params={"page": page, "pageSize": 1000},
-                headers={"Authorization": f"Bearer {token}", "xero-tenant-id": org, "Accept": "application/json"},
+                page_url,
+                params=params,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json", **headers},
             )
             calls += 1
             response.raise_for_status()
-            batch = response.json()["Invoices"]
+            batch = bench.records(response.json())
             if not batch:
                 break
             head, body = io.StringIO(), io.StringIO()
             heads, bodies = csv.writer(head), csv.writer(body)
             for inv in batch:
-                heads.writerow(
-                    [inv["InvoiceID"], inv.get("InvoiceNumber"), inv.get("Type"), inv.get("Status"),
-                     inv["Contact"]["ContactID"], inv.get("DateString"), inv.get("DueDateString"),
-                     inv.get("CurrencyCode"), inv.get("SubTotal"), inv.get("TotalTax"), inv.get("Total"),
-                     inv.get("AmountDue"), inv.get("UpdatedDateUTC")]
-                )  # fmt: skip
-                for line in inv.get("LineItems", []):
-                    bodies.writerow(
-                        [line.get("LineItemID"), inv["InvoiceID"], line.get("Description"), line.get("Quantity"),
-                         line.get("UnitAmount"), line.get("AccountCode"), line.get("TaxType"), line.get("LineAmount")]
-                    )  # fmt: skip
-                    lines += 1
+                heads.writerow(bench.invoice_row(inv))
+                rows = bench.line_rows(inv)
+                bodies.writerows(rows)
+                lines += len(rows)
             invoices += len(batch)
             with conn, conn.cursor() as cur:
                 head.seek(0)
                 body.seek(0)
                 cur.copy_expert("COPY raw_baseline.invoices FROM STDIN WITH (FORMAT csv)", head)
                 cur.copy_expert("COPY raw_baseline.invoice_lines FROM STDIN WITH (FORMAT csv)", body)
-            if len(batch) < 1000:
+            if len(batch) < bench.page_size:
                 break
             page += 1
     elapsed = time.perf_counter() - started
@@ -189,18 +202,22 @@ def baseline(base_url: str, org: str, database_url: str) -> dict[str, Any]:
     return {"elapsed_s": elapsed, "invoices": invoices, "lines": lines, "calls": calls}
 
 
-def _token(base_url: str, org: str, login_hint: str | None = None) -> str:
-    """An access token through the sandbox's real OAuth flow (the baseline must authenticate too), signed in as
+def _token(bench: PullBench, base_url: str, login_hint: str | None = None) -> str:
+    """An access token through the sandbox's real OAuth flow (the baseline must authenticate too): the provider's
+    own authorise and token paths, scopes and sandbox app, the consent form posted, the code exchanged, signed in as
     ``login_hint`` (default: the sandbox's demo user)."""
-    from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
     from vrtx_pipelines.connect.consent import _ConsentForm
+    from vrtx_pipelines.registry import get_provider
 
+    provider = get_provider(bench.slug)
+    assert provider.auth.oauth2 is not None and provider.sandbox_credentials
+    oauth, app = provider.auth.oauth2, provider.sandbox_credentials
     redirect = "http://127.0.0.1:9/callback"
     with httpx.Client(base_url=base_url) as client:
         page = client.get(
-            "/identity/connect/authorize",
-            params={"response_type": "code", "client_id": DEMO_CLIENT_ID, "redirect_uri": redirect,
-                    "scope": "offline_access accounting.invoices accounting.contacts", "state": "bench",
+            urlsplit(oauth.authorize_url).path,
+            params={"response_type": "code", "client_id": app["client_id"], "redirect_uri": redirect,
+                    "scope": " ".join(oauth.scopes), "state": "bench",
                     **({"login_hint": login_hint} if login_hint else {})},
         )  # fmt: skip
         form = _ConsentForm()
@@ -213,32 +230,34 @@ def _token(base_url: str, org: str, login_hint: str | None = None) -> str:
         )
         code = httpx.URL(answer.headers["location"]).params["code"]
         token = client.post(
-            "/connect/token",
+            urlsplit(oauth.token_url).path,
             data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect},
-            auth=(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET),
+            auth=(app["client_id"], app["client_secret"]),
         )
         return str(token.json()["access_token"])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--provider", choices=sorted(PROVIDERS), default="xero")
     parser.add_argument("--invoices", type=int, default=100_000)
     parser.add_argument("--limited-invoices", type=int, default=100_000, help="size of the rate-limited run")
     parser.add_argument("--skip-limited", action="store_true")
     args = parser.parse_args()
+    bench = PROVIDERS[args.provider]
     admin_url = os.environ.get("VRTX_BENCH_POSTGRES_URL") or os.environ["VRTX_TEST_POSTGRES_URL"]
 
-    print(f"== Xero full pull, {args.invoices:,} invoices x 3 lines, PostgreSQL warehouse")
-    sandbox, base_url, org = start_sandbox(args.invoices, limited=False)
+    print(f"== {bench.name} full pull, {args.invoices:,} invoices x {bench.lines_words}, PostgreSQL warehouse")
+    sandbox = Sandbox(bench, args.invoices, limited=False)
     try:
-        raw = baseline(base_url, org, fresh_database(admin_url))
+        raw = baseline(bench, sandbox.base_url, sandbox.tenant, fresh_database(admin_url))
         raw_rows = raw["invoices"] + raw["lines"]
         with tempfile.TemporaryDirectory() as home:
             # Limits off on both sides: the sandbox enforces none, and the platform paces only on what the
-            # sandbox's headers say (nothing), so both measure throughput, not Xero's 60 calls a minute.
-            platform = platform_sync(base_url, fresh_database(admin_url), Path(home), pacing="headers")
+            # sandbox's headers say (nothing), so both measure throughput, not the provider's rate limit.
+            platform = platform_sync(bench, sandbox.base_url, fresh_database(admin_url), Path(home), pacing="headers")
     finally:
-        sandbox.terminate()
+        sandbox.stop()
     platform_rows = platform["warehouse_rows"]
     assert platform_rows == raw_rows, f"platform loaded {platform_rows} rows, the baseline {raw_rows}"
     raw_rate = raw_rows / raw["elapsed_s"]
@@ -249,30 +268,65 @@ def main() -> None:
     )
     print(
         f"platform (Dagster + dlt): {platform_rows:,} rows in {platform['elapsed_s']:.1f} s "
-        f"= {platform_rate:,.0f} rows/s "
-        f"(api_calls={platform['metadata'].get('api_calls')}, pages={platform['metadata'].get('pages')}; "
-        + ", ".join(
-            f"{step} {platform['metadata'].get(f'{step}_ms', 0) / 1000:.1f} s"
-            for step in ("extract", "normalize", "load", "canonical")
-        )
-        + f" alongside the load, {platform['metadata'].get('canonical_after_load_ms', 0) / 1000:.1f} s after it)"
+        f"= {platform_rate:,.0f} rows/s ({steps(platform['metadata'])})"
     )
     print(f"ratio platform/baseline: {platform_rate / raw_rate:.2f} (target >= 0.50)")
 
-    if args.skip_limited:
-        return
-    print(f"\n== Same pull with Xero's real rate limits on ({args.limited_invoices:,} invoices, 60 calls/min)")
-    sandbox, base_url, org = start_sandbox(args.limited_invoices, limited=True)
+    if not args.skip_limited:
+        rate_limited(bench, args.limited_invoices, admin_url)
+
+
+def steps(metadata: dict[str, Any]) -> str:
+    """The run's calls and how long each of its steps took, from its materialisation's metadata."""
+    timed = ", ".join(
+        f"{step} {metadata.get(f'{step}_ms', 0) / 1000:.1f} s" for step in ("extract", "normalize", "load", "canonical")
+    )
+    return (
+        f"api_calls={metadata.get('api_calls')}, pages={metadata.get('pages')}; {timed} alongside the load, "
+        f"{metadata.get('canonical_after_load_ms', 0) / 1000:.1f} s after it"
+    )
+
+
+def rate_limited(bench: PullBench, invoices: int, admin_url: str) -> None:
+    """The same pull with the sandbox enforcing the provider's limit and the platform pacing on it."""
+    print(f"\n== Same pull with {bench.name}'s real rate limits on ({invoices:,} invoices, {bench.limit_words})")
+    pages = bench.limited_pages
+    if pages is not None:
+        size, set_size, what = pages
+        needs, at_most = -(-invoices // size), -(-invoices // bench.page_size)
+        never = ", within one minute's: the limit would never bind" if at_most <= bench.per_minute else ""
+        print(
+            f"platform page size {size} ({what}): the sync needs {needs:,} calls, {needs / bench.per_minute:.1f} "
+            f"minutes' budget (at {bench.page_size:,} a page {at_most:,}{never})"
+        )
+        set_size(size)
+    sandbox = Sandbox(bench, invoices, limited=True)
     try:
         with tempfile.TemporaryDirectory() as home:
-            limited = platform_sync(base_url, fresh_database(admin_url), Path(home), pacing="published")
+            limited = platform_sync(bench, sandbox.base_url, fresh_database(admin_url), Path(home), pacing="published")
+        seen = sandbox.metered()
     finally:
-        sandbox.terminate()
+        sandbox.stop()
+        if pages is not None:
+            pages[1](bench.page_size)
     calls = int(limited["metadata"].get("api_calls", 0))
-    floor_s = calls / 60 * 60
+    floor_s = calls / bench.per_minute * 60
     waits = int(limited["metadata"].get("rate_limited_waits", 0))
-    print(f"api calls: {calls}; floor set by 60/min: {floor_s:.0f} s; wall time: {limited['elapsed_s']:.0f} s")
-    print(f"wall/floor: {limited['elapsed_s'] / floor_s:.2f} (target <= 1.10); 429s received: {waits} (target 0)")
+    print(
+        f"sandbox's meter: {seen['api_calls']} API calls for the tenant, busiest 60 s {seen['busiest_minute']} calls "
+        f"(limit {bench.per_minute}), {seen['refused']} refused with 429"
+    )
+    print(
+        f"api calls: {calls}; floor set by {bench.per_minute}/min: {floor_s:.0f} s; "
+        f"wall time: {limited['elapsed_s']:.0f} s ({steps(limited['metadata'])}; "
+        f"paced waits {limited['metadata'].get('paced_wait_s', 0):.0f} s)"
+    )
+    if seen["busiest_minute"] < bench.per_minute:
+        print(f"the limit never bound: no minute reached {bench.per_minute} calls (a larger --limited-invoices would)")
+    print(
+        f"wall/floor: {limited['elapsed_s'] / floor_s:.2f} (target <= {bench.wall_target:.2f}); "
+        f"429s received: {waits} (target 0)"
+    )
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from typing import Any
 import httpx
 from benchlib import ROOT, Children, Platform, Runs, serve_platform, service_ports, wait_for
 from pull import _token
+from pull_providers import PROVIDERS
 
 BATCH = 50  # Xero's advice: at most 50 elements a request
 MINUTE_LIMIT, CONCURRENT_LIMIT = 60, 5  # Xero's published per-organisation limits, the sandbox's defaults
@@ -149,7 +150,7 @@ def baseline(sandbox: Sandbox, n: int) -> dict[str, float]:
     from providers.xero.push_mappers import contact_element
     from vrtx_pipelines.records.canonical import Contact
 
-    token = _token(sandbox.base_url, sandbox.baseline_org, BASELINE_USER)
+    token = _token(PROVIDERS["xero"], sandbox.base_url, BASELINE_USER)
     headers = {
         "Authorization": f"Bearer {token}", "xero-tenant-id": sandbox.baseline_org, "Accept": "application/json",
     }  # fmt: skip

@@ -195,6 +195,9 @@ class WebhookEvent:
     external_tenant_id: str | None  # the provider organisation the event is about
     occurred_at: datetime | None
     data: Mapping[str, Any] = field(default_factory=dict)
+    # The changed record itself, as the pull of ``entity`` would load it, when the event carries all of it
+    # (Stripe's event object): the fast path applies it without a fetch. None: the record is fetched by id.
+    record: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Pools every sandbox's generated customers, people and catalogues draw from (fixed: data must not drift).
 
 The place names are New Zealand's (``NEW_ZEALAND``): the first sandbox served Xero, whose spec examples are an NZ
-organisation. A provider whose examples live elsewhere adds a ``Locale`` here rather than a pool of its own.
+organisation. A provider whose examples live elsewhere adds a ``Locale`` here rather than a pool of its own (Stripe's
+fixtures are a US account: ``UNITED_STATES``).
 """
 
 from __future__ import annotations
@@ -110,3 +111,13 @@ _NZ_CITIES = (
     ("Palmerston North", "Manawatu", "4410"), ("New Plymouth", "Taranaki", "4310"), ("Whangarei", "Northland", "0110"),
 )  # fmt: skip
 NEW_ZEALAND = Locale("New Zealand", "NZ", "64", "21", _NZ_CITIES, _NZ_STREETS)  # GST numbers: 12-345-678
+_US_STREETS = (
+    "Main Street", "Market Street", "Broadway", "Elm Street", "Mission Street", "Pine Street", "Lake Avenue",
+    "Congress Avenue", "Pearl Street", "Division Street", "Sunset Boulevard", "Peachtree Street",
+)  # fmt: skip
+_US_CITIES = (
+    ("San Francisco", "CA", "94103"), ("New York", "NY", "10001"), ("Austin", "TX", "78701"),
+    ("Seattle", "WA", "98101"), ("Chicago", "IL", "60601"), ("Boston", "MA", "02108"), ("Denver", "CO", "80202"),
+    ("Atlanta", "GA", "30303"), ("Portland", "OR", "97204"), ("Miami", "FL", "33130"),
+)  # fmt: skip
+UNITED_STATES = Locale("United States", "US", "1", "415", _US_CITIES, _US_STREETS)  # cities are (city, state, ZIP)

@@ -15,17 +15,17 @@ from jsonschema import Draft202012Validator
 
 import providers.stripe.connection as stripe_connection
 from providers.errors import ProviderAuthError, ProviderRateLimited, ProviderUnavailable
-from providers.sandbox_kit.faults import FaultKnobs, knobs_of
+from providers.sandbox_kit.faults import knobs_of
 from providers.sandbox_kit.serve import ServedApp, free_port
 from providers.schema import defaults_from_schema
 from providers.stripe import PROVIDER
 from providers.stripe.sandbox import (
-    DEMO_ACCOUNT,
     DEMO_ACCOUNT_ID,
     DEMO_RESTRICTED_KEY,
     DEMO_SECRET_KEY,
-    StripeSandboxAccount,
+    StripeSandboxKnobs,
     create_app,
+    demo_sandbox,
 )
 
 SPECS_DIR = Path(os.environ.get("VRTX_PROVIDER_SPECS_DIR", "/work/shared/specs"))
@@ -35,7 +35,7 @@ UNKNOWN_KEY = "sk_test_51VrtxRevoked000003NoLongerValid1234"
 
 class Sandbox(NamedTuple):
     base_url: str
-    state: FaultKnobs
+    state: StripeSandboxKnobs
 
 
 def connect(secret_key: str, base_url: str, *, timeout: float = 5.0) -> Any:
@@ -45,12 +45,11 @@ def connect(secret_key: str, base_url: str, *, timeout: float = 5.0) -> Any:
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    live_account = StripeSandboxAccount(
-        id="acct_1VrtxLive00000002", secret_keys=(LIVE_KEY,), email="owner@live.example"
-    )
-    app = create_app([DEMO_ACCOUNT, live_account])
+    stripe = demo_sandbox()
+    stripe.add_account("", account_id="acct_1VrtxLive00000002", keys=(LIVE_KEY,), email="owner@live.example", live=True)
+    app = create_app(stripe)
     with ServedApp(app) as served:
-        yield Sandbox(served.base_url, knobs_of(app))
+        yield Sandbox(served.base_url, knobs_of(app, StripeSandboxKnobs))
 
 
 def test_stripe_connection_identifies_the_account_behind_a_valid_secret_key(sandbox: Sandbox) -> None:
@@ -199,12 +198,12 @@ def test_stripe_sandbox_answers_a_missing_key_as_stripe_does(sandbox: Sandbox) -
 
 
 def test_stripe_sandbox_answers_unknown_urls_with_stripes_404(sandbox: Sandbox) -> None:
-    response = httpx.get(f"{sandbox.base_url}/v1/customers", headers={"Authorization": f"Bearer {DEMO_SECRET_KEY}"})
+    response = httpx.get(f"{sandbox.base_url}/v1/widgets", headers={"Authorization": f"Bearer {DEMO_SECRET_KEY}"})
 
     assert response.status_code == 404
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
-    assert error["message"].startswith("Unrecognized request URL (GET: /v1/customers).")
+    assert error["message"].startswith("Unrecognized request URL (GET: /v1/widgets).")
 
 
 def test_stripe_sandbox_rate_limit_body_is_stripes(sandbox: Sandbox) -> None:

@@ -72,6 +72,11 @@ class OAuth2Spec:
     extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
     # How the provider-side tenant (organisation, realm, workspace ...) is found after the callback.
     tenant_discovery: str = ""
+    # How the app authenticates at the token endpoint (RFC 6749 2.3.1): HTTP Basic, or client_secret_post (Stripe
+    # Connect takes the platform's key as ``client_secret`` in the body).
+    token_auth: str = "client_secret_basic"
+    # Revoking a grant when it is not RFC 7009 at ``revoke_url`` (Stripe Connect's ``/oauth/deauthorize``).
+    revoke: GrantRevoker | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,9 @@ class ProviderConnection:
     refresh_access_token: Callable[[], str]
     governor: RateGovernor
     credentials: Mapping[str, str] = field(default_factory=dict)
+    # For a connection made through OAuth, the platform's OAuth app (client_id, client_secret): Stripe Connect
+    # calls with the platform's key on behalf of the connected account. Empty otherwise.
+    app_credentials: Mapping[str, str] = field(default_factory=dict)
 
 
 class ClientFactory(Protocol):
@@ -243,6 +251,17 @@ class Grant:
     access_token: str
     token: Mapping[str, Any] = field(default_factory=dict)
     callback: Mapping[str, str] = field(default_factory=dict)
+
+
+class GrantRevoker(Protocol):
+    """Revokes an OAuth grant at the provider: ``app`` is the OAuth app (client_id, client_secret), ``tokens`` the
+    connection's stored tokens, ``account`` the provider-side tenant chosen at connect. Raises
+    ``providers.errors.ProviderError`` when the provider refuses or cannot be reached."""
+
+    def __call__(
+        self, client: httpx.Client, url: Callable[[str], str], app: Mapping[str, str], tokens: Mapping[str, Any],
+        account: str | None,
+    ) -> None: ...  # fmt: skip
 
 
 class TenantDiscoverer(Protocol):

@@ -9,7 +9,8 @@ carries a credential. Counters (``api_calls``, ``pages`` per stream, ``rate_limi
 ``token_refreshes``) are the run's metadata.
 
 A provider subclasses ``ApiClient`` and overrides only its hooks: ``auth_headers``, ``observe_limits``,
-``final_rate_limit``, ``decode``, ``error_words``, ``error_in_answer``, ``with_idempotency_key``, ``encode``.
+``final_rate_limit``, ``should_retry``, ``decode``, ``error_words``, ``error_in_answer``, ``with_idempotency_key``,
+``encode``.
 """
 
 from __future__ import annotations
@@ -173,6 +174,11 @@ class ApiClient:
 
     def final_rate_limit(self, response: httpx.Response) -> ProviderRateLimited | None:
         """A 429 not worth waiting out in-call (a spent daily budget), as the error to raise; None waits it out."""
+        return None
+
+    def should_retry(self, response: httpx.Response) -> bool | None:
+        """Whether a failed answer (not a 401 or 429) is worth retrying, when the provider says so itself (Stripe's
+        ``Stripe-Should-Retry``); None: the rule of thumb, 5xx yes and 4xx no."""
         return None
 
     def decode(self, response: httpx.Response) -> Any:
@@ -398,7 +404,8 @@ class ApiClient:
                 # The governor holds every call of this connection (not just this one) until the wait is over.
                 self.governor.backoff(wait)
                 continue
-            if status >= 500:
+            told = self.should_retry(response)
+            if told is True or (told is None and status >= 500):
                 failures += 1
                 if failures < retry.max_attempts and retry_safe:
                     self._pause(failures)

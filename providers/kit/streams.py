@@ -5,14 +5,15 @@ A ``Stream`` is what a listing endpoint is: its path, where the records sit in t
 cursor and how the cursor is sent, paginator, parameters, column hints (and child tables with their own), how
 records are fetched by id, and the provider's doc URL. ``build_source`` turns streams into one merge resource each,
 incremental cursors declared in the resource (``dlt.sources.incremental``); a token cursor (Graph's delta link,
-Google's sync token) is kept in the resource's dlt state instead.
+Google's sync token) and a change feed's position (Stripe's events) are kept in the resource's dlt state instead.
+A stream with a ``deleted`` column deletes the rows whose value is true (dlt's hard delete).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 import dlt
 
@@ -57,6 +58,26 @@ class TokenCursor:
     restart_on: tuple[int, ...] = ()
 
 
+class ChangeFeed(Protocol):
+    """Incremental through a feed of changes the provider keeps (Stripe's ``/v1/events``) instead of a filter on
+    the listing. ``position`` is where the feed stands (taken before a full listing, so that nothing changed while
+    listing is missed); ``changes`` reads the changed records after a kept position (deleted ones carrying the
+    stream's ``deleted`` column), or None when it cannot (the provider no longer keeps changes that old): then
+    everything is listed again. Positions are JSON data kept in the resource's dlt state."""
+
+    def position(self, client: ApiClient, stream: Stream) -> Any: ...
+
+    def changes(self, client: ApiClient, stream: Stream, position: Any) -> Changes | None: ...
+
+
+@dataclass
+class Changes:
+    """A feed's changed records, a page at a time, and the position after them (once every page was read)."""
+
+    pages: Iterator[Records]
+    position: Callable[[], Any]
+
+
 @dataclass(frozen=True)
 class Child:
     """A nested list that lands in its own table (an invoice's ``LineItems`` -> ``invoices__line_items``)."""
@@ -92,20 +113,22 @@ class Stream:
     params: Mapping[str, str] = field(default_factory=dict)
     cursor: Cursor | None = None
     token: TokenCursor | None = None
+    feed: ChangeFeed | None = None
+    deleted: str | None = None  # a boolean column: rows where it is true are deleted from the warehouse
     json_columns: tuple[str, ...] = ()
     decimal_columns: tuple[str, ...] = ()
     children: tuple[Child, ...] = ()
     by_id: ById | None = None
 
     def __post_init__(self) -> None:
-        if self.cursor is not None and self.token is not None:
-            raise ValueError(f"stream {self.name!r}: a field cursor or a token cursor, not both")
+        if sum(kind is not None for kind in (self.cursor, self.token, self.feed)) > 1:
+            raise ValueError(f"stream {self.name!r}: one of a field cursor, a token cursor or a change feed")
         if self.token is not None and self.paginator is None:
             raise ValueError(f"stream {self.name!r}: a token cursor comes from a paginator")
 
     @property
     def incremental(self) -> bool:
-        return self.cursor is not None or self.token is not None
+        return self.cursor is not None or self.token is not None or self.feed is not None
 
 
 FIELD_TYPES = frozenset({"string", "number", "boolean", "date", "datetime", "object", "array"})
@@ -228,11 +251,14 @@ def _declared(resources: list[DltResource]) -> list[DltResource]:
     return resources
 
 
-def _columns(json_columns: Collection[str], decimal_columns: Collection[str]) -> dict[str, dict[str, str]]:
+def _columns(
+    json_columns: Collection[str], decimal_columns: Collection[str], deleted: str | None = None
+) -> dict[str, dict[str, Any]]:
     # Each hint names its column too: dlt's nested hints read the name from the hint, not the key.
     return {
         **{name: {"name": name, "data_type": "json"} for name in json_columns},
         **{name: {"name": name, "data_type": "decimal"} for name in decimal_columns},
+        **({deleted: {"name": deleted, "data_type": "bool", "hard_delete": True}} if deleted else {}),
     }
 
 
@@ -241,7 +267,7 @@ def _resource(stream: Stream, client: ApiClient | None, initial_value: Any) -> D
         "name": stream.name,
         "primary_key": stream.primary_key,
         "write_disposition": "merge",
-        "columns": _columns(stream.json_columns, stream.decimal_columns),
+        "columns": _columns(stream.json_columns, stream.decimal_columns, stream.deleted),
     }
     if stream.children:
         hints["nested_hints"] = {
@@ -267,6 +293,26 @@ def _resource(stream: Stream, client: ApiClient | None, initial_value: Any) -> D
 
         incremental: DltResource = dlt.resource(changed, **hints)()
         return incremental
+
+    if stream.feed is not None:
+        feed = stream.feed
+
+        def fed() -> Iterator[Records]:
+            """The feed's changes since the kept position; everything when there is none (or it is too old)."""
+            assert client is not None, "a source built without a client only describes its resources"
+            state = dlt.current.resource_state()
+            kept = state.get(RESUME_KEY)
+            changes = feed.changes(client, stream, kept) if kept is not None else None
+            if changes is None:
+                start = feed.position(client, stream)  # before listing: what changes meanwhile comes next time
+                yield from pages()
+                state[RESUME_KEY] = start
+                return
+            yield from changes.pages
+            state[RESUME_KEY] = changes.position()  # only a feed read to its end moves the position
+
+        changed_records: DltResource = dlt.resource(fed, **hints)()
+        return changed_records
 
     if stream.token is not None:
         token = stream.token

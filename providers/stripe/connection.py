@@ -23,8 +23,10 @@ _KEY_IN_TEXT_RE = re.compile(r"\b((?:sk|rk|pk)_(?:test|live)_)([0-9A-Za-z]+)")
 
 
 def test_connection(credentials: Mapping[str, str], base_url: str, client: httpx.Client) -> ConnectionInfo:
-    """Retrieve the account the key belongs to; raise a typed ``ProviderError`` when Stripe says no."""
-    secret_key = (credentials.get("secret_key") or "").strip()
+    """Retrieve the account the key belongs to; raise a typed ``ProviderError`` when Stripe says no. A Connect
+    OAuth connection is checked with its grant's access token, which Stripe issues as a key of the connected
+    account (it stops working when the account deauthorizes the platform)."""
+    secret_key = (credentials.get("secret_key") or credentials.get("access_token") or "").strip()
     if not _SECRET_KEY_RE.match(secret_key):
         raise ProviderAuthError(
             "The Stripe key must be a secret key (sk_live_… / sk_test_…) or a restricted key (rk_live_… / rk_test_…)."

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from providers.mailchimp.sandbox_credentials import DEMO_DATACENTER
+from providers.stripe.sandbox import DEMO_ACCOUNT_ID, demo_sandbox
+from providers.stripe.sandbox import create_app as stripe_app
 from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, XeroSandbox, create_app
 from tests.flows.harness import Flows, PushCase, Started
 
@@ -18,6 +20,13 @@ class XeroFlows(Flows):
             "Acme Trading", contacts=30, invoices=120, lines_per_invoice=3, payments=25, items=8
         )
         return Started(create_app(sandbox), sandbox, org)
+
+
+@dataclass
+class StripeFlows(Flows):
+    def start(self) -> Started:
+        sandbox = demo_sandbox(seed=7)
+        return Started(stripe_app(sandbox), sandbox, DEMO_ACCOUNT_ID)
 
 
 def _contact(email: str) -> dict[str, Any]:
@@ -58,7 +67,13 @@ FLOWS: dict[str, Flows] = {
             push_settings={"invoice_status_on_push": "AUTHORISED"},
             webhook_entity="contacts",
         ),
-        Flows("stripe", rejected_credentials={"secret_key": "sk_test_51VrtxDemo00000001NotARealKey9999"}),
+        StripeFlows(
+            "stripe",
+            rejected_credentials={"secret_key": "sk_test_51VrtxDemo00000001NotARealKey9999"},
+            incremental=("customers", "invoices"),
+            paged=("customers", 100),
+            webhook_entity="customers",
+        ),
         Flows(
             "twilio",
             rejected_credentials={

@@ -219,8 +219,9 @@ def test_stripe_sandbox_rate_limit_body_is_stripes(sandbox: Sandbox) -> None:
 # --- The catalog entry -----------------------------------------------------------------------------------
 
 
-def test_stripe_provider_offers_connect_and_nothing_else_yet() -> None:
-    assert PROVIDER.implemented == frozenset({"connect"})
+def test_stripe_connects_with_a_key_or_through_connect_oauth() -> None:
+    assert "connect" in PROVIDER.implemented
+    assert PROVIDER.auth.oauth2 is not None and PROVIDER.discover_tenants is not None
     assert PROVIDER.connectable
     assert PROVIDER.connection_tester is stripe_connection.test_connection
     assert PROVIDER.api_base_url == "https://api.stripe.com"
@@ -237,7 +238,10 @@ def test_stripe_settings_schema_is_valid_and_its_defaults_validate() -> None:
     defaults: Mapping[str, Any] = defaults_from_schema(PROVIDER.config_schema)
     Draft202012Validator(PROVIDER.config_schema).validate(defaults)
     assert defaults["currency"] == "usd"
-    assert defaults["entities"] == ["customers", "charges", "invoices", "subscriptions", "payments"]
+    assert defaults["entities"] == [
+        "customers", "products", "prices", "invoices", "payment_intents", "charges", "refunds", "subscriptions",
+        "balance_transactions", "payouts",
+    ]  # fmt: skip
 
 
 def _key_tree(value: Any) -> Any:

@@ -4,9 +4,10 @@ webhook fast path all hand it to ``Provider.client``."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from typing import Any
 
-from providers.base import Provider, ProviderConnection
+from providers.base import AuthType, Provider, ProviderConnection
 from providers.kit.governor import RateGovernor
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect import oauth
@@ -28,8 +29,10 @@ def provider_connection(
 ) -> ProviderConnection:
     connection = ctx.session.get_one(TenantIntegration, connection_id)
     meta = connection.meta or {}
-    oauth_based = provider.auth.oauth2 is not None
-    credentials = {} if oauth_based else read_credentials(ctx.vault, connection, provider.slug)
+    stored = read_credentials(ctx.vault, connection, provider.slug)
+    oauth_based = connected_by_oauth(provider, stored)
+    credentials = {} if oauth_based else stored
+    app = ctx.settings.oauth_clients.get(provider.slug, {}) if oauth_based else {}
     # A pull pages several resources at once, each from its own thread, and every call reads the token through
     # this one session: a Session is not thread-safe, so the threads take turns.
     session_turn = threading.Lock()
@@ -48,4 +51,13 @@ def provider_connection(
         refresh_access_token=lambda: token(force=True),
         governor=governor,
         credentials={k: str(v) for k, v in credentials.items()},
+        app_credentials={k: str(app[k]) for k in ("client_id", "client_secret") if app.get(k)},
     )
+
+
+def connected_by_oauth(provider: Provider, stored: Mapping[str, Any]) -> bool:
+    """Whether a connection holds an OAuth grant: always for an OAuth provider; for one that takes a key or OAuth
+    (Stripe), when what is stored is a grant's tokens rather than the typed credentials."""
+    if provider.auth.type is AuthType.OAUTH2:
+        return True
+    return provider.auth.oauth2 is not None and "access_token" in stored

@@ -82,9 +82,9 @@ def run_pull(
             source = build_source(provider.slug, spec.streams, client, selected, title=provider.name)
             # The tenant's pull mappings follow the provider's mapper (nothing is wrapped when it has none).
             spool = RecordSpool(Path(spool_dir), mapped_mappers(session, connection.id, spec.mappers))
-            for name in selected:
-                if name in spec.mappers:
-                    source.resources[name].add_map(spool.capture(name))
+            for name in selected:  # entities without a canonical form are counted, not mapped
+                capture = spool.capture(name) if name in spec.mappers else spool.count(name)
+                source.resources[name].add_map(capture)
             pipeline = pipeline_for(settings, provider.slug, tenant_id)
             pipeline.sync_destination()
             cursors_before = incremental_cursors(pipeline, source.name)

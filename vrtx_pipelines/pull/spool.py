@@ -46,6 +46,15 @@ class RecordSpool:
 
         return _capture
 
+    def count(self, entity: str) -> Callable[[Any], Any]:
+        """Counts an entity's rows (one with no canonical form: nothing to spool)."""
+
+        def _count(item: Any) -> Any:
+            self.rows[entity] = self.rows.get(entity, 0) + 1
+            return item
+
+        return _count
+
     def entities(self) -> list[str]:
         for handle in self._files.values():
             handle.close()

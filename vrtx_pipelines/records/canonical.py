@@ -37,6 +37,9 @@ class CanonicalModel(BaseModel):
     custom_fields: dict[str, Any] | None = Field(
         default=None, description="CRM custom fields set or read by the tenant's field mappings."
     )
+    # True when the provider deleted the record (Stripe's ``*.deleted`` events); None, not False, otherwise, so
+    # records of providers that never delete keep their hash.
+    deleted: bool | None = Field(default=None, description="The provider deleted this record.")
 
 
 class Address(BaseModel):
@@ -90,6 +93,9 @@ class Invoice(CanonicalModel):
     total: Decimal | None = None
     amount_due: Decimal | None = None
     reference: str | None = None
+    payment_url: str | None = Field(
+        default=None, description="Where the customer pays it: the provider's hosted invoice page or payment link."
+    )
 
 
 class InvoicePayment(CanonicalModel):
@@ -122,3 +128,32 @@ class Account(CanonicalModel):
     name: str
     type: str
     is_active: bool = True
+
+
+class SubscriptionItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    price_id: str
+    product_id: str | None = None
+    quantity: int = 1
+    unit_amount: int | None = Field(default=None, description="Per unit and interval, in minor units.")
+    interval: Literal["day", "week", "month", "year"] = "month"
+    interval_count: int = 1
+
+
+class Subscription(CanonicalModel):
+    """A recurring charge of a customer: what it is for (``plan``), where it stands, its current period and its
+    monthly recurring revenue in integer minor units of its currency (JPY has none: yen)."""
+
+    contact_id: str
+    plan: str = Field(description="What is subscribed to: the first item's price nickname, else its product.")
+    status: Literal[
+        "incomplete", "incomplete_expired", "trialing", "active", "past_due", "canceled", "unpaid", "paused"
+    ]
+    currency: str = Field(min_length=3, max_length=3)
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    mrr: int = Field(description="Monthly recurring revenue in minor units: 0 once canceled.")
+    cancel_at_period_end: bool = False
+    canceled_at: datetime | None = None
+    items: list[SubscriptionItem] = Field(default_factory=list)

@@ -182,7 +182,7 @@ def apply_spool(session: Session, connection_id: int, entity_type: str, path: Pa
 
 
 def _is_deleted(data: Mapping[str, Any]) -> bool:
-    return bool(data.get("archived")) or data.get("status") in ("deleted", "voided")
+    return bool(data.get("archived") or data.get("deleted")) or data.get("status") in ("deleted", "voided")
 
 
 _STAGE_DDL = """

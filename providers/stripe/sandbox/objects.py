@@ -24,6 +24,7 @@ from providers.sandbox_kit import pools
 from providers.sandbox_kit.books import Books, Sizes
 from providers.sandbox_kit.clock import DAY_MS, ms_at
 from providers.sandbox_kit.data import Timeline, stable_key
+from providers.stripe.mappers import ZERO_DECIMAL as ZERO_DECIMAL
 from providers.stripe.sandbox.templates import TEMPLATES
 from providers.stripe.sandbox.wire import StripeIds
 
@@ -52,9 +53,6 @@ KINDS: dict[str, tuple[str, str, str | None]] = {
     "checkout_sessions": ("cs_test", "checkout.session", "checkout.session"),
     "events": ("evt", "event", None),
 }
-ZERO_DECIMAL = frozenset(
-    ["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga", "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"]
-)  # https://docs.stripe.com/currencies#zero-decimal
 
 
 @dataclass(frozen=True)
@@ -76,6 +74,7 @@ class StripeSizes:
     def count(self, entity: str) -> int:
         return {
             "prices": self.products + self.recurring_prices,
+            "payment_intents": self.payments, "charges": self.payments,
             "balance_transactions": self.payments + self.refunds + self.payouts,
             "invoice_items": 0, "checkout_sessions": 0, "events": 0,
         }.get(entity, getattr(self, entity, 0))  # fmt: skip

@@ -74,7 +74,7 @@ class OAuth2Spec:
     tenant_discovery: str = ""
     # How the app authenticates at the token endpoint (RFC 6749 2.3.1): HTTP Basic, or client_secret_post (Stripe
     # Connect takes the platform's key as ``client_secret`` in the body).
-    token_auth: str = "client_secret_basic"
+    token_auth: str = "client_secret_basic"  # noqa: S105 -- a method name, not a secret
     # Revoking a grant when it is not RFC 7009 at ``revoke_url`` (Stripe Connect's ``/oauth/deauthorize``).
     revoke: GrantRevoker | None = None
 

@@ -193,6 +193,24 @@ def test_persistent_5xx_becomes_unavailable_after_max_attempts(served: Served) -
     assert caught.value.status == 502 and calls(served) == 4 and served.time.sleeps == [0.5, 1.0, 2.0]
 
 
+class Told(ApiClient):
+    """A provider that says itself whether a failed answer is worth retrying (Stripe-Should-Retry)."""
+
+    def should_retry(self, response: httpx.Response) -> bool | None:
+        told = response.headers.get("Should-Retry")
+        return None if told is None else told == "true"
+
+
+def test_a_provider_that_says_whether_to_retry_is_believed(served: Served) -> None:
+    scripted(served, answer(409, {"message": "lock timeout"}, {"Should-Retry": "true"}), answer(body={"ok": 1}))
+    assert served.client(Told).get("scripted/a") == {"ok": 1} and calls(served) == 2
+    served.api.seen.clear()
+    scripted(served, answer(503, {"message": "do not"}, {"Should-Retry": "false"}), answer(body={"ok": 1}))
+    with pytest.raises(ProviderUnavailable, match="do not"):
+        served.client(Told).get("scripted/b")
+    assert calls(served) == 1
+
+
 def test_a_write_without_an_idempotency_key_is_never_retried_on_5xx(served: Served) -> None:
     scripted(served, answer(503), answer(body={"created": 1}))
     client = served.client()

@@ -10,10 +10,11 @@ import dlt
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from providers.kit.paginators import NextLink, PageNumber, PageToken
+from providers.kit.paginators import AfterLastRecord, NextLink, PageNumber, PageToken
 from providers.kit.streams import (
     RESUME_KEY,
     ById,
+    Changes,
     Child,
     Cursor,
     Stream,
@@ -310,3 +311,47 @@ def test_published_fields_are_declared_by_type_in_order() -> None:
     ]
     with pytest.raises(ValueError, match="unknown field type 'money'"):
         fields_of("money: total")
+
+
+class VersionFeed:
+    """A provider's change feed over the crafted API: its position is the API's version; records changed after it
+    come back, deleted ones as ``{"id", "deleted": true}``; a position before ``kept_from`` is no longer kept."""
+
+    def __init__(self, served: Served, kept_from: int = 0) -> None:
+        self.served, self.kept_from = served, kept_from
+        self.deleted: list[str] = []
+
+    def position(self, client: Any, stream: Stream) -> Any:
+        return {"version": self.served.api.version}
+
+    def changes(self, client: Any, stream: Stream, position: Any) -> Changes | None:
+        since = int(position["version"])
+        if since < self.kept_from:
+            return None
+        api = self.served.api
+        changed = [dict(r) for r in api.records if r["updated"] > since and r["id"] not in self.deleted]
+        gone = [{"id": record_id, "deleted": True} for record_id in self.deleted]
+        return Changes(iter([changed + gone] if changed or gone else []), lambda: {"version": api.version})
+
+
+def test_a_change_feed_applies_changes_and_deletes_and_lists_everything_when_its_position_expired(
+    served: Served, pipeline: dlt.Pipeline
+) -> None:
+    served.api.add(7)
+    feed = VersionFeed(served)
+    fed = Stream("fed", path="v1/items", records="data", primary_key="id", paginator=lambda: AfterLastRecord(3),
+                 feed=feed, deleted="deleted", json_columns=AS_JSON)  # fmt: skip
+    client = served.client()
+    pipeline.run(build_source("kit", (fed,), client))
+    assert count(pipeline, "fed") == 7 and resume_token(pipeline, "fed") == {"version": 7}
+    served.api.seen.clear()
+    served.api.add(2)
+    feed.deleted.append("r003")
+    pipeline.run(build_source("kit", (fed,), client))
+    assert served.api.asked("/v1/items") == []  # the feed, not the listing
+    assert count(pipeline, "fed") == 8 and resume_token(pipeline, "fed") == {"version": 9}
+    with pipeline.sql_client() as sql:
+        assert sql.execute_sql("SELECT count(*) FROM fed WHERE id = 'r003'")[0][0] == 0
+    feed.kept_from = 100  # the provider no longer keeps changes from version 9
+    pipeline.run(build_source("kit", (fed,), client))
+    assert len(served.api.asked("/v1/items")) == 3  # listed in full again (9 records, 3 a page)

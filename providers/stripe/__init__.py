@@ -11,11 +11,13 @@ from .connection import SECRET_KEY_PATTERN, test_connection
 from .fields import RECORD_FIELDS
 from .identity import CONNECT_URL, deauthorize, discover_tenants
 from .mappers import MAPPERS
+from .push import PUSHES
 from .sandbox_credentials import DEMO_SECRET_KEY
 from .source import STREAMS
 
 ENTITIES = tuple(stream.name for stream in STREAMS)
 PULLS = tuple(f"pull:{entity}" for entity in ENTITIES)
+PUSH_CAPABILITIES = tuple(f"push:{entity}" for entity in PUSHES.entities)
 
 PROVIDER = Provider(
     slug="stripe",
@@ -69,7 +71,7 @@ PROVIDER = Provider(
             },
         },
     ),
-    capabilities=(*PULLS, "webhooks"),
+    capabilities=(*PULLS, *PUSH_CAPABILITIES, "webhooks"),
     display_order=30,
     api_base_url="https://api.stripe.com",
     # https://docs.stripe.com/rate-limits: the global limiter counts operations per account and mode.
@@ -77,11 +79,12 @@ PROVIDER = Provider(
         RateLimit(requests=100, per_seconds=1, scope="account", description="Live mode: 100 operations per second."),
         RateLimit(requests=25, per_seconds=1, scope="account", description="Test mode: 25 operations per second."),
     ),
-    implemented=frozenset({"connect", *PULLS}),
+    implemented=frozenset({"connect", *PULLS, *PUSH_CAPABILITIES}),
     connection_tester=test_connection,
     discover_tenants=discover_tenants,
     client=StripeClient.for_connection,
     pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, record_fields=RECORD_FIELDS),
+    pushes=PUSHES,
     sandbox="providers.stripe.sandbox:create_app",
     sandbox_credentials={"secret_key": DEMO_SECRET_KEY},
 )

@@ -24,6 +24,7 @@ from vrtx_pipelines.records.canonical import (
     InvoiceLine,
     InvoicePayment,
     Product,
+    Refund,
     Subscription,
     SubscriptionItem,
 )
@@ -176,12 +177,26 @@ def mrr(items: list[SubscriptionItem]) -> int:
     return int(total.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))
 
 
+def to_refund(raw: Mapping[str, Any]) -> Refund:
+    currency = required(raw, "currency")
+    return Refund(
+        external_id=required(raw, "id"),
+        updated_at=_version(raw),
+        payment_id=_id(raw.get("payment_intent")) or _id(raw.get("charge")) or required(raw, "charge"),
+        amount=major(raw.get("amount"), currency),
+        currency=currency.upper(),
+        status=text(raw.get("status")),
+        reason=text(raw.get("reason")),
+    )
+
+
 MAPPERS: dict[str, Callable[[Mapping[str, Any]], CanonicalModel]] = {
     "customers": to_contact,
     "products": to_product,
     "invoices": to_invoice,
     "payment_intents": to_payment,
     "subscriptions": to_subscription,
+    "refunds": to_refund,
 }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from providers.mailchimp.sandbox_credentials import DEMO_DATACENTER
 from providers.stripe.sandbox import DEMO_ACCOUNT_ID, demo_sandbox
 from providers.stripe.sandbox import create_app as stripe_app
+from providers.stripe.sandbox.wire import StripeIds
 from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, XeroSandbox, create_app
 from tests.flows.harness import Flows, PushCase, Started
 
@@ -25,8 +26,20 @@ class XeroFlows(Flows):
 @dataclass
 class StripeFlows(Flows):
     def start(self) -> Started:
-        sandbox = demo_sandbox(seed=7)
+        sandbox = demo_sandbox(seed=STRIPE_SEED)
         return Started(stripe_app(sandbox), sandbox, DEMO_ACCOUNT_ID)
+
+
+STRIPE_SEED = 7
+# The demo account's first recurring price (after its 8 products' one-time prices) and its second payment.
+STRIPE_PRICE = StripeIds(STRIPE_SEED, DEMO_ACCOUNT_ID, "price").encode(8)
+STRIPE_PAYMENT = StripeIds(STRIPE_SEED, DEMO_ACCOUNT_ID, "pi").encode(1)
+
+
+def _stripe_invoice() -> dict[str, Any]:
+    line = {"description": "Espresso machine service", "quantity": "2", "unit_amount": "45.50"}
+    return {"id": "crm-invoice-1", "contact_id": "crm-contact-1", "issue_date": "2026-11-02",
+            "due_date": "2026-12-02", "currency": "GBP", "lines": [line], "reference": "PO-7"}  # fmt: skip
 
 
 def _contact(email: str) -> dict[str, Any]:
@@ -72,6 +85,22 @@ FLOWS: dict[str, Flows] = {
             rejected_credentials={"secret_key": "sk_test_51VrtxDemo00000001NotARealKey9999"},
             incremental=("customers", "invoices"),
             paged=("customers", 100),
+            pushes={
+                "customer": PushCase("customers", _contact("ada@example.com"), _contact("ada.l@example.com"), "email"),
+                "invoice": PushCase("invoices", _stripe_invoice()),
+                "subscription": PushCase(
+                    "subscriptions",
+                    {
+                        "id": "crm-sub-1",
+                        "contact_id": "crm-contact-1",
+                        "currency": "GBP",
+                        "items": [{"price_id": STRIPE_PRICE, "quantity": 2}],
+                    },
+                ),
+                "refund": PushCase(
+                    "refunds", {"id": "crm-refund-1", "payment_id": STRIPE_PAYMENT, "amount": "1.00", "currency": "GBP"}
+                ),
+            },
             webhook_entity="customers",
         ),
         Flows(

@@ -146,14 +146,27 @@ class Subscription(CanonicalModel):
     monthly recurring revenue in integer minor units of its currency (JPY has none: yen)."""
 
     contact_id: str
-    plan: str = Field(description="What is subscribed to: the first item's price nickname, else its product.")
+    plan: str = Field(
+        default="", description="What is subscribed to: the first item's price nickname, else its product."
+    )
     status: Literal[
         "incomplete", "incomplete_expired", "trialing", "active", "past_due", "canceled", "unpaid", "paused"
-    ]
+    ] = "active"
     currency: str = Field(min_length=3, max_length=3)
     current_period_start: datetime | None = None
     current_period_end: datetime | None = None
-    mrr: int = Field(description="Monthly recurring revenue in minor units: 0 once canceled.")
+    mrr: int = Field(default=0, description="Monthly recurring revenue in minor units: 0 once canceled.")
     cancel_at_period_end: bool = False
     canceled_at: datetime | None = None
     items: list[SubscriptionItem] = Field(default_factory=list)
+
+
+class Refund(CanonicalModel):
+    """Money given back on a payment: ``payment_id`` is the provider's payment (Stripe: a payment intent or charge);
+    ``amount`` None refunds what is left of it."""
+
+    payment_id: str
+    amount: Decimal | None = None
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    status: str | None = None
+    reason: str | None = None

@@ -120,6 +120,16 @@ class StripeSandbox(Sandbox[StripeAccount, Answer]):
     def account(self, account_id: str) -> StripeAccount:
         return self.tenant(account_id)
 
+    def pay_payment_link(self, account_id: str, link_id: str, email: str = "payer@example.com") -> dict[str, Any]:
+        """A customer pays through the link (a completed checkout): the payment intent it made."""
+        from providers.stripe.sandbox.catalog import Write
+        from providers.stripe.sandbox.payments import complete_checkout
+
+        with self.lock:
+            account = self.tenant(account_id)
+            index, _ = account.get("payment_links", link_id)
+            return complete_checkout(Write(account, {}, (None, None)), index, email)
+
     def events(self, account_id: str) -> list[dict[str, Any]]:
         """Every event of the account, oldest first (retention ignored)."""
         with self.lock:

@@ -151,7 +151,7 @@ def test_pushing_to_an_integration_without_pushes_says_so_honestly(
     )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "push_not_supported"
-    assert "Stripe" in response.json()["error"]["message"]
+    assert "Twilio" in response.json()["error"]["message"]
 
 
 def test_pushing_without_a_connection_is_refused_and_unknown_integrations_are_404(

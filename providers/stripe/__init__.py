@@ -14,6 +14,7 @@ from .mappers import MAPPERS
 from .push import PUSHES
 from .sandbox_credentials import DEMO_SECRET_KEY
 from .source import STREAMS
+from .webhooks import WEBHOOKS
 
 ENTITIES = tuple(stream.name for stream in STREAMS)
 PULLS = tuple(f"pull:{entity}" for entity in ENTITIES)
@@ -79,12 +80,13 @@ PROVIDER = Provider(
         RateLimit(requests=100, per_seconds=1, scope="account", description="Live mode: 100 operations per second."),
         RateLimit(requests=25, per_seconds=1, scope="account", description="Test mode: 25 operations per second."),
     ),
-    implemented=frozenset({"connect", *PULLS, *PUSH_CAPABILITIES}),
+    implemented=frozenset({"connect", *PULLS, *PUSH_CAPABILITIES, "webhooks"}),
     connection_tester=test_connection,
     discover_tenants=discover_tenants,
     client=StripeClient.for_connection,
     pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, record_fields=RECORD_FIELDS),
     pushes=PUSHES,
+    webhooks=WEBHOOKS,
     sandbox="providers.stripe.sandbox:create_app",
     sandbox_credentials={"secret_key": DEMO_SECRET_KEY},
 )

@@ -20,21 +20,12 @@ from typing import Any
 from providers.kit.client import ApiClient
 from providers.kit.paginators import AfterLastRecord
 from providers.kit.streams import Changes, Records, Stream
-from providers.stripe.webhooks import changed_record, complete
+from providers.stripe.webhooks import changed_record, complete, flatten_lists
 
 log = logging.getLogger("vrtx.providers.stripe")
 RETENTION_S = 30 * 86_400
 MARGIN_S = 3600  # an event this close to the retention may be gone by the time the listing reaches it
 LATE_S = 300  # with no event yet, start a little before now: an event stamped by a clock behind ours still counts
-
-
-def flatten_lists(record: dict[str, Any]) -> dict[str, Any]:
-    """Nested list objects (an invoice's ``lines``, a subscription's ``items``, a charge's ``refunds``) as plain
-    lists of their data, so that the warehouse gets child tables and mappers one shape from every path."""
-    for key, value in record.items():
-        if isinstance(value, dict) and value.get("object") == "list" and isinstance(value.get("data"), list):
-            record[key] = value["data"]
-    return record
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,6 @@ from providers.kit import pushes
 from providers.kit.client import ApiClient
 from vrtx_pipelines.records.canonical import Contact, Invoice, Refund, Subscription
 
-from .events import flatten_lists
 from .mappers import PAYMENT_LINK_KEY, to_contact, to_invoice, to_subscription
 from .push_mappers import (
     customer_params,
@@ -39,6 +38,7 @@ from .push_mappers import (
     refund_params,
     subscription_params,
 )
+from .webhooks import flatten_lists
 
 PROVIDER = "Stripe"
 

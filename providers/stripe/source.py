@@ -15,8 +15,9 @@ from typing import Any
 
 from providers.kit.paginators import AfterLastRecord
 from providers.kit.streams import ById, Child, Cursor, Stream, typed_columns
-from providers.stripe.events import EventsFeed, flatten_lists
+from providers.stripe.events import EventsFeed
 from providers.stripe.fields import RECORD_FIELDS
+from providers.stripe.webhooks import flatten_lists
 
 PAGE_SIZE = 100  # Stripe's maximum; the default of 10 would cost ten times the calls
 

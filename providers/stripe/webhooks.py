@@ -97,7 +97,7 @@ def parse(body: bytes) -> list[WebhookEvent]:
             external_tenant_id=event.get("account") if isinstance(event.get("account"), str) else None,
             occurred_at=datetime.fromtimestamp(created, UTC),
             data={"api_version": event.get("api_version"), "livemode": event.get("livemode")},
-            record=record if record is not None and complete(record) else None,
+            record=flatten_lists(record) if record is not None and complete(record) else None,
         )
     ]
 
@@ -111,6 +111,15 @@ def changed_record(event: Mapping[str, Any]) -> dict[str, Any]:
         obj["deleted"] = True
     obj["event"] = {"id": event["id"], "type": event_type, "created": event["created"]}
     return obj
+
+
+def flatten_lists(record: dict[str, Any]) -> dict[str, Any]:
+    """Nested list objects (an invoice's ``lines``, a subscription's ``items``, a charge's ``refunds``) as plain
+    lists of their data, so that the warehouse gets child tables and mappers one shape from every path."""
+    for key, value in record.items():
+        if isinstance(value, dict) and value.get("object") == "list" and isinstance(value.get("data"), list):
+            record[key] = value["data"]
+    return record
 
 
 def complete(record: Mapping[str, Any]) -> bool:

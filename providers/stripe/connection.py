@@ -50,6 +50,7 @@ def _connection_info(account: Mapping[str, Any], secret_key: str) -> ConnectionI
     name = business_profile.get("name") or dashboard.get("display_name") or account.get("email")
     details: dict[str, Any] = {
         "livemode": secret_key.startswith(("sk_live_", "rk_live_")),
+        "mode": "live" if secret_key.startswith(("sk_live_", "rk_live_")) else "test",
         "key_type": "restricted" if secret_key.startswith("rk_") else "secret",
     }
     for key in (

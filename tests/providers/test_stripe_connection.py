@@ -59,6 +59,7 @@ def test_stripe_connection_identifies_the_account_behind_a_valid_secret_key(sand
     assert info.external_account_name == "Vrtx Demo Coffee Roasters"
     assert info.details == {
         "livemode": False,
+        "mode": "test",
         "key_type": "secret",
         "country": "GB",
         "default_currency": "gbp",

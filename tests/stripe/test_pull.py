@@ -120,3 +120,14 @@ def test_connect_oauth_pulls_the_connected_account_with_stripe_account_and_disco
     gone = api.delete("/api/v1/integrations/stripe/disconnect", headers=bearer(token))
     assert gone.status_code == 200, gone.text
     assert not stripe.sandbox.oauth.connected(DEMO_ACCOUNT_ID, DEMO_CONNECTED_ACCOUNT_ID)
+
+
+def test_the_settings_page_shows_the_account_and_its_mode_for_a_key_or_an_oauth_connection() -> None:
+    from api.pages.marketplace import _account
+
+    key = {"external_account_name": "Vrtx Demo Coffee Roasters", "details": {"livemode": False, "mode": "test"}}
+    oauth = {"external_account_id": "acct_1", "external_account_name": "Harbour Bikes",
+             "organisations": [{"id": "acct_1", "name": "Harbour Bikes", "kind": "live account"}]}  # fmt: skip
+    assert _account(key) == "Vrtx Demo Coffee Roasters (test mode)"
+    assert _account(oauth) == "Harbour Bikes (live mode)"
+    assert _account({"external_account_name": "Acme Ltd"}) == "Acme Ltd"  # providers without modes

@@ -28,7 +28,7 @@ DECLINED = "pm_card_chargeDeclined"
 PAYMENT_FILTERS = {"customer": equals("customer")}
 CHARGE_FILTERS = {"customer": equals("customer"), "payment_intent": equals("payment_intent")}
 REFUND_FILTERS = {"charge": equals("charge"), "payment_intent": equals("payment_intent")}
-BALANCE_FILTERS = {"type": equals("type"), "source": equals("source"), "payout": lambda r, v: False}
+BALANCE_FILTERS = {"type": equals("type"), "source": equals("source")}
 PAYOUT_FILTERS = {"status": equals("status")}
 
 
@@ -303,10 +303,3 @@ def complete_checkout(w: Write, index: int, email: str) -> Record:
     _, session = account.create_object("checkout_sessions", build)
     account.emit("checkout.session.completed", session, request=w.request)
     return intent
-
-
-def max_refundable(charge: Record) -> int:
-    return int(charge["amount"]) - int(charge["amount_refunded"])
-
-
-__all__ = ["StripeError", "integer"]

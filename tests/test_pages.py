@@ -133,10 +133,10 @@ def test_search_on_the_server_narrows_the_catalog(api: TestClient, acme: str) ->
 
 
 def test_details_show_description_and_capabilities_available_and_on_the_roadmap(api: TestClient, acme: str) -> None:
-    html = api.get("/marketplace/stripe").text
-    assert "Payment processing and subscriptions" in html
-    assert "Available now" in html and "On the roadmap" in html and "Bring charges into the CRM" in html
-    assert 'name="secret_key"' in html and 'type="password"' in html
+    html = api.get("/marketplace/mailchimp").text
+    assert "Email marketing: contact sync and campaigns" in html
+    assert "Available now" in html and "On the roadmap" in html and "Bring campaigns into the CRM" in html
+    assert 'name="api_key"' in html and 'type="password"' in html
     assert api.get("/marketplace/nope").status_code == 404
 
 

@@ -1,7 +1,8 @@
 """One HTTP client base for every provider: calls for one connection over the core's ``httpx.Client``.
 
 Every call takes a slot of the connection's rate-limit governor; a 401 refreshes the token once and is replayed, and
-a refusal after the refresh tells the core the grant is dead (``on_refused``);
+a refusal no refresh cures (after the refresh, or with no token to refresh) tells the core the credentials are dead
+(``on_refused``);
 a 429 is waited out through the governor (which holds every call of the connection, not just this one) a bounded
 number of times, for a bounded time; 5xx answers and transport failures are retried with jittered exponential
 backoff, writes only under an idempotency key (without one a write that failed may still have been applied);
@@ -409,8 +410,8 @@ class ApiClient:
                 refreshed = True  # the access token expired: refresh once and replay
                 self._refresh(token)
                 continue
-            if refused and refreshed:
-                self._raise_refused(response, call)
+            if refused and (refreshed or self._on_unauthorized is None):
+                self._raise_refused(response, call)  # no refresh cures it: the credentials are dead
             told = self.should_retry(response)
             if status == 429 and told is not False:
                 retry_after = retry_after_seconds(response)

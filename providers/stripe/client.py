@@ -6,7 +6,8 @@ API doc: https://docs.stripe.com/api (authentication, connected accounts, versio
   a token to refresh: a refused key is final.
 - Every call pins ``Stripe-Version`` (what the mappers read); writes are form-encoded with bracket nesting and
   carry the push's ``Idempotency-Key`` (the kit's default header).
-- ``Stripe-Should-Retry`` decides retries where Stripe sends it (a 429 that says false is raised at once).
+- ``Stripe-Should-Retry`` decides retries where Stripe sends it (a 429 that says false is raised at once); a key
+  Stripe refuses is final (nothing to refresh) and the core marks the connection.
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ class StripeClient(ApiClient):
 
     @classmethod
     def for_connection(cls, connection: ProviderConnection, retry: Retry = PATIENT) -> Self:
-        # Stripe keys are not refreshed: no access token callbacks. An OAuth connection holds no key of its own,
-        # so the platform's (the OAuth app's client secret) acts for the connected account.
+        # Stripe keys are not refreshed: no access token callbacks, so a refused key is final and told to the core
+        # (``on_refused``: the connection shows the error). An OAuth connection holds no key of its own, so the
+        # platform's (the OAuth app's client secret) acts for the connected account.
         credentials = dict(connection.credentials)
         if not credentials.get("secret_key") and connection.app_credentials.get("client_secret"):
             credentials = {"platform_key": connection.app_credentials["client_secret"]}
         return cls(
             connection.http, base_url=connection.url(cls.api_base_url), governor=connection.governor,
-            tenant_id=connection.external_tenant_id, credentials=credentials, retry=retry,
+            on_refused=connection.credentials_refused, tenant_id=connection.external_tenant_id,
+            credentials=credentials, retry=retry,
         )  # fmt: skip
 
     def auth_headers(self, token: str | None) -> dict[str, str]:

@@ -116,6 +116,18 @@ def test_a_refusal_after_the_refresh_is_told_to_the_core_once_and_a_first_401_is
     assert told == ["Unauthorized: AuthenticationUnsuccessful"]
 
 
+def test_a_refusal_with_no_token_to_refresh_is_final_and_told_to_the_core(served: Served) -> None:
+    """A key provider that refreshes nothing (Stripe): the first refusal is the last, and the core hears of it."""
+    told: list[str] = []
+    scripted(served, answer(401, {"error": {"message": "Invalid API Key provided"}}))
+    client = served.client(on_refused=told.append)
+
+    with pytest.raises(ProviderAuthError, match="Invalid API Key"):
+        client.get("scripted/a")
+
+    assert calls(served) == 1 and client.token_refreshes == 0 and told == ["Invalid API Key provided"]
+
+
 class ForbiddenMeansRefused(ApiClient):
     def refuses_credentials(self, response: httpx.Response) -> bool:
         return response.status_code in (401, 403)

@@ -23,6 +23,7 @@ from tests.stripe.conftest import Stripe, connect_with_key, records, sync
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import IntegrationSyncLog
 from vrtx_pipelines.db.session import engine_for, session_scope
+from vrtx_pipelines.errors import IntegrationError
 from vrtx_pipelines.records.canonical import SubscriptionItem
 from vrtx_pipelines.synclog.mirror import mirror_run
 from vrtx_pipelines.warehouse import pipeline_for
@@ -82,6 +83,21 @@ def test_an_event_position_older_than_stripes_30_days_means_a_full_sync_and_the_
         assert "Stripe keeps events for 30 days" in row.request_data["full_sync_reason"]
     names = {r["data"]["name"] for r in records(api, token, "customers").values()}
     assert {"Month old", "New today"} <= names
+
+
+def test_a_key_revoked_at_stripe_fails_the_pull_and_marks_the_connection_error(
+    api: TestClient, settings: Settings, stripe: Stripe, instance: DagsterInstance
+) -> None:
+    token = make_tenant(settings, "acme")
+    connect_with_key(api, token)
+    del stripe.sandbox.keys[DEMO_SECRET_KEY]  # rolled in the Dashboard: Stripe answers 401 from now on
+
+    with pytest.raises(IntegrationError, match="Invalid API Key"):
+        sync(settings, instance, ["customers"])
+
+    status = api.get("/api/v1/integrations/stripe/status", headers=bearer(token)).json()
+    assert status["status"] == "error"  # a key connection: a new key is needed (a grant would be "expired")
+    assert "Invalid API Key" in status["last_error"] and DEMO_SECRET_KEY not in status["last_error"]
 
 
 def test_zero_decimal_currencies_have_no_minor_unit_and_money_stays_exact() -> None:

@@ -5,23 +5,24 @@
   keyed by the endpoint's signing secret (``whsec_...``); any v1 may match (several during a secret's rolling),
   in constant time; ``t`` more than 300 s from now is refused, so a captured delivery cannot be replayed later
   (a replay within the window is the same event id: stored once).
-- The body is one Event. ``entity`` is the pull its object belongs to; the event's object is the record as of the
-  event (``record``), applied without a fetch when it is complete (no nested list that has more), stamped with the
-  event's id and time so an older event never overwrites a newer copy. ``*.deleted`` events carry the object as
-  it was, marked deleted.
+- The body is one Event, read within the kit's limits (``strict_json``: size, depth, NaN, NUL, lone surrogates).
+  ``entity`` is the pull its object belongs to; the event's object is the record as of the event (``record``),
+  applied without a fetch when it is complete (no nested list that has more), stamped with the event's id and
+  time so an older event never overwrites a newer copy. ``*.deleted`` events carry the object as it was, marked
+  deleted.
 - Connect: events of a connected account name it in ``account`` (``external_tenant_id``), which routes deliveries
   to the platform's app URL.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from providers.base import WebhookEvent, WebhookSpec
+from providers.kit import strict_json
 from providers.kit.signatures import hex_signature_matches, hmac_sha256
 
 SIGNATURE_HEADER = "stripe-signature"
@@ -74,10 +75,7 @@ def verify(body: bytes, headers: Mapping[str, str], secret: str, now: float | No
 
 
 def parse(body: bytes) -> list[WebhookEvent]:
-    try:
-        event = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("the Stripe webhook body is not JSON") from exc
+    event = strict_json.loads(body)  # JSONRefused (a ValueError) says why not
     if not isinstance(event, dict) or event.get("object") != "event":
         raise ValueError("a Stripe webhook body is an Event object")
     event_id, event_type, created = event.get("id"), event.get("type"), event.get("created")

@@ -89,6 +89,24 @@ def test_a_signature_older_than_300_seconds_a_replay_several_v1_and_a_forged_one
     assert stored(settings) == ["evt_1"]
 
 
+@pytest.mark.parametrize(
+    ("case", "body"),
+    [
+        ("a NaN literal", event("evt_nan", 0, {**customer("cus_nan", "n@example.com"), "balance": 0}).replace(
+            b'"balance": 0', b'"balance": NaN')),
+        ("an escaped NUL", event("evt_nul", 0, customer("cus_nul\u0000", "n@example.com"))),
+        ("nested 5,000 deep", event("evt_deep", 0, {**customer("cus_deep", "d@example.com"), "metadata": {}}).replace(
+            b'"metadata": {}', b'"metadata": ' + b"[" * 5000 + b"]" * 5000)),
+    ],
+)  # fmt: skip
+def test_a_signed_body_the_json_limits_refuse_is_a_400_with_nothing_stored(
+    api: TestClient, settings: Settings, acme: str, case: str, body: bytes
+) -> None:
+    now = int(time.time())
+    assert deliver(api, body, signature_header(body, SECRET, now)) == 400, case
+    assert stored(settings) == []
+
+
 def test_out_of_order_events_never_overwrite_a_newer_copy_and_apply_without_a_fetch(
     api: TestClient, settings: Settings, acme: str, stripe: Stripe, fast_path: ImmediateDispatcher
 ) -> None:

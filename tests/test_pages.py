@@ -155,7 +155,7 @@ def test_an_api_key_form_shows_errors_beside_the_field_and_connects_a_good_key(a
     connected = connect_stripe(api)
     assert connected.status_code == 303 and connected.headers["location"] == "/marketplace/stripe?notice=connected"
     html = api.get("/marketplace").text
-    assert "Connected (1)" in html and "Connection only" in html
+    assert "Connected (1)" in html and "Synced never" in html  # Stripe syncs: never yet, its first sync queued
     assert STRIPE_KEY not in api.get("/marketplace/stripe?notice=connected").text
 
 

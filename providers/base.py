@@ -74,8 +74,12 @@ class OAuth2Spec:
     extra_authorize_params: Mapping[str, str] = field(default_factory=dict)
     # How the provider-side tenant (organisation, realm, workspace ...) is found after the callback.
     tenant_discovery: str = ""
-    # The revocation endpoint takes a JSON body ``{"token": ...}`` (Intuit) rather than RFC 7009's form body.
-    revoke_as_json: bool = False
+    # How the app authenticates at the token endpoint (RFC 6749 2.3.1): HTTP Basic, or client_secret_post (Stripe
+    # Connect takes the platform's key as ``client_secret`` in the body).
+    token_auth: str = "client_secret_basic"  # noqa: S105 -- a method name, not a secret
+    # Revoking a grant the provider's own way when it is not RFC 7009's form body at ``revoke_url``: Intuit's JSON
+    # ``{"token": ...}``, Stripe Connect's ``/oauth/deauthorize``. None: RFC 7009 at ``revoke_url``.
+    revoke: GrantRevoker | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,9 @@ class ProviderConnection:
     # Told (with the provider's words) when the provider still refuses the credentials after a refresh: the grant
     # is dead or no longer reaches the organisation, and the core marks the connection so.
     credentials_refused: Callable[[str], None] | None = None
+    # For a connection made through OAuth, the platform's OAuth app (client_id, client_secret): Stripe Connect
+    # calls with the platform's key on behalf of the connected account. Empty otherwise.
+    app_credentials: Mapping[str, str] = field(default_factory=dict)
 
 
 class ClientFactory(Protocol):
@@ -228,6 +235,9 @@ class WebhookEvent:
     external_tenant_id: str | None  # the provider organisation the event is about
     occurred_at: datetime | None
     data: Mapping[str, Any] = field(default_factory=dict)
+    # The changed record itself, as the pull of ``entity`` would load it, when the event carries all of it
+    # (Stripe's event object): the fast path applies it without a fetch. None: the record is fetched by id.
+    record: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -293,13 +303,24 @@ class Holdings:
 class RevocationSpec:
     """How a disconnect gives back what a connection holds at the provider without breaking another stored
     connection (another tenant may have connected the same organisation with the same user). The core removes
-    each of ``held``'s links that no other stored connection holds (``unlink``), then revokes the token at
-    ``OAuth2Spec.revoke_url`` only if no other stored connection holds the same grant."""
+    each of ``held``'s links that no other stored connection holds (``unlink``), then revokes the grant (at
+    ``OAuth2Spec.revoke_url``, or by ``OAuth2Spec.revoke``) only if no other stored connection holds the same one."""
 
     # (the connection's stored tokens, its metadata) -> what it holds
     held: Callable[[Mapping[str, Any], Mapping[str, Any]], Holdings]
     # Remove one link, calling as the connection; an already removed link is not an error (raise nothing).
     unlink: Callable[[ProviderConnection, str], None] | None = None
+
+
+class GrantRevoker(Protocol):
+    """Revokes an OAuth grant at the provider: ``app`` is the OAuth app (client_id, client_secret), ``tokens`` the
+    connection's stored tokens, ``account`` the provider-side tenant chosen at connect. Raises
+    ``providers.errors.ProviderError`` when the provider refuses or cannot be reached."""
+
+    def __call__(
+        self, client: httpx.Client, url: Callable[[str], str], app: Mapping[str, str], tokens: Mapping[str, Any],
+        account: str | None,
+    ) -> None: ...  # fmt: skip
 
 
 class TenantDiscoverer(Protocol):

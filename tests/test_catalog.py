@@ -102,5 +102,5 @@ def test_sync_catalog_upserts_every_provider_and_deactivates_vanished_ones(db_ur
         rows = {row.slug: row for row in session.scalars(select(Integration))}
     assert {slug for slug, row in rows.items() if row.is_active} == set(ROADMAP)
     assert rows["retired"].is_active is False
-    assert rows["stripe"].implemented == ["connect"]
+    assert rows["twilio"].implemented == ["connect"]
     assert rows["xero"].auth_type == "oauth2" and rows["xero"].config_schema["type"] == "object"

@@ -109,6 +109,8 @@ def test_a_command_prints_only_what_it_is_for_from_a_fresh_checkout(tmp_path: Pa
     # No alembic INFO lines, no library warnings: the table and nothing else.
     assert (listed.returncode, listed.stderr) == (0, "")
     assert listed.stdout.split() == ["TENANT", "NAME", "TOKEN", "STATE", "CREATED"]
-    # This one loads Dagster, dlt and the OAuth client (Authlib used to warn about httpx on import).
+    # This one loads Dagster, dlt and the OAuth client (Authlib used to warn about httpx on import) and runs the
+    # pull, which fails for a tenant never connected: its one sentence goes below the (empty) progress bars.
     synced = subprocess.run([VRTX, "sync", "stripe", "--tenant", "demo"], env=env, capture_output=True, text=True)
-    assert (synced.returncode, synced.stdout, synced.stderr) == (1, "", "error: Stripe has no pulls yet\n")
+    failed = "\nerror: the Stripe sync failed: Stripe is not connected for tenant demo (never connected)\n"
+    assert (synced.returncode, synced.stdout, synced.stderr) == (1, "", failed)

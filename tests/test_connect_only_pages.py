@@ -1,4 +1,4 @@
-"""A connect-only integration (Stripe, Twilio, Mailchimp today: only ``connect`` is implemented) shows what its
+"""A connect-only integration (Twilio, Mailchimp today: only ``connect`` is implemented) shows what its
 connection can do and nothing else: no sync status, no last sync, no schedule settings, no field mappings."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from tests.xero.conftest import (  # the Xero sandbox fixtures, for tests outsid
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.registry import get_provider
 
-STRIPE_KEY = get_provider("stripe").sandbox_credentials["secret_key"]
+TWILIO = get_provider("twilio").sandbox_credentials
 TABS = re.compile(r'<nav class="tabs"[^>]*>(.*?)</nav>', re.S)
 
 
@@ -39,7 +39,7 @@ def tab_labels(html: str) -> list[str]:
 def test_a_connect_only_integration_shows_only_what_its_connection_can_do(
     api: TestClient, acme: str, settings: Settings
 ) -> None:
-    connected = post_form(api, "/marketplace/stripe/connect", [("secret_key", STRIPE_KEY)], page="/marketplace/stripe")
+    connected = post_form(api, "/marketplace/twilio/connect", list(TWILIO.items()), page="/marketplace/twilio")
     assert connected.status_code == 303
     details = api.get(connected.headers["location"]).text
     assert "first sync" not in details and "Connected. The credentials were checked" in details
@@ -48,20 +48,23 @@ def test_a_connect_only_integration_shows_only_what_its_connection_can_do(
     assert 'name="data" value="purge"' not in details  # nothing was synced, so nothing to purge
 
     card = re.search(r'<li class="card connected-card">.*?</li>', api.get("/marketplace").text, re.S)
-    assert card and "Synced" not in card.group(0) and "/marketplace/stripe/sync" not in card.group(0)
+    assert card and "Synced" not in card.group(0) and "/marketplace/twilio/sync" not in card.group(0)
     assert "Connection only" in card.group(0)
 
-    form = api.get("/marketplace/stripe/settings").text
-    assert re.findall(r'<(?:input|select|textarea)[^>]* name="([a-z_]+)"', form) == ["csrf_token", "currency"]
-    assert api.get("/marketplace/stripe/sync").status_code == 404
-    assert api.get("/marketplace/stripe/mappings").status_code == 404
+    form = api.get("/marketplace/twilio/settings").text
+    assert re.findall(r'<(?:input|select|textarea)[^>]* name="([a-z_]+)"', form) == [
+        "csrf_token", "default_from_number", "messaging_service_sid",
+    ]  # fmt: skip
+    assert api.get("/marketplace/twilio/sync").status_code == 404
+    assert api.get("/marketplace/twilio/mappings").status_code == 404
 
     # Saving what is shown leaves what is not (the schedule's stored settings) as it was.
-    before = api.get("/api/v1/integrations/stripe/settings", headers=bearer(acme)).json()["settings"]
-    saved = post_form(api, "/marketplace/stripe/settings", [("currency", "eur")])
+    before = api.get("/api/v1/integrations/twilio/settings", headers=bearer(acme)).json()["settings"]
+    shown = {"default_from_number": "+14155552671", "messaging_service_sid": "MG" + "0" * 32}
+    saved = post_form(api, "/marketplace/twilio/settings", list(shown.items()))
     assert saved.status_code == 303
-    after = api.get("/api/v1/integrations/stripe/settings", headers=bearer(acme)).json()["settings"]
-    assert after == {**before, "currency": "eur"}
+    after = api.get("/api/v1/integrations/twilio/settings", headers=bearer(acme)).json()["settings"]
+    assert after == {**before, **shown}
 
 
 def test_an_integration_that_syncs_keeps_every_tab(api: TestClient, acme: str, settings: Settings) -> None:

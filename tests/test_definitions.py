@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from providers.sandbox_kit.serve import ServedApp
 from providers.stripe.sandbox import DEMO_ACCOUNT_ID, DEMO_SECRET_KEY
+from providers.twilio.sandbox_credentials import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
 from tests.helpers import bearer, make_tenant
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.definitions import build_definitions, defs
@@ -32,9 +33,14 @@ def test_the_code_location_loads_with_every_expected_definition() -> None:
         AssetKey(["quickbooks", e])
         for e in ("contacts", "invoices", "payments", "products", "tax_codes", "tax_rates", "accounts")
     }
+    stripe_entities = (
+        "customers", "products", "prices", "invoices", "payment_intents", "charges", "refunds", "subscriptions",
+        "balance_transactions", "payouts",
+    )  # fmt: skip
+    stripe_pulls = {AssetKey(["stripe", e]) for e in stripe_entities}
     health = {AssetKey([s, "connection_health"]) for s in connectable}
-    assert set(graph.get_all_asset_keys()) == health | xero_pulls | quickbooks_pulls
-    for slug, pulls in (("xero", xero_pulls), ("quickbooks", quickbooks_pulls)):
+    assert set(graph.get_all_asset_keys()) == health | xero_pulls | quickbooks_pulls | stripe_pulls
+    for slug, pulls in (("xero", xero_pulls), ("quickbooks", quickbooks_pulls), ("stripe", stripe_pulls)):
         for key in pulls:
             assets_def = graph.get(key).assets_def
             assert getattr(assets_def.partitions_def, "name", None) == f"{slug}_tenants"
@@ -64,24 +70,24 @@ def test_partition_sensor_adds_connected_tenants_and_removes_disconnected_ones(
     api: TestClient, settings: Settings, dagster_env: DagsterInstance
 ) -> None:
     acme, globex = make_tenant(settings, "acme"), make_tenant(settings, "globex")
-    for token in (acme, globex):
+    for token in (acme, globex):  # a connectable provider that pulls nothing: no first sync follows
         api.post(
-            "/api/v1/integrations/stripe/connect",
-            json={"credentials": {"secret_key": DEMO_SECRET_KEY}},
+            "/api/v1/integrations/twilio/connect",
+            json={"credentials": {"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN}},
             headers=bearer(token),
         )
     sensor = build_partitions_sensor(list(load_providers().values()))
     result = sensor.evaluate_tick(build_sensor_context(instance=dagster_env))
     for request in result.dynamic_partitions_requests or []:
         dagster_env.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys or []))
-    assert sorted(dagster_env.get_dynamic_partitions("stripe_tenants")) == ["acme", "globex"]
+    assert sorted(dagster_env.get_dynamic_partitions("twilio_tenants")) == ["acme", "globex"]
     assert dagster_env.get_dynamic_partitions("xero_tenants") == []
 
-    api.delete("/api/v1/integrations/stripe/disconnect", headers=bearer(globex))
+    api.delete("/api/v1/integrations/twilio/disconnect", headers=bearer(globex))
     result = sensor.evaluate_tick(build_sensor_context(instance=dagster_env))
     requests = result.dynamic_partitions_requests or []
     assert [(type(r).__name__, r.partitions_def_name, list(r.partition_keys or [])) for r in requests] == [
-        ("DeleteDynamicPartitionsRequest", "stripe_tenants", ["globex"])
+        ("DeleteDynamicPartitionsRequest", "twilio_tenants", ["globex"])
     ]
     idle = sensor.evaluate_tick(build_sensor_context(instance=dagster_env))
     assert idle.skip_message

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from providers.stripe.sandbox import DEMO_SECRET_KEY
+from providers.twilio.sandbox_credentials import DEMO_ACCOUNT_SID, DEMO_AUTH_TOKEN
 from tests.helpers import bearer, make_tenant
 from tests.xero.conftest import base_urls, connect_xero, oauth_clients, xero  # noqa: F401 -- fixtures
 from vrtx_pipelines.config import Settings
@@ -140,18 +140,18 @@ def test_pushing_to_an_integration_without_pushes_says_so_honestly(
     api: TestClient, settings: Settings, acme: str
 ) -> None:
     api.post(
-        "/api/v1/integrations/stripe/connect",
-        json={"credentials": {"secret_key": DEMO_SECRET_KEY}},
+        "/api/v1/integrations/twilio/connect",
+        json={"credentials": {"account_sid": DEMO_ACCOUNT_SID, "auth_token": DEMO_AUTH_TOKEN}},
         headers=bearer(acme),
     )
     response = api.post(
-        "/api/v1/integrations/stripe/push/contact",
+        "/api/v1/integrations/twilio/push/contact",
         json={"operation": "create", "data": CONTACT},
         headers={**bearer(acme), "Idempotency-Key": "k"},
     )
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "push_not_supported"
-    assert "Stripe" in response.json()["error"]["message"]
+    assert "Twilio" in response.json()["error"]["message"]
 
 
 def test_pushing_without_a_connection_is_refused_and_unknown_integrations_are_404(

@@ -171,7 +171,7 @@ def test_on_demand_sync_refuses_what_cannot_be_synced(api: TestClient, settings:
     unknown = api.post("/api/v1/integrations/xero/sync/widgets", headers=bearer(acme))
     assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "validation_failed"
     assert "contacts" in unknown.json()["error"]["message"]
-    no_pulls = api.post("/api/v1/integrations/stripe/sync", headers=bearer(acme))
+    no_pulls = api.post("/api/v1/integrations/twilio/sync", headers=bearer(acme))
     assert no_pulls.status_code == 409 and no_pulls.json()["error"]["code"] == "integration_not_available"
     assert "no pulls" in no_pulls.json()["error"]["message"]
     stranger = make_tenant(settings, "stranger")

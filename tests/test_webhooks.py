@@ -234,9 +234,9 @@ def test_webhook_settings_show_the_endpoint_never_the_secret_which_is_stored_enc
 def test_webhook_settings_are_409_for_an_integration_without_webhooks_and_private_to_the_tenant(
     api: TestClient, settings: Settings, xero: Xero, acme: str
 ) -> None:
-    stripe = api.put("/api/v1/integrations/stripe/webhook", json={"secret": "x"}, headers=bearer(acme))
-    assert stripe.status_code == 409
-    assert stripe.json()["error"]["code"] == "webhooks_not_supported"
+    twilio = api.put("/api/v1/integrations/twilio/webhook", json={"secret": "x"}, headers=bearer(acme))
+    assert twilio.status_code == 409
+    assert twilio.json()["error"]["code"] == "webhooks_not_supported"
     other = make_tenant(settings, "other")
     assert api.get("/api/v1/integrations/xero/webhook", headers=bearer(other)).status_code == 404
     assert api.get("/api/v1/integrations/xero/webhook").status_code == 401

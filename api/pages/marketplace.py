@@ -127,7 +127,15 @@ def _details(
 
 
 def _account(meta: Mapping[str, Any] | None) -> str:
-    return str((meta or {}).get("external_account_name") or "")
+    """The connected account's name, with its mode where the provider has test and live data (Stripe)."""
+    found = meta or {}
+    name = str(found.get("external_account_name") or "")
+    mode = (found.get("details") or {}).get("mode")
+    if mode is None:  # connected through OAuth: the chosen account's kind says it ("test account")
+        chosen = [o for o in found.get("organisations") or [] if o.get("id") == found.get("external_account_id")]
+        kind = str(chosen[0].get("kind") or "") if chosen else ""
+        mode = kind.removesuffix(" account") if kind in ("test account", "live account") else None
+    return f"{name} ({mode} mode)" if name and mode else name
 
 
 @router.get("/marketplace/{slug}", response_model=None)

@@ -20,7 +20,7 @@ from vrtx_pipelines.push.launch import PushLauncher
 
 router = APIRouter(prefix="/api/v1/integrations/{slug}/push", tags=["pushes"], responses=INTEGRATION_ROUTE)
 
-Operation = Literal["create", "update", "upsert", "approve", "void", "archive", "delete"]
+Operation = Literal["create", "update", "upsert", "approve", "void", "archive", "delete", "collect", "cancel"]
 PushState = Literal["pending", "running", "done", "failed", "held"]
 
 
@@ -29,7 +29,9 @@ class PushIn(BaseModel):
         description="`create` needs `data.id` (the VRTX id the link is kept under); `update`, `approve` and "
         "`void` apply to a record linked by an earlier push (by `data.id`) or named by `data.external_id`; "
         "`upsert` updates the linked record or creates it. `archive` (a contact: the CRM deleted it), `void` and "
-        "`delete` (an invoice; Xero deletes only drafts) need only `data.id` or `data.external_id`."
+        "`delete` (an invoice; Xero deletes only drafts) need only `data.id` or `data.external_id`. `collect` asks "
+        "the provider to collect a CRM invoice (Stripe: a Payment Link, whose URL comes back as the invoice's "
+        "`payment_url`); `cancel` ends a linked subscription."
     )
     data: dict[str, Any] = Field(
         description="The canonical record (Contact, Invoice or InvoicePayment, as in the records API). References "

@@ -1,7 +1,8 @@
 """One HTTP client base for every provider: calls for one connection over the core's ``httpx.Client``.
 
 Every call takes a slot of the connection's rate-limit governor; a 401 refreshes the token once and is replayed, and
-a refusal after the refresh tells the core the grant is dead (``on_refused``);
+a refusal no refresh cures (after the refresh, or with no token to refresh) tells the core the credentials are dead
+(``on_refused``);
 a 429 is waited out through the governor (which holds every call of the connection, not just this one) a bounded
 number of times, for a bounded time; 5xx answers and transport failures are retried with jittered exponential
 backoff, writes only under an idempotency key (without one a write that failed may still have been applied);
@@ -9,11 +10,12 @@ a provider's error answers become ``providers.errors`` types carrying its own wo
 carries a credential. Counters (``api_calls``, ``pages`` per stream, ``rate_limited``, ``retries``,
 ``token_refreshes``) are the run's metadata.
 
-A provider subclasses ``ApiClient`` and overrides only its hooks: ``auth_headers``, ``refuses_credentials``,
-``observe_limits``, ``final_rate_limit``, ``decode``, ``error_words``, ``error_in_answer``, ``with_idempotency_key``,
-``encode``; and declares ``default_params`` (sent with every call: QuickBooks' ``minorversion``) and, where the
-provider-side tenant is part of every path, a ``{tenant_id}`` placeholder in ``api_base_url`` (QuickBooks'
-``/v3/company/{realmId}``).
+A provider subclasses ``ApiClient`` and overrides only its hooks: ``auth_headers``, ``refuses_credentials`` (which
+answers refuse the credentials), ``should_retry`` (whether any other failed answer is worth trying again: the one
+retry decision, for 429s and 5xx alike), ``observe_limits``, ``decode``, ``error_words``, ``error_in_answer``,
+``with_idempotency_key``, ``encode``; and declares ``default_params`` (sent with every call: QuickBooks'
+``minorversion``) and, where the provider-side tenant is part of every path, a ``{tenant_id}`` placeholder in
+``api_base_url`` (QuickBooks' ``/v3/company/{realmId}``).
 """
 
 from __future__ import annotations
@@ -192,8 +194,12 @@ class ApiClient:
         """Read the provider's rate-limit headers into ``self.governor`` (``observe`` raises
         ``DayBudgetExhausted`` when the day's budget is spent)."""
 
-    def final_rate_limit(self, response: httpx.Response) -> ProviderRateLimited | None:
-        """A 429 not worth waiting out in-call (a spent daily budget), as the error to raise; None waits it out."""
+    def should_retry(self, response: httpx.Response) -> bool | None:
+        """Whether a failed answer that does not refuse the credentials is worth trying again, when the provider
+        says so itself (Stripe's ``Stripe-Should-Retry``). None: the rule of thumb, a 429 waited out and a 5xx
+        retried with backoff, any other 4xx final. False raises the answer at once (a 429 too: Stripe asking not
+        to retry now); True retries even a 4xx (a 409 lock timeout). A 429 that says the day's budget is spent is
+        ``observe_limits``' to raise (``DayBudgetExhausted``): it is no retry decision but the governor's."""
         return None
 
     def decode(self, response: httpx.Response) -> Any:
@@ -404,12 +410,10 @@ class ApiClient:
                 refreshed = True  # the access token expired: refresh once and replay
                 self._refresh(token)
                 continue
-            if refused and refreshed:
-                self._raise_refused(response, call)
-            if status == 429:
-                final = self.final_rate_limit(response)
-                if final is not None:
-                    raise self._redacted(final)
+            if refused and (refreshed or self._on_unauthorized is None):
+                self._raise_refused(response, call)  # no refresh cures it: the credentials are dead
+            told = self.should_retry(response)
+            if status == 429 and told is not False:
                 retry_after = retry_after_seconds(response)
                 wait = retry_after if retry_after is not None else DEFAULT_RETRY_AFTER_S
                 rate_limit_waits += 1
@@ -424,7 +428,7 @@ class ApiClient:
                 # The governor holds every call of this connection (not just this one) until the wait is over.
                 self.governor.backoff(wait)
                 continue
-            if status >= 500:
+            if told is True or (told is None and status >= 500):
                 failures += 1
                 if failures < retry.max_attempts and retry_safe:
                     self._pause(failures)

@@ -1,5 +1,5 @@
-"""Signatures and signed tokens: HMAC-SHA256 webhook signatures (Xero, QuickBooks, Shopify sign the raw body so),
-and reading a JWT's claims."""
+"""Signatures and signed tokens: HMAC-SHA256 webhook signatures (Xero, QuickBooks, Shopify sign the raw body so;
+Stripe signs the timestamp and the body, hex), and reading a JWT's claims."""
 
 from __future__ import annotations
 
@@ -20,6 +20,15 @@ def base64_signature_matches(sent: str, expected: bytes) -> bool:
     try:
         digest = base64.b64decode(sent.strip(), validate=True)
     except (binascii.Error, ValueError):
+        return False
+    return hmac.compare_digest(digest, expected)
+
+
+def hex_signature_matches(sent: str, expected: bytes) -> bool:
+    """True when ``sent`` (hex) is ``expected``, compared in constant time; malformed hex never matches."""
+    try:
+        digest = bytes.fromhex(sent.strip())
+    except ValueError:
         return False
     return hmac.compare_digest(digest, expected)
 

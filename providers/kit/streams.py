@@ -1,16 +1,25 @@
 """Streams declared as data, and the generic builders over them: the dlt source of a provider's pulls, and the
 records a webhook named fetched by id.
 
-A ``Stream`` is what a listing endpoint is: its path, where the records sit in the answer, primary key, incremental
-cursor and how the cursor is sent, paginator, parameters, column hints (and child tables with their own), how
-records are fetched by id, and the provider's doc URL. ``build_source`` turns streams into one merge resource each,
-incremental cursors declared in the resource (``dlt.sources.incremental``); a token cursor (Graph's delta link,
-Google's sync token) is kept in the resource's dlt state instead.
+A ``Stream`` is what a listing endpoint is: its path, where the records sit in the answer, primary key, how it is
+incremental, paginator, parameters, column hints (and child tables with their own), how records are fetched by id,
+and the provider's doc URL. ``build_source`` turns streams into one merge resource each.
+
+A stream is incremental in one of two ways, layered on the same listing:
+- a ``Cursor`` filters the listing by a record field (Xero's ``If-Modified-Since``): dlt's incremental, declared in
+  the resource (``dlt.sources.incremental``);
+- a ``ChangeFeed`` reads changes the provider keeps, from a position kept in the resource's dlt state: the token a
+  listing hands out (``TokenCursor``: Graph's delta link, Google's sync token, QuickBooks' change data capture) or
+  the provider's own feed of events (Stripe's ``/v1/events``). A position the provider no longer has changes from
+  (``ChangesExpired``: too old, or refused) means the stream is listed in full again, and the client's
+  ``full_listings`` says why (the sync log's ``full_sync_reason``).
+A stream with a ``deleted`` column deletes the rows whose value is true (dlt's hard delete).
 """
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,7 +37,7 @@ if TYPE_CHECKING:
     from providers.kit.client import ApiClient
 
 Records = list[dict[str, Any]]
-RESUME_KEY = "resume_from"  # where a token cursor sits in the resource state
+RESUME_KEY = "resume_from"  # where a change feed's position sits in the resource state
 RESUMED_AT_KEY = "resume_from_at"  # when it was kept (seconds since the epoch)
 
 
@@ -47,16 +56,53 @@ class Cursor:
             raise ValueError(f"cursor {self.field!r}: send it as a header or as a parameter")
 
 
+class ChangesExpired(Exception):
+    """A kept position the provider no longer has changes from (older than it keeps them, or refused): ``why``."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+
+@dataclass
+class Changes:
+    """Records a page at a time, and the position to keep after them (called once every page was read; None keeps
+    the position there was)."""
+
+    pages: Iterator[Records]
+    position: Callable[[], Any]
+
+
+class ChangeFeed(ABC):
+    """How a stream is incremental when the provider keeps its changes: the kit keeps a position between runs (JSON
+    data in the resource's dlt state, with when it was kept) and asks the feed for what changed after it.
+
+    ``listing`` is every record (the stream's own listing, ``read_listing``) and the position after it: a first run,
+    a full sync, or a position lost. ``changes`` is what changed after a kept position (records the provider
+    deleted carry the stream's ``deleted`` column, or land as its tombstones), and the position after that; it
+    raises ``ChangesExpired`` (when asked, or while its pages are read) when the provider no longer has changes
+    from there, and the stream is listed in full again."""
+
+    def check(self, stream: Stream) -> None:  # noqa: B027 -- most feeds follow any stream
+        """Refuse (``ValueError``) a stream this feed cannot follow."""
+
+    @abstractmethod
+    def listing(self, client: ApiClient, stream: Stream) -> Changes: ...
+
+    @abstractmethod
+    def changes(self, client: ApiClient, stream: Stream, position: Any, kept_at: float | None) -> Changes: ...
+
+
 @dataclass(frozen=True)
-class TokenCursor:
-    """A cursor the provider hands out: the paginator's ``token`` after a full listing (Graph's delta link, Google's
-    sync token, Gmail's history id), kept in dlt's resource state. The next run resumes from it: as the URL to call
-    when ``param`` is None, else as that parameter on ``path`` (default: the stream's) with ``params`` (default:
-    the stream's), with the records ``records`` selects and ``paginator`` asks for (defaults: the stream's; QuickBooks
-    lists its changes at another endpoint, in another envelope). An answer in ``restart_on`` (Graph's 410) says the
-    token expired, as does a token older than ``max_age_s`` (QuickBooks' changes go back 30 days; its age is
-    reckoned from ``issued_at(token)`` when the token says when it was issued, else from when it was kept): then
-    everything is listed again, and the client's ``full_listings`` says why."""
+class TokenCursor(ChangeFeed):
+    """The change feed of a provider that hands out a token: the paginator's ``token`` after a listing (Graph's
+    delta link, Google's sync token, Gmail's history id, QuickBooks' answer time) is the position. The next run
+    resumes from it: as the URL to call when ``param`` is None, else as that parameter on ``path`` (default: the
+    stream's) with ``params`` (default: the stream's), with the records ``records`` selects and ``paginator`` asks
+    for (defaults: the stream's; QuickBooks lists its changes at another endpoint, in another envelope). An answer
+    in ``restart_on`` (Graph's 410) says the token expired, as does a token older than ``max_age_s`` (QuickBooks'
+    changes go back 30 days; its age is reckoned from ``issued_at(token)`` when the token says when it was issued,
+    else from when it was kept). Only a listing read to its end moves the token."""
 
     param: str | None = None
     path: str | None = None
@@ -66,6 +112,49 @@ class TokenCursor:
     paginator: Callable[[], Paginator] | None = None
     max_age_s: float | None = None
     issued_at: Callable[[str], datetime] | None = None
+
+    def check(self, stream: Stream) -> None:
+        if stream.paginator is None:
+            raise ValueError(f"stream {stream.name!r}: a token cursor comes from a paginator")
+
+    def listing(self, client: ApiClient, stream: Stream) -> Changes:
+        assert stream.paginator is not None
+        paginator = stream.paginator()
+        return Changes(read_listing(client, stream, paginator=paginator), lambda: paginator.token or None)
+
+    def changes(self, client: ApiClient, stream: Stream, position: Any, kept_at: float | None) -> Changes:
+        age = self._age(str(position), kept_at)
+        if age is not None and self.max_age_s is not None and age > self.max_age_s:
+            window = f"{self.max_age_s / 86_400:.0f}-day"
+            raise ChangesExpired(f"its change token is {age / 86_400:.1f} days old, past the {window} window")
+        if self.param is None:
+            path, params = str(position), {}  # the token is the URL to call
+        else:
+            path = self.path or stream.path
+            params = {**(self.params if self.params is not None else stream.params), self.param: position}
+        make = self.paginator or stream.paginator
+        assert make is not None
+        paginator = make()
+        records = self.records if self.records is not None else stream.records
+        pages = client.paginate(path, records, paginator=paginator, params=params, stream=stream.name)
+        return Changes(self._refused(read_ahead(pages)), lambda: paginator.token or None)
+
+    def _refused(self, pages: Iterator[Records]) -> Iterator[Records]:
+        try:
+            yield from pages
+        except ProviderError as exc:
+            if exc.status not in self.restart_on:
+                raise
+            raise ChangesExpired(f"the provider refused its change token (HTTP {exc.status})") from exc
+
+    def _age(self, token: str, kept_at: float | None) -> float | None:
+        """Seconds since the token was issued (the token's own word where it has one), or None when unknown."""
+        if self.issued_at is not None:
+            try:
+                return time.time() - self.issued_at(token).timestamp()
+            except ValueError:
+                return None
+        return time.time() - float(kept_at) if isinstance(kept_at, int | float) else None
 
 
 @dataclass(frozen=True)
@@ -101,22 +190,23 @@ class Stream:
     doc_url: str = ""
     paginator: Callable[[], Paginator] | None = None  # one paginator per listing; None: one call answers all
     params: Mapping[str, str] = field(default_factory=dict)
-    cursor: Cursor | None = None
-    token: TokenCursor | None = None
+    cursor: Cursor | None = None  # incremental by a record field the listing filters on
+    feed: ChangeFeed | None = None  # incremental by changes the provider keeps (a token, a feed of events)
+    deleted: str | None = None  # a boolean column: rows where it is true are deleted from the warehouse
     json_columns: tuple[str, ...] = ()
     decimal_columns: tuple[str, ...] = ()
     children: tuple[Child, ...] = ()
     by_id: ById | None = None
 
     def __post_init__(self) -> None:
-        if self.cursor is not None and self.token is not None:
-            raise ValueError(f"stream {self.name!r}: a field cursor or a token cursor, not both")
-        if self.token is not None and self.paginator is None:
-            raise ValueError(f"stream {self.name!r}: a token cursor comes from a paginator")
+        if self.cursor is not None and self.feed is not None:
+            raise ValueError(f"stream {self.name!r}: a field cursor or a change feed, not both")
+        if self.feed is not None:
+            self.feed.check(self)
 
     @property
     def incremental(self) -> bool:
-        return self.cursor is not None or self.token is not None
+        return self.cursor is not None or self.feed is not None
 
 
 FIELD_TYPES = frozenset({"string", "number", "boolean", "date", "datetime", "object", "array"})
@@ -161,37 +251,30 @@ def typed_columns(fields: Mapping[str, str], *, child: str | None = None, tables
 
 
 def stream_pages(
-    client: ApiClient,
-    stream: Stream,
-    *,
-    since: Any = None,
-    resume: str | None = None,
-    paginator: Paginator | None = None,
+    client: ApiClient, stream: Stream, *, since: Any = None, paginator: Paginator | None = None
 ) -> Iterator[Records]:
-    """A listing of ``stream``: records changed after ``since`` (its cursor's last value), or from a token the
-    last listing left (``resume``)."""
+    """A listing of ``stream``: every record, or those changed after ``since`` (its cursor's last value)."""
     params: dict[str, Any] = dict(stream.params)
     headers: dict[str, str] = {}
-    path = stream.path
     if since is not None and stream.cursor is not None:
         sent = stream.cursor.format(since)
         if stream.cursor.header:
             headers[stream.cursor.header] = sent
         else:
             params[str(stream.cursor.param)] = sent
-    if resume is not None and stream.token is not None:
-        if stream.token.param is None:
-            path, params = resume, {}  # the token is the URL to call
-        else:
-            path = stream.token.path or path
-            params = {**(stream.token.params if stream.token.params is not None else params)}
-            params[stream.token.param] = resume
-    records = stream.records
-    if resume is not None and stream.token is not None and stream.token.records is not None:
-        records = stream.token.records
     if paginator is None:
         paginator = stream.paginator() if stream.paginator is not None else Paginator()
-    return client.paginate(path, records, paginator=paginator, params=params, headers=headers, stream=stream.name)
+    return client.paginate(
+        stream.path, stream.records, paginator=paginator, params=params, headers=headers, stream=stream.name
+    )
+
+
+def read_listing(
+    client: ApiClient, stream: Stream, *, since: Any = None, paginator: Paginator | None = None
+) -> Iterator[Records]:
+    """``stream_pages`` as a pull reads them: the next page asked for while this one is loaded."""
+    listing = stream_pages(client, stream, since=since, paginator=paginator)
+    return read_ahead(listing) if stream.paginator is not None else listing
 
 
 def build_source(
@@ -240,11 +323,14 @@ def _declared(resources: list[DltResource]) -> list[DltResource]:
     return resources
 
 
-def _columns(json_columns: Collection[str], decimal_columns: Collection[str]) -> dict[str, dict[str, str]]:
+def _columns(
+    json_columns: Collection[str], decimal_columns: Collection[str], deleted: str | None = None
+) -> dict[str, dict[str, Any]]:
     # Each hint names its column too: dlt's nested hints read the name from the hint, not the key.
     return {
         **{name: {"name": name, "data_type": "json"} for name in json_columns},
         **{name: {"name": name, "data_type": "decimal"} for name in decimal_columns},
+        **({deleted: {"name": deleted, "data_type": "bool", "hard_delete": True}} if deleted else {}),
     }
 
 
@@ -253,17 +339,16 @@ def _resource(stream: Stream, client: ApiClient | None, initial_value: Any) -> D
         "name": stream.name,
         "primary_key": stream.primary_key,
         "write_disposition": "merge",
-        "columns": _columns(stream.json_columns, stream.decimal_columns),
+        "columns": _columns(stream.json_columns, stream.decimal_columns, stream.deleted),
     }
     if stream.children:
         hints["nested_hints"] = {
             child.field: {"columns": _columns(child.json_columns, child.decimal_columns)} for child in stream.children
         }
 
-    def pages(**options: Any) -> Iterator[Records]:
+    def pages(since: Any = None) -> Iterator[Records]:
         assert client is not None, "a source built without a client only describes its resources"
-        listing = stream_pages(client, stream, **options)
-        return read_ahead(listing) if stream.paginator is not None else listing
+        return read_listing(client, stream, since=since)
 
     if stream.cursor is not None:
         cursor = stream.cursor.field
@@ -280,40 +365,30 @@ def _resource(stream: Stream, client: ApiClient | None, initial_value: Any) -> D
         incremental: DltResource = dlt.resource(changed, **hints)()
         return incremental
 
-    if stream.token is not None:
-        token = stream.token
+    if stream.feed is not None:
+        feed = stream.feed
 
-        def resumed() -> Iterator[Records]:
-            """Changes since the token the last run kept; everything when there is none (or it expired)."""
+        def followed() -> Iterator[Records]:
+            """The changes after the position the last run kept; everything when there is none, or when the
+            provider no longer has changes from there."""
+            assert client is not None, "a source built without a client only describes its resources"
             state = dlt.current.resource_state()
-            start = state.get(RESUME_KEY)
-            age = _token_age(token, start, state.get(RESUMED_AT_KEY)) if start is not None else None
-            if age is not None and token.max_age_s is not None and age > token.max_age_s:
-                window = f"{token.max_age_s / 86_400:.0f}-day"
-                _listed_in_full(
-                    client, stream, f"its change token is {age / 86_400:.1f} days old, past the {window} window"
-                )
-                start = None
+            kept = state.get(RESUME_KEY)
+            if kept is not None:
+                try:
+                    changes = feed.changes(client, stream, kept, _seconds(state.get(RESUMED_AT_KEY)))
+                    yield from changes.pages
+                except ChangesExpired as expired:
+                    _listed_in_full(client, stream, expired.why)
+                else:
+                    _keep(state, changes.position())
+                    return
+            listing = feed.listing(client, stream)
+            yield from listing.pages
+            _keep(state, listing.position())
 
-            def listing(resume: str | None) -> Iterator[Records]:
-                assert stream.paginator is not None
-                make = token.paginator if resume is not None and token.paginator is not None else stream.paginator
-                paginator = make()
-                yield from pages(resume=resume, paginator=paginator)
-                if paginator.token:  # only a listing read to its end moves the token
-                    state[RESUME_KEY] = paginator.token
-                    state[RESUMED_AT_KEY] = time.time()
-
-            try:
-                yield from listing(start)
-            except ProviderError as exc:
-                if start is None or exc.status not in token.restart_on:
-                    raise
-                _listed_in_full(client, stream, f"the provider refused its change token (HTTP {exc.status})")
-                yield from listing(None)
-
-        tokened: DltResource = dlt.resource(resumed, **hints)()
-        return tokened
+        followed_changes: DltResource = dlt.resource(followed, **hints)()
+        return followed_changes
 
     def every() -> Iterator[Records]:
         """Every record, every run (no cursor to filter by; the merge keeps one row each)."""
@@ -323,14 +398,15 @@ def _resource(stream: Stream, client: ApiClient | None, initial_value: Any) -> D
     return whole
 
 
-def _token_age(token: TokenCursor, value: str, kept_at: Any) -> float | None:
-    """Seconds since a token was issued (the token's own word where it has one), or None when unknown."""
-    if token.issued_at is not None:
-        try:
-            return time.time() - token.issued_at(value).timestamp()
-        except ValueError:
-            return None
-    return time.time() - float(kept_at) if isinstance(kept_at, int | float) else None
+def _keep(state: Any, position: Any) -> None:
+    """Keep a feed's position for the next run (a position of None leaves the one there was)."""
+    if position is not None:
+        state[RESUME_KEY] = position
+        state[RESUMED_AT_KEY] = time.time()
+
+
+def _seconds(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _listed_in_full(client: ApiClient | None, stream: Stream, why: str) -> None:

@@ -8,7 +8,7 @@ from vrtx_pipelines.push.two_way import CONTACT_FIELDS
 
 from .client import QuickBooksClient
 from .fields import RECORD_FIELDS
-from .identity import discover_tenants
+from .identity import REVOKE_URL, discover_tenants, revoke_grant
 from .mappers import MAPPERS
 from .push import PUSHES
 from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
@@ -34,14 +34,14 @@ PROVIDER = Provider(
         oauth2=OAuth2Spec(
             authorize_url="https://appcenter.intuit.com/connect/oauth2",
             token_url="https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",  # noqa: S106 -- a URL, not a secret
-            revoke_url="https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
+            revoke_url=REVOKE_URL,
             scopes=("com.intuit.quickbooks.accounting",),
             # Intuit documents no PKCE for QuickBooks Online web apps.
             pkce=False,
             # A refresh may return a new refresh token; only the newest is safe to keep (100-day rolling).
             refresh_token_rotates=True,
             access_token_lifetime_s=3600,
-            revoke_as_json=True,
+            revoke=revoke_grant,  # a JSON body, not RFC 7009's form
             tenant_discovery=(
                 "realmId query parameter on the OAuth callback (the company id); "
                 "every call goes to /v3/company/{realmId}/..."

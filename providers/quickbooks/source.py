@@ -9,7 +9,8 @@
   1,000 records per entity at most; a full answer is followed by another from its last change time
   (``ChangedSince``). Deleted records come as ``{"status": "Deleted"}`` tombstones and land as such.
 - CDC reaches 30 days back: an older token is not sent, and the stream is listed in full again, which the sync
-  log says (the kit's ``TokenCursor.max_age_s``; an hour is kept for clocks and run time).
+  log says (the kit's change feed of a token, ``TokenCursor``, with ``max_age_s``; an hour is kept for clocks and
+  run time).
 - Tax codes and rates have no CDC: they are listed whole every run (a handful of records).
 - Webhooks name ids: records are read back by ``WHERE Id IN (...)``, 30 per statement.
 """
@@ -92,7 +93,7 @@ def stream(name: str, entity: str, *, names: bool = False, cdc: bool = True, lin
         primary_key="Id",
         paginator=query_pages,
         params={"query": f"SELECT * FROM {entity}{where} ORDERBY Id"},  # noqa: S608 -- our own constants
-        token=TokenCursor(
+        feed=TokenCursor(
             param="changedSince",
             path="cdc",
             params={"entities": entity},

@@ -11,7 +11,8 @@ What differs between providers is an ``OAuthPolicy`` plus a few methods a provid
 Overridable: ``known_scope`` (which scopes exist), ``offered_tenants`` (what the consent page lets the user pick:
 Xero's organisations, a QuickBooks company), ``on_grant``/``on_revoke`` (Xero's connections), ``grant_tenants``
 (who a grant's token requests count for), ``redirect_params`` (QuickBooks' realmId), ``new_access_token`` (Xero's
-JWTs), ``token_extras`` (an id_token), ``other_grant`` (client credentials and the like). The HTTP side (authorize
+JWTs), ``token_extras`` (an id_token), ``token_answer`` (Stripe Connect's shape),
+``other_grant`` (client credentials and the like). The HTTP side (authorize
 and consent pages, token and revocation endpoints, error bodies in the provider's shape) is
 ``providers.sandbox_kit.oauth_http``. Not thread-safe by itself: the sandbox's lock guards every call.
 """
@@ -161,6 +162,10 @@ class OAuthServer:
     def token_extras(self, grant: Grant, now: float) -> dict[str, object]:
         """Fields added to a token response (an id_token, a refresh token's lifetime...)."""
         return {}
+
+    def token_answer(self, grant: Grant, body: dict[str, object]) -> dict[str, object]:
+        """The token response as the provider shapes it, last (Stripe Connect: no expiry, the account's id)."""
+        return body
 
     def other_grant(self, app: App, form: Mapping[str, str]) -> dict[str, object]:
         """A grant type other than authorization_code and refresh_token."""
@@ -313,7 +318,7 @@ class OAuthServer:
             self.refresh_tokens[value] = RefreshToken(grant.id, now)
             body["refresh_token"] = value
         body["scope"] = " ".join(grant.scopes)
-        return {**self.token_extras(grant, now), **body}
+        return self.token_answer(grant, {**self.token_extras(grant, now), **body})
 
     def _access_token(self, grant: Grant, now: float, lifetime: int) -> str:
         token = self.new_access_token(grant, now, lifetime)

@@ -27,7 +27,7 @@ ErrorResponse = Callable[[OAuthError], Response]
 @dataclass(frozen=True)
 class OAuthPaths:
     authorize: str
-    token: str
+    token: str | None  # None: the provider serves its own token endpoint (Stripe authenticates platforms by key)
     revoke: str | None = None
     consent: str = ""  # where the consent form posts (default: the authorize path + "/consent")
 
@@ -105,16 +105,18 @@ def add_oauth_routes(
                 return _error_page(pages, exc.error, exc.description)
         return redirect(uri, params)
 
-    @app.post(paths.token)
-    async def token(request: Request) -> Response:
-        await prepare(request)
-        form = dict(await form_pairs(request))
-        with lock:
-            try:
-                body = server.token(form, basic_credentials(request))
-            except OAuthError as exc:
-                return error_response(exc)
-        return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    if paths.token is not None:
+
+        @app.post(paths.token)
+        async def token(request: Request) -> Response:
+            await prepare(request)
+            form = dict(await form_pairs(request))
+            with lock:
+                try:
+                    body = server.token(form, basic_credentials(request))
+                except OAuthError as exc:
+                    return error_response(exc)
+            return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     if paths.revoke is not None:
 

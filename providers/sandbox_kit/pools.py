@@ -1,7 +1,8 @@
 """Pools every sandbox's generated customers, people and catalogues draw from (fixed: data must not drift).
 
 The place names are New Zealand's (``NEW_ZEALAND``): the first sandbox served Xero, whose spec examples are an NZ
-organisation. A provider whose examples live elsewhere adds a ``Locale`` here rather than a pool of its own.
+organisation. A provider whose examples live elsewhere adds a ``Locale`` here rather than a pool of its own
+(QuickBooks' sample companies and Stripe's fixture account are American: ``UNITED_STATES``).
 """
 
 from __future__ import annotations
@@ -121,5 +122,5 @@ _US_CITIES = (
     ("Chicago", "IL", "60601"), ("Boston", "MA", "02108"), ("New York", "NY", "10001"), ("Phoenix", "AZ", "85004"),
     ("Atlanta", "GA", "30303"),
 )  # fmt: skip
-# QuickBooks' sample companies are American (Intuit's docs use US addresses and phone numbers).
+# QuickBooks' sample companies and Stripe's fixture account are American (their docs use US addresses and phones).
 UNITED_STATES = Locale("USA", "US", "1", "(415)", _US_CITIES, _US_STREETS)

@@ -23,8 +23,10 @@ _KEY_IN_TEXT_RE = re.compile(r"\b((?:sk|rk|pk)_(?:test|live)_)([0-9A-Za-z]+)")
 
 
 def test_connection(credentials: Mapping[str, str], base_url: str, client: httpx.Client) -> ConnectionInfo:
-    """Retrieve the account the key belongs to; raise a typed ``ProviderError`` when Stripe says no."""
-    secret_key = (credentials.get("secret_key") or "").strip()
+    """Retrieve the account the key belongs to; raise a typed ``ProviderError`` when Stripe says no. A Connect
+    OAuth connection is checked with its grant's access token, which Stripe issues as a key of the connected
+    account (it stops working when the account deauthorizes the platform)."""
+    secret_key = (credentials.get("secret_key") or credentials.get("access_token") or "").strip()
     if not _SECRET_KEY_RE.match(secret_key):
         raise ProviderAuthError(
             "The Stripe key must be a secret key (sk_live_… / sk_test_…) or a restricted key (rk_live_… / rk_test_…)."
@@ -48,6 +50,7 @@ def _connection_info(account: Mapping[str, Any], secret_key: str) -> ConnectionI
     name = business_profile.get("name") or dashboard.get("display_name") or account.get("email")
     details: dict[str, Any] = {
         "livemode": secret_key.startswith(("sk_live_", "rk_live_")),
+        "mode": "live" if secret_key.startswith(("sk_live_", "rk_live_")) else "test",
         "key_type": "restricted" if secret_key.startswith("rk_") else "secret",
     }
     for key in (

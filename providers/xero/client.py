@@ -41,10 +41,9 @@ class XeroClient(ApiClient):
             minute_remaining=header_int(response, "X-MinLimit-Remaining"),
             day_remaining=header_int(response, "X-DayLimit-Remaining"),
         )
-
-    def final_rate_limit(self, response: httpx.Response) -> DayBudgetExhausted | None:
         # Xero's 429 names the limit it hit; a spent day is not waited out in-call.
-        return self.day_spent(response) if response.headers.get("X-Rate-Limit-Problem", "").lower() == "day" else None
+        if response.status_code == 429 and response.headers.get("X-Rate-Limit-Problem", "").lower() == "day":
+            raise DayBudgetExhausted("Xero's daily limit is spent.")  # the kit raises its day_spent(response)
 
     def decode(self, response: httpx.Response) -> Any:
         # Money stays exact, and MS-JSON dates become UTC datetimes in the decoder's own pass.

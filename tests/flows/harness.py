@@ -18,7 +18,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 from fastapi.testclient import TestClient
 
-from providers.base import Provider
+from providers.base import AuthType, Provider
 from providers.sandbox_kit.faults import FaultKnobs, knobs_of
 from providers.sandbox_kit.serve import load_sandbox
 from tests.helpers import bearer
@@ -94,7 +94,7 @@ class Flows:
     def begin_connect(self, api: TestClient, token: str, *, accept: bool = True) -> Pending:
         """Everything before the platform calls the provider with the tenant's grant or key."""
         oauth = self.provider.auth.oauth2
-        if oauth is None:
+        if oauth is None or self.provider.auth.type is not AuthType.OAUTH2:  # Stripe: a key, or OAuth (own tests)
             good = dict(self.provider.sandbox_credentials)
             return Pending(credentials=good if accept else dict(self.rejected_credentials))
         answer = api.get(f"/api/v1/integrations/{self.slug}/oauth/url", headers=bearer(token))

@@ -10,6 +10,9 @@ from providers.quickbooks.sandbox import QuickBooksSandbox
 from providers.quickbooks.sandbox import create_app as quickbooks_app
 from providers.quickbooks.sandbox_credentials import DEMO_CLIENT_ID as QBO_CLIENT_ID
 from providers.quickbooks.sandbox_credentials import DEMO_CLIENT_SECRET as QBO_CLIENT_SECRET
+from providers.stripe.sandbox import DEMO_ACCOUNT_ID, demo_sandbox
+from providers.stripe.sandbox import create_app as stripe_app
+from providers.stripe.sandbox.wire import StripeIds
 from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, XeroSandbox, create_app
 from tests.flows.harness import Flows, PushCase, Started
 
@@ -32,6 +35,25 @@ class QuickBooksFlows(Flows):
             "Acme Trading", customers=30, invoices=120, lines_per_invoice=3, payments=25, items=8
         )
         return Started(quickbooks_app(sandbox), sandbox, realm)
+
+
+@dataclass
+class StripeFlows(Flows):
+    def start(self) -> Started:
+        sandbox = demo_sandbox(seed=STRIPE_SEED)
+        return Started(stripe_app(sandbox), sandbox, DEMO_ACCOUNT_ID)
+
+
+STRIPE_SEED = 7
+# The demo account's first recurring price (after its 8 products' one-time prices) and its second payment.
+STRIPE_PRICE = StripeIds(STRIPE_SEED, DEMO_ACCOUNT_ID, "price").encode(8)
+STRIPE_PAYMENT = StripeIds(STRIPE_SEED, DEMO_ACCOUNT_ID, "pi").encode(1)
+
+
+def _stripe_invoice() -> dict[str, Any]:
+    line = {"description": "Espresso machine service", "quantity": "2", "unit_amount": "45.50"}
+    return {"id": "crm-invoice-1", "contact_id": "crm-contact-1", "issue_date": "2026-11-02",
+            "due_date": "2026-12-02", "currency": "GBP", "lines": [line], "reference": "PO-7"}  # fmt: skip
 
 
 def _contact(email: str) -> dict[str, Any]:
@@ -102,7 +124,29 @@ FLOWS: dict[str, Flows] = {
             push_settings={"default_sales_account_code": "9", "default_item_id": "1"},
             webhook_entity="contacts",
         ),
-        Flows("stripe", rejected_credentials={"secret_key": "sk_test_51VrtxDemo00000001NotARealKey9999"}),
+        StripeFlows(
+            "stripe",
+            rejected_credentials={"secret_key": "sk_test_51VrtxDemo00000001NotARealKey9999"},
+            incremental=("customers", "invoices"),
+            paged=("customers", 100),
+            pushes={
+                "customer": PushCase("customers", _contact("ada@example.com"), _contact("ada.l@example.com"), "email"),
+                "invoice": PushCase("invoices", _stripe_invoice()),
+                "subscription": PushCase(
+                    "subscriptions",
+                    {
+                        "id": "crm-sub-1",
+                        "contact_id": "crm-contact-1",
+                        "currency": "GBP",
+                        "items": [{"price_id": STRIPE_PRICE, "quantity": 2}],
+                    },
+                ),
+                "refund": PushCase(
+                    "refunds", {"id": "crm-refund-1", "payment_id": STRIPE_PAYMENT, "amount": "1.00", "currency": "GBP"}
+                ),
+            },
+            webhook_entity="customers",
+        ),
         Flows(
             "twilio",
             rejected_credentials={

@@ -116,6 +116,18 @@ def test_a_refusal_after_the_refresh_is_told_to_the_core_once_and_a_first_401_is
     assert told == ["Unauthorized: AuthenticationUnsuccessful"]
 
 
+def test_a_refusal_with_no_token_to_refresh_is_final_and_told_to_the_core(served: Served) -> None:
+    """A key provider that refreshes nothing (Stripe): the first refusal is the last, and the core hears of it."""
+    told: list[str] = []
+    scripted(served, answer(401, {"error": {"message": "Invalid API Key provided"}}))
+    client = served.client(on_refused=told.append)
+
+    with pytest.raises(ProviderAuthError, match="Invalid API Key"):
+        client.get("scripted/a")
+
+    assert calls(served) == 1 and client.token_refreshes == 0 and told == ["Invalid API Key provided"]
+
+
 class ForbiddenMeansRefused(ApiClient):
     def refuses_credentials(self, response: httpx.Response) -> bool:
         return response.status_code in (401, 403)
@@ -173,14 +185,11 @@ class DayLimited(ApiClient):
 
     def observe_limits(self, response: httpx.Response) -> None:
         self.governor.observe(day_remaining=header_int(response, "X-Day-Remaining"))
-
-    def final_rate_limit(self, response: httpx.Response) -> ProviderRateLimited | None:
-        if response.headers.get("X-Problem") == "day":
-            return DayBudgetExhausted("the day is spent", retry_after=float(response.headers["Retry-After"]))
-        return None
+        if response.status_code == 429 and response.headers.get("X-Problem") == "day":
+            raise DayBudgetExhausted("the day is spent")
 
 
-def test_a_final_429_is_raised_at_once(served: Served) -> None:
+def test_a_429_that_says_the_day_is_spent_is_raised_at_once(served: Served) -> None:
     scripted(served, answer(429, headers={"Retry-After": "7200", "X-Problem": "day"}))
 
     with pytest.raises(DayBudgetExhausted) as caught:
@@ -226,6 +235,34 @@ def test_persistent_5xx_becomes_unavailable_after_max_attempts(served: Served) -
         client.get("scripted/a")
 
     assert caught.value.status == 502 and calls(served) == 4 and served.time.sleeps == [0.5, 1.0, 2.0]
+
+
+class Told(ApiClient):
+    """A provider that says itself whether a failed answer is worth retrying (Stripe-Should-Retry)."""
+
+    def should_retry(self, response: httpx.Response) -> bool | None:
+        told = response.headers.get("Should-Retry")
+        return None if told is None else told == "true"
+
+
+def test_a_provider_that_says_whether_to_retry_is_believed(served: Served) -> None:
+    scripted(served, answer(409, {"message": "lock timeout"}, {"Should-Retry": "true"}), answer(body={"ok": 1}))
+    assert served.client(Told).get("scripted/a") == {"ok": 1} and calls(served) == 2
+    served.api.seen.clear()
+    scripted(served, answer(503, {"message": "do not"}, {"Should-Retry": "false"}), answer(body={"ok": 1}))
+    with pytest.raises(ProviderUnavailable, match="do not"):
+        served.client(Told).get("scripted/b")
+    assert calls(served) == 1
+
+
+def test_a_429_the_provider_says_not_to_retry_is_raised_at_once_with_its_retry_after(served: Served) -> None:
+    limited = answer(429, {"message": "too many"}, {"Should-Retry": "false", "Retry-After": "2"})
+    scripted(served, limited, answer(body={"ok": 1}))
+
+    with pytest.raises(ProviderRateLimited, match="too many") as caught:
+        served.client(Told).get("scripted/a")
+
+    assert caught.value.retry_after == 2 and calls(served) == 1 and served.time.sleeps == []
 
 
 def test_a_write_without_an_idempotency_key_is_never_retried_on_5xx(served: Served) -> None:

@@ -23,7 +23,7 @@ from providers.kit.pushes import (
     with_overrides,
     written_record,
 )
-from providers.kit.signatures import base64_signature_matches, hmac_sha256, unverified_claims
+from providers.kit.signatures import base64_signature_matches, hex_signature_matches, hmac_sha256, unverified_claims
 from providers.kit.values import (
     calendar_date,
     decimal,
@@ -125,6 +125,14 @@ def test_hmac_signatures_compare_in_constant_time_and_refuse_malformed_base64() 
     assert base64_signature_matches(base64.b64encode(digest).decode() + "\n", digest)
     assert not base64_signature_matches(base64.b64encode(b"other").decode(), digest)
     assert not base64_signature_matches("not base64!", digest)
+
+
+def test_hex_signatures_compare_in_constant_time_and_refuse_malformed_hex() -> None:
+    digest = hmac_sha256("whsec_key", b"1700000000.{}")
+
+    assert hex_signature_matches(digest.hex().upper(), digest)
+    assert not hex_signature_matches(hmac_sha256("other", b"").hex(), digest)
+    assert not hex_signature_matches("zz" * 32, digest)
 
 
 def test_a_jwts_claims_are_read_and_anything_else_gives_none() -> None:

@@ -1,5 +1,6 @@
 """Declared streams turned into a dlt source (run into duckdb) and into fetches by id, against the crafted API over
-real loopback HTTP; token cursors (a delta link, a sync token) kept in dlt's resource state across runs."""
+real loopback HTTP; change feeds (a delta link, a sync token, a provider's own feed of changes) kept in dlt's resource
+state across runs."""
 
 from __future__ import annotations
 
@@ -11,10 +12,13 @@ import dlt
 import pytest
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from providers.kit.paginators import ChangedSince, NextLink, Offset, PageNumber, PageToken, Stamped
+from providers.kit.paginators import AfterLastRecord, ChangedSince, NextLink, Offset, PageNumber, PageToken, Stamped
 from providers.kit.streams import (
     RESUME_KEY,
     ById,
+    ChangeFeed,
+    Changes,
+    ChangesExpired,
     Child,
     Cursor,
     Stream,
@@ -22,6 +26,7 @@ from providers.kit.streams import (
     build_source,
     fetch_by_ids,
     fields_of,
+    read_listing,
     typed_columns,
 )
 from tests.kit.apis import Served
@@ -49,7 +54,7 @@ DELTA = Stream(
     records="value",
     primary_key="id",
     paginator=NextLink,
-    token=TokenCursor(restart_on=(410,)),
+    feed=TokenCursor(restart_on=(410,)),
     json_columns=AS_JSON,
 )
 SYNCED = Stream(
@@ -58,7 +63,7 @@ SYNCED = Stream(
     records="items",
     primary_key="id",
     paginator=PageToken,
-    token=TokenCursor(param="syncToken", params={}, restart_on=(410,)),
+    feed=TokenCursor(param="syncToken", params={}, restart_on=(410,)),
     json_columns=AS_JSON,
 )
 ISSUED: dict[str, datetime] = {}  # when each /changes token was issued, as a provider's token would say
@@ -68,7 +73,7 @@ CHANGES = Stream(
     records="Items",
     primary_key="id",
     paginator=lambda: Stamped(Offset(4, start=1, offset_param="start", limit_param="max"), "time"),
-    token=TokenCursor(
+    feed=TokenCursor(
         param="since",
         params={},
         records="Changed",
@@ -136,11 +141,11 @@ def test_unknown_entities_are_refused() -> None:
         build_source("kit", (ITEMS,), None, ["items", "journals"], title="Example")
 
 
-def test_a_stream_declares_one_cursor_and_a_token_needs_a_paginator() -> None:
-    with pytest.raises(ValueError, match="not both"):
-        Stream("x", path="x", primary_key="id", paginator=NextLink, cursor=Cursor("u", param="u"), token=TokenCursor())
+def test_a_stream_declares_a_cursor_or_a_change_feed_and_a_token_needs_a_paginator() -> None:
+    with pytest.raises(ValueError, match="a field cursor or a change feed, not both"):
+        Stream("x", path="x", primary_key="id", paginator=NextLink, cursor=Cursor("u", param="u"), feed=TokenCursor())
     with pytest.raises(ValueError, match="comes from a paginator"):
-        Stream("x", path="x", primary_key="id", token=TokenCursor())
+        Stream("x", path="x", primary_key="id", feed=TokenCursor())
     with pytest.raises(ValueError, match="header or as a parameter"):
         Cursor("updated")
 
@@ -262,7 +267,7 @@ def test_a_failed_listing_keeps_the_token_it_started_from(served: Served, pipeli
         records="value",
         primary_key="id",
         paginator=NextLink,
-        token=TokenCursor(),
+        feed=TokenCursor(),
         json_columns=AS_JSON,
     )
     pipeline.run(build_source("kit", (unforgiving,), served.client()))
@@ -360,3 +365,49 @@ def test_published_fields_are_declared_by_type_in_order() -> None:
     ]
     with pytest.raises(ValueError, match="unknown field type 'money'"):
         fields_of("money: total")
+
+
+class VersionFeed(ChangeFeed):
+    """A provider's change feed over the crafted API: its position is the API's version; records changed after it
+    come back, deleted ones as ``{"id", "deleted": true}``; a position before ``kept_from`` is no longer kept."""
+
+    def __init__(self, served: Served, kept_from: int = 0) -> None:
+        self.served, self.kept_from = served, kept_from
+        self.deleted: list[str] = []
+
+    def listing(self, client: Any, stream: Stream) -> Changes:
+        start = {"version": self.served.api.version}
+        return Changes(read_listing(client, stream), lambda: start)
+
+    def changes(self, client: Any, stream: Stream, position: Any, kept_at: float | None) -> Changes:
+        since = int(position["version"])
+        if since < self.kept_from:
+            raise ChangesExpired(f"version {since} is no longer kept")
+        api = self.served.api
+        changed = [dict(r) for r in api.records if r["updated"] > since and r["id"] not in self.deleted]
+        gone = [{"id": record_id, "deleted": True} for record_id in self.deleted]
+        return Changes(iter([changed + gone] if changed or gone else []), lambda: {"version": api.version})
+
+
+def test_a_change_feed_applies_changes_and_deletes_and_lists_everything_when_its_position_expired(
+    served: Served, pipeline: dlt.Pipeline
+) -> None:
+    served.api.add(7)
+    feed = VersionFeed(served)
+    fed = Stream("fed", path="v1/items", records="data", primary_key="id", paginator=lambda: AfterLastRecord(3),
+                 feed=feed, deleted="deleted", json_columns=AS_JSON)  # fmt: skip
+    client = served.client()
+    pipeline.run(build_source("kit", (fed,), client))
+    assert count(pipeline, "fed") == 7 and resume_token(pipeline, "fed") == {"version": 7}
+    served.api.seen.clear()
+    served.api.add(2)
+    feed.deleted.append("r003")
+    pipeline.run(build_source("kit", (fed,), client))
+    assert served.api.asked("/v1/items") == []  # the feed, not the listing
+    assert count(pipeline, "fed") == 8 and resume_token(pipeline, "fed") == {"version": 9}
+    with pipeline.sql_client() as sql:
+        assert sql.execute_sql("SELECT count(*) FROM fed WHERE id = 'r003'")[0][0] == 0
+    feed.kept_from = 100  # the provider no longer keeps changes from version 9
+    pipeline.run(build_source("kit", (fed,), client))
+    assert len(served.api.asked("/v1/items")) == 3  # listed in full again (9 records, 3 a page)
+    assert client.full_listings["fed"] == "fed listed in full: version 9 is no longer kept"

@@ -15,17 +15,17 @@ from jsonschema import Draft202012Validator
 
 import providers.stripe.connection as stripe_connection
 from providers.errors import ProviderAuthError, ProviderRateLimited, ProviderUnavailable
-from providers.sandbox_kit.faults import FaultKnobs, knobs_of
+from providers.sandbox_kit.faults import knobs_of
 from providers.sandbox_kit.serve import ServedApp, free_port
 from providers.schema import defaults_from_schema
 from providers.stripe import PROVIDER
 from providers.stripe.sandbox import (
-    DEMO_ACCOUNT,
     DEMO_ACCOUNT_ID,
     DEMO_RESTRICTED_KEY,
     DEMO_SECRET_KEY,
-    StripeSandboxAccount,
+    StripeSandboxKnobs,
     create_app,
+    demo_sandbox,
 )
 
 SPECS_DIR = Path(os.environ.get("VRTX_PROVIDER_SPECS_DIR", "/work/shared/specs"))
@@ -35,7 +35,7 @@ UNKNOWN_KEY = "sk_test_51VrtxRevoked000003NoLongerValid1234"
 
 class Sandbox(NamedTuple):
     base_url: str
-    state: FaultKnobs
+    state: StripeSandboxKnobs
 
 
 def connect(secret_key: str, base_url: str, *, timeout: float = 5.0) -> Any:
@@ -45,12 +45,11 @@ def connect(secret_key: str, base_url: str, *, timeout: float = 5.0) -> Any:
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    live_account = StripeSandboxAccount(
-        id="acct_1VrtxLive00000002", secret_keys=(LIVE_KEY,), email="owner@live.example"
-    )
-    app = create_app([DEMO_ACCOUNT, live_account])
+    stripe = demo_sandbox()
+    stripe.add_account("", account_id="acct_1VrtxLive00000002", keys=(LIVE_KEY,), email="owner@live.example", live=True)
+    app = create_app(stripe)
     with ServedApp(app) as served:
-        yield Sandbox(served.base_url, knobs_of(app))
+        yield Sandbox(served.base_url, knobs_of(app, StripeSandboxKnobs))
 
 
 def test_stripe_connection_identifies_the_account_behind_a_valid_secret_key(sandbox: Sandbox) -> None:
@@ -60,6 +59,7 @@ def test_stripe_connection_identifies_the_account_behind_a_valid_secret_key(sand
     assert info.external_account_name == "Vrtx Demo Coffee Roasters"
     assert info.details == {
         "livemode": False,
+        "mode": "test",
         "key_type": "secret",
         "country": "GB",
         "default_currency": "gbp",
@@ -199,12 +199,12 @@ def test_stripe_sandbox_answers_a_missing_key_as_stripe_does(sandbox: Sandbox) -
 
 
 def test_stripe_sandbox_answers_unknown_urls_with_stripes_404(sandbox: Sandbox) -> None:
-    response = httpx.get(f"{sandbox.base_url}/v1/customers", headers={"Authorization": f"Bearer {DEMO_SECRET_KEY}"})
+    response = httpx.get(f"{sandbox.base_url}/v1/widgets", headers={"Authorization": f"Bearer {DEMO_SECRET_KEY}"})
 
     assert response.status_code == 404
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
-    assert error["message"].startswith("Unrecognized request URL (GET: /v1/customers).")
+    assert error["message"].startswith("Unrecognized request URL (GET: /v1/widgets).")
 
 
 def test_stripe_sandbox_rate_limit_body_is_stripes(sandbox: Sandbox) -> None:
@@ -220,8 +220,9 @@ def test_stripe_sandbox_rate_limit_body_is_stripes(sandbox: Sandbox) -> None:
 # --- The catalog entry -----------------------------------------------------------------------------------
 
 
-def test_stripe_provider_offers_connect_and_nothing_else_yet() -> None:
-    assert PROVIDER.implemented == frozenset({"connect"})
+def test_stripe_connects_with_a_key_or_through_connect_oauth() -> None:
+    assert "connect" in PROVIDER.implemented
+    assert PROVIDER.auth.oauth2 is not None and PROVIDER.discover_tenants is not None
     assert PROVIDER.connectable
     assert PROVIDER.connection_tester is stripe_connection.test_connection
     assert PROVIDER.api_base_url == "https://api.stripe.com"
@@ -238,7 +239,10 @@ def test_stripe_settings_schema_is_valid_and_its_defaults_validate() -> None:
     defaults: Mapping[str, Any] = defaults_from_schema(PROVIDER.config_schema)
     Draft202012Validator(PROVIDER.config_schema).validate(defaults)
     assert defaults["currency"] == "usd"
-    assert defaults["entities"] == ["customers", "charges", "invoices", "subscriptions", "payments"]
+    assert defaults["entities"] == [
+        "customers", "products", "prices", "invoices", "payment_intents", "charges", "refunds", "subscriptions",
+        "balance_transactions", "payouts",
+    ]  # fmt: skip
 
 
 def _key_tree(value: Any) -> Any:

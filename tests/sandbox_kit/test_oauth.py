@@ -307,3 +307,36 @@ def test_only_refresh_tokens_revoke_where_the_provider_says_so() -> None:
 def test_other_grant_types_are_refused_unless_the_provider_adds_them(xero_like: Toy) -> None:
     assert xero_like.token({"grant_type": "client_credentials"}).json() == {"error": "unauthorized_client"}
     assert xero_like.token({"grant_type": "password"}).json() == {"error": "unsupported_grant_type"}
+
+
+class ShapedServer(ToyServer):
+    """A provider whose token answer has its own shape (Stripe Connect: no expiry, the account named)."""
+
+    def token_answer(self, grant: Grant, body: dict[str, object]) -> dict[str, object]:
+        shaped = {k: v for k, v in body.items() if k != "expires_in"}
+        return {**shaped, "account": grant.tenant_ids[0] if grant.tenant_ids else None}
+
+
+def test_a_provider_shapes_its_token_answer_and_may_serve_its_own_token_endpoint() -> None:
+    clock = ManualClock()
+    server = ShapedServer(clock, ROTATING)
+    server.register("app", "secret", [REDIRECT], "Toy app")
+    app = FastAPI()
+
+    async def prepare(request: Request) -> None:
+        return None
+
+    add_oauth_routes(
+        app, server, threading.RLock(), paths=OAuthPaths("/authorize", None), pages=ConsentPages(), prepare=prepare,
+        user_of=lambda hint: "ada@example.com", error_response=standard_error("toy"),
+    )  # fmt: skip
+    with ServedApp(app) as served:
+        assert httpx.post(served.base_url + "/token", data={"grant_type": "refresh_token"}).status_code == 404
+    request_id, _ = server.begin(
+        {"client_id": "app", "redirect_uri": REDIRECT, "response_type": "code", "scope": "accounting"},
+        "ada@example.com",
+    )
+    _, params = server.decide(request_id, True, ["c1"])
+    form = {"grant_type": "authorization_code", "code": params["code"], "redirect_uri": REDIRECT}
+    answer = server.token(form, ("app", "secret"))
+    assert answer["account"] == "c1" and "expires_in" not in answer and answer["access_token"]

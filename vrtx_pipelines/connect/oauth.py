@@ -97,6 +97,7 @@ def _oauth_client(settings: Settings, provider: Provider, **kwargs: Any) -> OAut
         scope=provider.auth.oauth2.scope_separator.join(provider.auth.oauth2.scopes),
         redirect_uri=redirect_uri(settings, provider.slug),
         code_challenge_method="S256" if provider.auth.oauth2.pkce else None,
+        token_endpoint_auth_method=provider.auth.oauth2.token_auth,
         timeout=settings.http_timeout_s,
         **kwargs,
     )
@@ -400,25 +401,46 @@ def _refresh_failed(
 def revoke(ctx: ConnectionContext, provider: Provider, connection: TenantIntegration) -> bool:
     """Revoke the grant at the provider. Returns False (and logs) if the provider could not be told."""
     oauth = provider.auth.oauth2
-    if oauth is None or not oauth.revoke_url or not connection.credentials:
+    if oauth is None or not connection.credentials:
         return False
     tokens = read_credentials(ctx.vault, connection, provider.slug)
+    if "access_token" not in tokens:
+        return False  # connected with typed credentials (Stripe's key): there is no grant to revoke
+    if oauth.revoke is not None:
+        return _revoke_by_hook(ctx, provider, connection, tokens)
+    if not oauth.revoke_url:
+        return False
     token = tokens.get("refresh_token") or tokens.get("access_token")
     url = ctx.settings.provider_url(provider.slug, oauth.revoke_url)
     try:
         with _oauth_client(ctx.settings, provider) as client:
-            if oauth.revoke_as_json:  # HTTP Basic client authentication, as for the token endpoint
-                client_id, client_secret = _client_credentials(ctx.settings, provider)
-                basic = httpx.BasicAuth(client_id, client_secret or "")
-                response = client.post(url, json={"token": token}, auth=basic, headers={"Accept": "application/json"})
-            else:
-                response = client.revoke_token(
-                    url, token=token, token_type_hint="refresh_token" if tokens.get("refresh_token") else "access_token"
-                )
+            response = client.revoke_token(
+                url, token=token, token_type_hint="refresh_token" if tokens.get("refresh_token") else "access_token"
+            )
             response.raise_for_status()
     except (OAuthError, httpx.HTTPError) as exc:
         log.warning(
             "revocation failed provider=%s tenant=%s error=%s", provider.slug, connection.tenant_id, type(exc).__name__
         )
+        return False
+    return True
+
+
+def _revoke_by_hook(
+    ctx: ConnectionContext, provider: Provider, connection: TenantIntegration, tokens: Mapping[str, Any]
+) -> bool:
+    """The provider's own revocation (Intuit's JSON body, Stripe Connect's deauthorize); False (logged) when it
+    could not be done."""
+    assert provider.auth.oauth2 is not None and provider.auth.oauth2.revoke is not None
+    client_id, client_secret = _client_credentials(ctx.settings, provider)
+    app = {"client_id": client_id, **({"client_secret": client_secret} if client_secret else {})}
+    account = (connection.meta or {}).get("external_account_id")
+    try:
+        with ctx.client_factory(ctx.settings) as client:
+            provider.auth.oauth2.revoke(
+                client, lambda url: ctx.settings.provider_url(provider.slug, url), app, tokens, account
+            )
+    except ProviderError as exc:
+        log.warning("revocation failed provider=%s tenant=%s error=%s", provider.slug, connection.tenant_id, exc.code)
         return False
     return True

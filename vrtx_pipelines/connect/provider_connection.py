@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
 
-from providers.base import Provider, ProviderConnection
+from providers.base import AuthType, Provider, ProviderConnection
 from providers.kit.governor import RateGovernor
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect import oauth
@@ -37,8 +38,10 @@ def provider_connection(
 ) -> ProviderConnection:
     connection = ctx.session.get_one(TenantIntegration, connection_id)
     meta = connection.meta or {}
-    oauth_based = provider.auth.oauth2 is not None
-    credentials = {} if oauth_based else read_credentials(ctx.vault, connection, provider.slug)
+    stored = read_credentials(ctx.vault, connection, provider.slug)
+    oauth_based = connected_by_oauth(provider, stored)
+    credentials = {} if oauth_based else stored
+    app = ctx.settings.oauth_clients.get(provider.slug, {}) if oauth_based else {}
     # A pull pages several resources at once, each from its own thread, and every call reads the token through
     # this one session: a Session is not thread-safe, so the threads take turns.
     session_turn = threading.Lock()
@@ -51,7 +54,7 @@ def provider_connection(
 
     def refused(reason: str) -> None:
         with session_turn:
-            credentials_refused(ctx, provider, connection_id, reason)
+            credentials_refused(ctx, provider, connection_id, reason, oauth_based=oauth_based)
 
     return ProviderConnection(
         http=http,
@@ -62,16 +65,19 @@ def provider_connection(
         governor=governor,
         credentials={k: str(v) for k, v in credentials.items()},
         credentials_refused=refused,
+        app_credentials={k: str(app[k]) for k in ("client_id", "client_secret") if app.get(k)},
     )
 
 
-def credentials_refused(ctx: ConnectionContext, provider: Provider, connection_id: int, reason: str) -> None:
+def credentials_refused(
+    ctx: ConnectionContext, provider: Provider, connection_id: int, reason: str, *, oauth_based: bool
+) -> None:
     """Mark a connection whose credentials the provider refuses even after a refresh, once, and commit (the run
-    that noticed is about to fail, and its rollback must not take this with it)."""
+    that noticed is about to fail, and its rollback must not take this with it). ``oauth_based``: the connection
+    holds a grant (expired: reconnect) rather than typed credentials (an error: a new key)."""
     connection = ctx.session.get_one(TenantIntegration, connection_id, populate_existing=True)
     if connection.status not in (Status.CONNECTED, Status.ERROR):
         return  # already expired (a refused refresh), disconnected meanwhile, or still being chosen
-    oauth_based = provider.auth.oauth2 is not None
     connection.status = Status.EXPIRED if oauth_based else Status.ERROR
     message = f"{provider.name} refused the connection's credentials: {reason}. Reconnect it."
     connection.last_error = message
@@ -80,3 +86,11 @@ def credentials_refused(ctx: ConnectionContext, provider: Provider, connection_i
     record_event(ctx.session, connection.tenant_id, event, provider.slug, {"integration": provider.slug, key: message})
     ctx.session.commit()
     log.warning("credentials refused provider=%s tenant=%s: %s", provider.slug, connection.tenant_id, reason)
+
+
+def connected_by_oauth(provider: Provider, stored: Mapping[str, Any]) -> bool:
+    """Whether a connection holds an OAuth grant: always for an OAuth provider; for one that takes a key or OAuth
+    (Stripe), when what is stored is a grant's tokens rather than the typed credentials."""
+    if provider.auth.type is AuthType.OAUTH2:
+        return True
+    return provider.auth.oauth2 is not None and "access_token" in stored

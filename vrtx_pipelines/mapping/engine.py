@@ -34,6 +34,7 @@ from vrtx_pipelines.mapping.fields import (
     valid_vrtx_path,
 )
 from vrtx_pipelines.mapping.formula import Formula, compile_formula
+from vrtx_pipelines.records.canonical import Deleted
 
 Direction = Literal["pull", "push"]
 
@@ -104,9 +105,10 @@ class EntityMappings:
         self, raw: Mapping[str, Any], record: BaseModel, unmatched: list[int] | None = None
     ) -> tuple[BaseModel, list[MappingProblem]]:
         """The provider mapper's record with the pull mappings applied (values from the raw provider row).
-        ``unmatched`` collects the mappings that yielded no value (a lookup without a match or default). A deleted
-        record (``records.canonical.Deleted``) has no fields to map."""
-        if getattr(record, "deleted", None) is True:
+        ``unmatched`` collects the mappings that yielded no value (a lookup without a match or default). A tombstone
+        (``records.canonical.Deleted``: an id and a time) has no fields to map; a whole record the provider deleted
+        (Stripe's) is mapped as any other."""
+        if isinstance(record, Deleted):
             return record, []
         problems: list[MappingProblem] = []
         updates: dict[str, Any] = {}

@@ -195,7 +195,8 @@ def refresh_expiring_tokens(context: OpExecutionContext) -> None:
         for connection_id, slug in rows:
             connection = session.get_one(TenantIntegration, connection_id)
             tokens = read_credentials(vault, connection, slug)
-            if tokens.get("expires_at", 0) - time.time() > REFRESH_AHEAD_S:
+            # A connection made with a key (Stripe takes a key or OAuth) has no token to refresh.
+            if "access_token" not in tokens or tokens.get("expires_at", 0) - time.time() > REFRESH_AHEAD_S:
                 continue
             ctx = ConnectionContext(session=session, vault=vault, settings=settings)
             try:

@@ -12,7 +12,7 @@ state, and decides whether dlt would load anything:
 When nothing is new, the sync is done: no dlt, no canonical apply. When something is, the listings already read
 are handed to dlt (``Replay``) so no call is made twice. The probe declines (None: run dlt as before) whenever it
 cannot decide exactly: a full sync, no local dlt state (first sync, or a machine that never pulled this tenant),
-packages dlt has yet to load, or a stream kept by a provider token.
+packages dlt has yet to load, or a stream followed by a change feed (a provider token, Stripe's events).
 """
 
 from __future__ import annotations
@@ -97,8 +97,8 @@ def probe(
     """
     by_name = {stream.name: stream for stream in streams}
     chosen = [by_name[name] for name in selected]
-    if any(stream.token is not None for stream in chosen):
-        return None
+    if any(stream.feed is not None for stream in chosen):
+        return None  # a change feed's position moves as it is read: only the resource itself can read it
     cursors = last_values(state, source_name)
     if any(stream.cursor is not None and stream.name not in cursors for stream in chosen):
         return None  # a resource dlt never loaded: its first listing is a full one

@@ -47,7 +47,8 @@ class RecordSpool:
         return _capture
 
     def count(self, entity: str) -> Callable[[Any], Any]:
-        """Rows of an entity with no canonical form at all (QuickBooks' tax codes) are only counted."""
+        """Rows of an entity with no canonical form at all (QuickBooks' tax codes, Stripe's prices and payouts) are
+        only counted: nothing to spool."""
 
         def _count(item: Any) -> Any:
             self.rows[entity] = self.rows.get(entity, 0) + 1

@@ -50,8 +50,8 @@ class Pulled:
 
 
 def incremental_cursors(pipeline: Any, source_name: str) -> dict[str, Any]:
-    """Each resource's incremental ``last_value`` as dlt keeps it in the pipeline state, or the token a token
-    cursor resumes from (QuickBooks' change data capture time, Graph's delta link)."""
+    """Each resource's incremental ``last_value`` as dlt keeps it in the pipeline state, or the position its change
+    feed resumes from (QuickBooks' change data capture time, Graph's delta link, Stripe's last event)."""
     resources = pipeline.state.get("sources", {}).get(source_name, {}).get("resources", {})
     cursors: dict[str, Any] = {}
     for name, state in resources.items():
@@ -180,7 +180,7 @@ def _load(
                 continue
             resource = source.resources[stream.name]
             resource.add_map(spool.capture(stream.name) if stream.name in spec.mappers else spool.count(stream.name))
-            if stream.cursor is None and stream.token is None:
+            if not stream.incremental:
                 rows = whole[stream.name] = []
                 source.resources[stream.name].add_map(_keep(rows))
         pipeline = pipeline_for(settings, provider.slug, tenant_id)

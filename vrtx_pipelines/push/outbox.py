@@ -49,10 +49,10 @@ class PushStatus:
 # Connections a push may go out on: an errored one may have recovered (pulls treat it the same way).
 PUSHABLE = (Status.CONNECTED, Status.ERROR)
 # Operations that create at the provider, and so need the VRTX id the entity link is recorded under.
-CREATING = frozenset({"create", "upsert"})
+CREATING = frozenset({"create", "upsert", "collect"})  # collect makes the provider's object that collects it
 # Operations that name a record rather than carry it (archive a contact, void or delete an invoice, approve one):
 # the CRM may send just ``id`` or ``external_id``, and they are never judged field by field for conflicts.
-REFERENCE_OPERATIONS = frozenset({"archive", "delete", "void", "approve"})
+REFERENCE_OPERATIONS = frozenset({"archive", "delete", "void", "approve", "cancel"})
 _REFERENCE_KEYS = frozenset({"id", "external_id", "updated_at"})
 
 

@@ -40,11 +40,17 @@ class CanonicalModel(BaseModel):
     # The provider's version of the record where writes must name it (QuickBooks' SyncToken): a push of an update
     # sends the version it was based on, and the provider refuses it when the record changed since.
     version: str | None = Field(default=None, description="The provider's version of the record, if it keeps one.")
+    # True when the provider deleted the record, whichever way it says so (QuickBooks' change data capture
+    # tombstones, Stripe's ``*.deleted`` events): the one flag the records store and API read. None, not False,
+    # otherwise, so records of providers that never delete keep their hash.
+    deleted: bool | None = Field(default=None, description="The provider deleted this record.")
 
 
 class Deleted(CanonicalModel):
-    """A record the provider deleted (QuickBooks' change data capture lists it as ``status: Deleted`` with its id
-    and time only): the records API shows it as deleted. Mappers return it for any entity."""
+    """A deleted record of any entity of which the provider says no more than its id and time (QuickBooks' change
+    data capture lists it as ``status: Deleted``): ``deleted`` as on every canonical record, with nothing else to
+    show. A provider whose deletion carries the whole record (Stripe's ``*.deleted`` events) maps it as usual, with
+    ``deleted=True``. Mappers return it for any entity."""
 
     deleted: Literal[True] = True
 
@@ -100,6 +106,9 @@ class Invoice(CanonicalModel):
     total: Decimal | None = None
     amount_due: Decimal | None = None
     reference: str | None = None
+    payment_url: str | None = Field(
+        default=None, description="Where the customer pays it: the provider's hosted invoice page or payment link."
+    )
 
 
 class InvoicePayment(CanonicalModel):
@@ -132,3 +141,45 @@ class Account(CanonicalModel):
     name: str
     type: str
     is_active: bool = True
+
+
+class SubscriptionItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    price_id: str
+    product_id: str | None = None
+    quantity: int = 1
+    unit_amount: int | None = Field(default=None, description="Per unit and interval, in minor units.")
+    interval: Literal["day", "week", "month", "year"] = "month"
+    interval_count: int = 1
+
+
+class Subscription(CanonicalModel):
+    """A recurring charge of a customer: what it is for (``plan``), where it stands, its current period and its
+    monthly recurring revenue in integer minor units of its currency (JPY has none: yen)."""
+
+    contact_id: str
+    plan: str = Field(
+        default="", description="What is subscribed to: the first item's price nickname, else its product."
+    )
+    status: Literal[
+        "incomplete", "incomplete_expired", "trialing", "active", "past_due", "canceled", "unpaid", "paused"
+    ] = "active"
+    currency: str = Field(min_length=3, max_length=3)
+    current_period_start: datetime | None = None
+    current_period_end: datetime | None = None
+    mrr: int = Field(default=0, description="Monthly recurring revenue in minor units: 0 once canceled.")
+    cancel_at_period_end: bool = False
+    canceled_at: datetime | None = None
+    items: list[SubscriptionItem] = Field(default_factory=list)
+
+
+class Refund(CanonicalModel):
+    """Money given back on a payment: ``payment_id`` is the provider's payment (Stripe: a payment intent or charge);
+    ``amount`` None refunds what is left of it."""
+
+    payment_id: str
+    amount: Decimal | None = None
+    currency: str | None = Field(default=None, min_length=3, max_length=3)
+    status: str | None = None
+    reason: str | None = None

@@ -183,15 +183,20 @@ class WebhookApplier:
                 connection = provider_connection(ctx, provider, batch.connection_id, http, governor)
                 client = provider.client(connection, retry=GIVE_UP_FAST)  # the targeted pull follows anyway
                 ids_by_entity = _resource_ids(batch, connection)
+                carried = _carried_records(batch, connection)
                 results = []
                 for entity in batch.entities:
                     ids = ids_by_entity.get(entity)
-                    if not ids or entity not in provider.pulls.mappers or entity not in provider.pulls.fetchable:
+                    if not ids or entity not in provider.pulls.mappers:
                         continue
-                    # No transaction stays open across the provider call (on SQLite it would hold writers off).
-                    session.commit()
-                    rows = fetch_by_ids(provider.pulls.streams, client, entity, ids)
-                    results.append(self._apply_entity(session, provider, batch, entity, rows))
+                    rows = list(carried.get(entity, {}).values())
+                    missing = [i for i in ids if i not in carried.get(entity, {})]
+                    if missing and entity in provider.pulls.fetchable:
+                        # No transaction stays open across the provider call (on SQLite it would hold writers off).
+                        session.commit()
+                        rows += fetch_by_ids(provider.pulls.streams, client, entity, missing)
+                    if rows:
+                        results.append(self._apply_entity(session, provider, batch, entity, rows))
             return results
         finally:
             session.close()
@@ -244,6 +249,28 @@ def _resource_ids(batch: Batch, connection: ProviderConnection) -> dict[str, lis
         for entity in event.entities:
             wanted.setdefault(entity, {})[event.external_id] = None
     return {entity: list(ids) for entity, ids in wanted.items()}
+
+
+def _carried_records(batch: Batch, connection: ProviderConnection) -> dict[str, dict[str, Mapping[str, Any]]]:
+    """Entity -> id -> the record the events carried (Stripe's event object), the newest event's per id: several
+    events of one record in a batch leave the last change, whatever order they were delivered in. Applying keeps
+    a newer stored copy (the record's version is the event's time)."""
+    ours = connection.external_tenant_id
+    carried: dict[str, dict[str, tuple[Any, Mapping[str, Any]]]] = {}
+    for event in batch.events:
+        organisation = event.external_tenant_id
+        if (
+            event.record is None
+            or not event.entity
+            or not event.external_id
+            or (organisation and ours and organisation != ours)
+        ):
+            continue
+        stamp = event.occurred_at.timestamp() if event.occurred_at else 0.0
+        known = carried.setdefault(event.entity, {}).get(event.external_id)
+        if known is None or known[0] <= stamp:
+            carried[event.entity][event.external_id] = (stamp, event.record)
+    return {entity: {i: record for i, (_, record) in found.items()} for entity, found in carried.items()}
 
 
 def _last_change(session: Session, connection_id: int) -> int:

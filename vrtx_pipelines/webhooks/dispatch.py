@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from dagster import (
     AssetKey,
@@ -60,6 +61,7 @@ class ClaimedEvent:
     external_tenant_id: str | None  # the provider account (Xero organisation) it belongs to
     entity: str | None = None  # the pull entity the changed record belongs to
     occurred_at: datetime | None = None  # when the provider says the change happened
+    record: dict[str, Any] | None = None  # the changed record, when the event carried all of it
 
 
 @dataclass(frozen=True)
@@ -182,13 +184,16 @@ def _claim(
         .returning(
             inbox.c.id, payload["entities"], payload["external_id"].as_string(),
             payload["external_tenant_id"].as_string(), payload["entity"].as_string(),
-            payload["occurred_at"].as_string(),
+            payload["occurred_at"].as_string(), payload["record"],
         )
     )  # fmt: skip
     events = [
-        ClaimedEvent(i, tuple(entities or ()), external_id, org, entity, parse_time(occurred_at))
-        for i, entities, external_id, org, entity, occurred_at in claimed
-    ]
+        ClaimedEvent(
+            i, tuple(entities or ()), external_id, org, entity, parse_time(occurred_at),
+            record if isinstance(record, dict) else None,
+        )
+        for i, entities, external_id, org, entity, occurred_at, record in claimed
+    ]  # fmt: skip
     return sorted(events, key=lambda event: event.inbox_id)
 
 

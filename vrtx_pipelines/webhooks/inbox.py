@@ -219,6 +219,8 @@ def _inbox_row(provider: Provider, connection_id: int, event: WebhookEvent, now:
             "external_tenant_id": event.external_tenant_id,
             "occurred_at": event.occurred_at.isoformat() if event.occurred_at else None,
             "data": dict(event.data),
+            # The changed record itself when the event carries all of it (Stripe): applied without a fetch.
+            "record": dict(event.record) if event.record is not None else None,
         },
     }
 

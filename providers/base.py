@@ -373,7 +373,8 @@ class Provider:
     # ("providers.xero.sandbox:create_app", loaded by providers.sandbox_kit.serve.load_sandbox), so that importing
     # a provider imports neither its sandbox nor the web framework.
     sandbox: str | None = None
-    # Credentials the sandbox accepts, so `vrtx dev` can connect its demo tenant with no provider account.
+    # Credentials the sandbox accepts for the primary auth type (the demo OAuth app for OAuth2, else the connection's
+    # fields), so `vrtx dev` can connect its demo tenant with no provider account.
     sandbox_credentials: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

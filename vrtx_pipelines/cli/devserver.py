@@ -18,6 +18,7 @@ import httpx
 from dagster import DagsterInstance
 from sqlalchemy.engine import make_url
 
+from providers.base import AuthType
 from providers.sandbox_kit.serve import ServedApp
 from vrtx_pipelines.cli.activity import ActivityFeed, start_feed
 from vrtx_pipelines.cli.devlog import Terminal, pump
@@ -120,7 +121,7 @@ def connect_demo_tenant(settings: Settings, tenant_id: str) -> list[str]:
                 continue
             existing = get_connection(session, tenant_id, provider.slug)
             if existing is None or existing.status != Status.CONNECTED:
-                if provider.auth.oauth2 is not None:
+                if provider.auth.type is AuthType.OAUTH2:
                     consent_in_sandbox(ctx, tenant_id, provider)
                 else:
                     connect_with_credentials(ctx, tenant_id, provider, provider.sandbox_credentials)
@@ -184,7 +185,7 @@ def _run_platform(
         sandbox_apps = {
             slug: dict(providers[slug].sandbox_credentials)
             for slug in served
-            if providers[slug].auth.oauth2 is not None and providers[slug].sandbox_credentials
+            if providers[slug].auth.type is AuthType.OAUTH2 and providers[slug].sandbox_credentials
         }
         settings = settings.model_copy(
             update={"provider_base_urls": base_urls, "oauth_clients": {**sandbox_apps, **settings.oauth_clients}}

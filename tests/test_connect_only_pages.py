@@ -66,6 +66,14 @@ def test_a_connect_only_integration_shows_only_what_its_connection_can_do(
     after = api.get("/api/v1/integrations/twilio/settings", headers=bearer(acme)).json()["settings"]
     assert after == {**before, **shown}
 
+    # An optional field left empty is unset, not an empty string checked against its pattern.
+    cleared = post_form(
+        api, "/marketplace/twilio/settings", [("default_from_number", "+14155552671"), ("messaging_service_sid", "")]
+    )
+    assert cleared.status_code == 303, cleared.text
+    settled = api.get("/api/v1/integrations/twilio/settings", headers=bearer(acme)).json()["settings"]
+    assert "messaging_service_sid" not in settled and settled["default_from_number"] == "+14155552671"
+
 
 def test_an_integration_that_syncs_keeps_every_tab(api: TestClient, acme: str, settings: Settings) -> None:
     connect_xero(settings, "acme")

@@ -112,8 +112,9 @@ def parse_settings(schema: Mapping[str, Any], form: Form) -> tuple[dict[str, Any
                 unreadable[name] = "Enter a whole number" + (
                     f" from {spec['minimum']} to {spec['maximum']}" if "minimum" in spec and "maximum" in spec else ""
                 )
-        else:
-            values[name] = form.get(name)
+        elif raw := form.get(name):
+            values[name] = raw
+        # else left empty: the setting is unset (its default applies), not an empty string checked against a pattern
     return values, unreadable
 
 

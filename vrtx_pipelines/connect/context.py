@@ -3,6 +3,7 @@ vault, settings, how to reach providers), and finding a tenant's connection."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -10,12 +11,16 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from providers.base import Provider
 from vrtx_pipelines.catalog import integration_row
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect.http import provider_client
 from vrtx_pipelines.credentials.vault import Vault
 from vrtx_pipelines.db.models import TenantIntegration
 from vrtx_pipelines.errors import NotConnected, UnknownIntegration
+from vrtx_pipelines.events.record import EventType, record_event
+
+log = logging.getLogger(__name__)
 
 
 class Status:
@@ -52,3 +57,17 @@ def require_connection(session: Session, tenant_id: str, slug: str) -> TenantInt
     if connection is None or connection.status == Status.DISCONNECTED:
         raise NotConnected(f"{slug} is not connected for this tenant")
     return connection
+
+
+def mark_unusable(
+    session: Session, connection: TenantIntegration, provider: Provider, message: str, *, expired: bool
+) -> None:
+    """Record that a connection's credentials no longer work, with its event, and commit (the caller is about to
+    fail, and its rollback must not take this with it). ``expired``: a grant died (reconnect) rather than typed
+    credentials being refused (an error: a new key)."""
+    connection.status = Status.EXPIRED if expired else Status.ERROR
+    connection.last_error = message
+    event, key = (EventType.INTEGRATION_EXPIRED, "reason") if expired else (EventType.INTEGRATION_ERROR, "error")
+    record_event(session, connection.tenant_id, event, provider.slug, {"integration": provider.slug, key: message})
+    session.commit()
+    log.warning("connection unusable provider=%s tenant=%s: %s", provider.slug, connection.tenant_id, message)

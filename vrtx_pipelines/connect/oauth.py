@@ -31,7 +31,7 @@ from providers.errors import ProviderAuthError, ProviderError, ProviderUnavailab
 from providers.schema import defaults_from_schema
 from vrtx_pipelines.catalog import integration_row
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.connect.context import ConnectionContext, Status, get_connection
+from vrtx_pipelines.connect.context import ConnectionContext, Status, get_connection, mark_unusable
 from vrtx_pipelines.credentials.stored import oauth_verifier_context, read_credentials, store_credentials
 from vrtx_pipelines.db.models import OAuthState, TenantIntegration, utcnow
 from vrtx_pipelines.errors import IntegrationError, IntegrationNotAvailable, NotFound, ValidationFailed
@@ -384,17 +384,7 @@ def _refresh(
 def _refresh_failed(
     ctx: ConnectionContext, provider: Provider, connection: TenantIntegration, reason: str
 ) -> dict[str, Any]:
-    connection.status = Status.EXPIRED
-    connection.last_error = reason
-    record_event(
-        ctx.session,
-        connection.tenant_id,
-        EventType.INTEGRATION_EXPIRED,
-        provider.slug,
-        {"integration": provider.slug, "reason": reason},
-    )
-    ctx.session.commit()
-    log.warning("connection expired provider=%s tenant=%s reason=%s", provider.slug, connection.tenant_id, reason)
+    mark_unusable(ctx.session, connection, provider, reason, expired=True)
     raise ConnectionExpired(f"the {provider.name} connection has expired: {reason}. Reconnect it.")
 
 

@@ -17,10 +17,9 @@ from providers.base import AuthType, Provider, ProviderConnection
 from providers.kit.governor import RateGovernor
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect import oauth
-from vrtx_pipelines.connect.context import ConnectionContext, Status
+from vrtx_pipelines.connect.context import ConnectionContext, Status, mark_unusable
 from vrtx_pipelines.credentials.stored import read_credentials
 from vrtx_pipelines.db.models import TenantIntegration
-from vrtx_pipelines.events.record import EventType, record_event
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +77,8 @@ def credentials_refused(
     connection = ctx.session.get_one(TenantIntegration, connection_id, populate_existing=True)
     if connection.status not in (Status.CONNECTED, Status.ERROR):
         return  # already expired (a refused refresh), disconnected meanwhile, or still being chosen
-    connection.status = Status.EXPIRED if oauth_based else Status.ERROR
     message = f"{provider.name} refused the connection's credentials: {reason}. Reconnect it."
-    connection.last_error = message
-    event = EventType.INTEGRATION_EXPIRED if oauth_based else EventType.INTEGRATION_ERROR
-    key = "reason" if oauth_based else "error"
-    record_event(ctx.session, connection.tenant_id, event, provider.slug, {"integration": provider.slug, key: message})
-    ctx.session.commit()
-    log.warning("credentials refused provider=%s tenant=%s: %s", provider.slug, connection.tenant_id, reason)
+    mark_unusable(ctx.session, connection, provider, message, expired=oauth_based)
 
 
 def connected_by_oauth(provider: Provider, stored: Mapping[str, Any]) -> bool:

@@ -3,6 +3,8 @@ external id, number real changes only, and never let an older copy overwrite a n
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +12,11 @@ from sqlalchemy import select
 
 from tests.helpers import make_tenant
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.db.models import CanonicalRecord, Integration, TenantIntegration
+from vrtx_pipelines.connect.context import ConnectionContext
+from vrtx_pipelines.connect.purge import purge_rows
+from vrtx_pipelines.db.models import CanonicalRecord, Integration, Status, TenantIntegration
 from vrtx_pipelines.db.session import engine_for, session_scope
+from vrtx_pipelines.errors import ConnectionGone
 from vrtx_pipelines.platform import prepare_database
 from vrtx_pipelines.records.canonical import content_hash
 from vrtx_pipelines.records.store import apply_records, apply_spool, spool_line
@@ -95,3 +100,41 @@ def test_a_spooled_record_arrives_exactly_as_captured_on_either_database(setting
     with session_scope(engine) as session:  # the same content again is no change
         report = apply_spool(session, connection_id, "contacts", _spool(tmp_path / "again.tsv", awkward))
     assert (report.changed, report.unchanged) == (0, 1)
+
+
+def test_a_pull_whose_connection_is_purged_while_it_waits_for_the_lock_writes_nothing_back(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """A purge takes the connection's lock first; the pull's apply waiting behind it must not write the records
+    back once the purge commits (on either write path)."""
+    connection_id = _connection(settings)
+    engine = engine_for(settings.sqlalchemy_url)
+    record = _contact("Purged Ltd", "2026-11-26T10:00:00+00:00")
+    outcomes: dict[str, BaseException | None] = {}
+
+    def pull(path: str) -> None:
+        try:
+            with session_scope(engine) as session:
+                if path == "rows":
+                    apply_records(session, connection_id, "contacts", [record])
+                else:
+                    apply_spool(session, connection_id, "contacts", _spool(tmp_path / "pull.tsv", record))
+            outcomes[path] = None
+        except BaseException as exc:  # noqa: BLE001 -- handed to the test's thread
+            outcomes[path] = exc
+
+    for path in ("rows", "spool"):
+        with session_scope(engine) as purge:
+            connection = purge.get_one(TenantIntegration, connection_id)
+            purge_rows(ConnectionContext(session=purge, vault=None, settings=settings), connection)  # type: ignore[arg-type]
+            connection.status = Status.DISCONNECTED
+            purge.flush()
+            waiting = threading.Thread(target=pull, args=(path,))
+            waiting.start()
+            time.sleep(0.5)  # the apply is now blocked on the purge's lock
+            assert waiting.is_alive(), "the apply did not wait for the purge"
+        waiting.join(30)
+        assert isinstance(outcomes[path], ConnectionGone), outcomes[path]
+        assert _stored(settings) == []
+        with session_scope(engine) as session:
+            session.get_one(TenantIntegration, connection_id).status = Status.CONNECTED

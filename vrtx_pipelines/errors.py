@@ -41,6 +41,12 @@ class Conflict(IntegrationError):
     http_status = 409
 
 
+class ConnectionGone(Conflict):
+    """The connection was disconnected while a sync of it ran."""
+
+    code = "connection_disconnected"
+
+
 class IntegrationNotAvailable(Conflict):
     """The integration is in the catalog but this flow is not built for it yet."""
 

@@ -16,18 +16,12 @@ from vrtx_pipelines.catalog import integration_row
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect.http import provider_client
 from vrtx_pipelines.credentials.vault import Vault
+from vrtx_pipelines.db.models import Status as Status  # re-exported: where the connection code has always found it
 from vrtx_pipelines.db.models import TenantIntegration
 from vrtx_pipelines.errors import NotConnected, UnknownIntegration
 from vrtx_pipelines.events.record import EventType, record_event
 
 log = logging.getLogger(__name__)
-
-
-class Status:
-    CONNECTED = "connected"
-    DISCONNECTED = "disconnected"
-    ERROR = "error"
-    EXPIRED = "expired"
 
 
 ClientFactory = Callable[[Settings], httpx.Client]

@@ -34,6 +34,16 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 # Integer ids on SQLite (its rowid alias); BIGSERIAL-sized on PostgreSQL for the high-volume tables.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
+
+class Status:
+    """A connection's ``status``."""
+
+    CONNECTED = "connected"
+    DISCONNECTED = "disconnected"
+    ERROR = "error"
+    EXPIRED = "expired"
+
+
 NAMING = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",

@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session
 
 from vrtx_pipelines import cursors
 from vrtx_pipelines.db.locks import lock_connection
-from vrtx_pipelines.db.models import CanonicalRecord, EntityLink, table_of, utcnow
+from vrtx_pipelines.db.models import CanonicalRecord, EntityLink, Status, table_of, utcnow
+from vrtx_pipelines.errors import ConnectionGone
 from vrtx_pipelines.records.canonical import content_hash, record_line
 
 BATCH = 2000
@@ -44,12 +45,19 @@ def canonical_json(model: BaseModel) -> dict[str, Any]:
     return data
 
 
+def lock_synced_connection(session: Session, connection_id: int) -> None:
+    """``lock_connection`` for writers of synced data: a connection disconnected meanwhile (a purge that took the
+    lock first) takes nothing back."""
+    if lock_connection(session, connection_id) == Status.DISCONNECTED:
+        raise ConnectionGone("the connection was disconnected while this sync ran: nothing of it was kept")
+
+
 def apply_records(
     session: Session, connection_id: int, entity_type: str, items: Iterable[Mapping[str, Any]]
 ) -> ApplyReport:
     """Upsert canonical records (``canonical_json`` of a model) by external id; a new change number only for
     a real change."""
-    lock_connection(session, connection_id)
+    lock_synced_connection(session, connection_id)
     next_seq = (
         session.scalar(
             select(func.coalesce(func.max(CanonicalRecord.change_seq), 0)).where(
@@ -166,7 +174,7 @@ def apply_spool(session: Session, connection_id: int, entity_type: str, path: Pa
     """
     if session.get_bind().dialect.name != "postgresql":
         return apply_records(session, connection_id, entity_type, _spooled_records(path))
-    lock_connection(session, connection_id)
+    lock_synced_connection(session, connection_id)
     raw: Any = session.connection().connection.dbapi_connection  # psycopg2: COPY is not in the DB-API
     with raw.cursor() as cursor, path.open("rb") as handle:
         cursor.execute(_STAGE_DDL)

@@ -8,6 +8,8 @@ holds (``vrtx_pipelines.connect.revocation``).
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import httpx
@@ -16,6 +18,7 @@ from dagster import DagsterInstance
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from providers.sandbox_kit.faults import knobs_of
 from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, XeroSandbox
 from tests.helpers import bearer, make_tenant
@@ -199,3 +202,41 @@ def test_an_organisation_disconnected_at_xero_turns_the_connection_expired_even_
     assert last_event(settings, "a").event_type == "integration.expired"
     with pytest.raises(IntegrationError, match="expired"):
         sync_contacts(settings, instance, "a")  # no further calls on a dead grant
+
+
+def test_a_disconnect_racing_another_tenants_connect_with_the_same_grant_leaves_the_new_connection_working(
+    api: TestClient, settings: Settings, xero: Xero, instance: DagsterInstance
+) -> None:
+    if not settings.uses_postgres:
+        pytest.skip("the integration's row lock is PostgreSQL's: SQLite runs one writer at a time")
+    sandbox, served, org = xero
+    tokens = {tenant: make_tenant(settings, tenant) for tenant in ("a", "b")}
+    connect_xero(settings, "a")
+    knobs = knobs_of(served.app)
+    before, failed = knobs.request_count, []
+
+    def connect_b() -> None:
+        try:
+            connect_xero(settings, "b")  # the same Xero user: the same grant as a's
+        except BaseException as exc:  # noqa: BLE001 -- handed to the test's thread
+            failed.append(exc)
+
+    knobs.latency_s = 1.5
+    connecting = threading.Thread(target=connect_b)
+    connecting.start()
+    # Authorise, consent and the code exchange answered, the organisations being discovered: b's grant is issued
+    # and not yet stored when a's disconnect decides whether anyone else holds it.
+    deadline = time.monotonic() + 30
+    while knobs.request_count < before + 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    gone = api.delete("/api/v1/integrations/xero/disconnect", headers=bearer(tokens["a"]))
+    connecting.join(60)
+    knobs.latency_s = 0
+
+    assert not failed and gone.status_code == 200, (failed, gone.text)
+    assert last_event(settings, "a").payload["revoked_at_provider"] is False
+    _, b_tokens = stored(settings, "b")
+    assert refreshes(served, b_tokens["refresh_token"])
+    sync_contacts(settings, instance, "b")
+    assert status(api, tokens["b"])["status"] == "connected"
+    assert len(all_records(api, tokens["b"], "contacts")) == sandbox.count(org, "contacts")

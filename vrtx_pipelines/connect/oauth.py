@@ -33,6 +33,7 @@ from vrtx_pipelines.catalog import integration_row
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect.context import ConnectionContext, Status, get_connection, mark_unusable
 from vrtx_pipelines.credentials.stored import oauth_verifier_context, read_credentials, store_credentials
+from vrtx_pipelines.db.locks import lock_integration
 from vrtx_pipelines.db.models import OAuthState, TenantIntegration, utcnow
 from vrtx_pipelines.errors import IntegrationError, IntegrationNotAvailable, NotFound, ValidationFailed
 from vrtx_pipelines.events.record import EventType, record_event
@@ -221,6 +222,12 @@ def complete_authorization(ctx: ConnectionContext, provider: Provider, params: M
         else None
     )
     token_url = ctx.settings.provider_url(provider.slug, provider.auth.oauth2.token_url)
+    integration = integration_row(ctx.session, provider.slug)
+    assert integration is not None
+    if ctx.session.get_bind().dialect.name == "postgresql":
+        # Held from before the grant is issued until it is stored: another tenant's disconnect deciding whether
+        # the grant is shared (``revocation``) waits, instead of revoking a grant this callback is about to hold.
+        lock_integration(ctx.session, integration.id)
     try:
         with _oauth_client(ctx.settings, provider) as client:
             token = client.fetch_token(token_url, code=params["code"], code_verifier=verifier)
@@ -233,8 +240,6 @@ def complete_authorization(ctx: ConnectionContext, provider: Provider, params: M
     if not organisations:
         raise ProviderAuthError(f"the {provider.name} user granted access to no organisation")
 
-    integration = integration_row(ctx.session, provider.slug)
-    assert integration is not None
     connection = get_connection(ctx.session, tenant_id, provider.slug)
     if connection is None:
         connection = TenantIntegration(tenant_id=tenant_id, integration_id=integration.id)

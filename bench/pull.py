@@ -111,11 +111,8 @@ def platform_sync(bench: PullBench, base_url: str, database_url: str, home: Path
     then the pull assets."""
     from dagster._core.test_utils import instance_for_test
 
-    from providers.base import AuthType
     from vrtx_pipelines.cli.sync import sync_now
     from vrtx_pipelines.config import Settings, reset_settings_cache
-    from vrtx_pipelines.connect.connections import connect_with_credentials
-    from vrtx_pipelines.connect.consent import consent_in_sandbox
     from vrtx_pipelines.connect.context import ConnectionContext
     from vrtx_pipelines.credentials.vault import generate_key, vault_from_settings
     from vrtx_pipelines.db.session import engine_for, session_scope
@@ -125,14 +122,13 @@ def platform_sync(bench: PullBench, base_url: str, database_url: str, home: Path
     from vrtx_pipelines.warehouse import pipeline_for
 
     provider = get_provider(bench.slug)
-    by_key = provider.auth.type == AuthType.API_KEY
     env = {
         "VRTX_HOME": str(home),
         "VRTX_PACING": pacing,
         "VRTX_DATABASE_URL": database_url,
         "VRTX_VAULT_KEYS": generate_key("bench").render(),
         "VRTX_PROVIDER_BASE_URLS": json.dumps({bench.slug: base_url}),
-        "VRTX_OAUTH_CLIENTS": json.dumps({} if by_key else {bench.slug: dict(provider.sandbox_credentials)}),
+        "VRTX_OAUTH_CLIENTS": json.dumps(oauth_clients(provider)),
     }
     os.environ.update(env)
     reset_settings_cache()
@@ -142,10 +138,7 @@ def platform_sync(bench: PullBench, base_url: str, database_url: str, home: Path
         create_tenant(session, "bench")
     with session_scope(engine_for(settings.sqlalchemy_url)) as session:
         ctx = ConnectionContext(session=session, vault=vault_from_settings(settings), settings=settings)
-        if by_key:
-            connect_with_credentials(ctx, "bench", provider, dict(provider.sandbox_credentials))
-        else:
-            consent_in_sandbox(ctx, "bench", provider)
+        connect_in_sandbox(ctx, "bench", provider)
     entities = [listing.entity for listing in bench.listings]
     with instance_for_test() as instance:
         started = time.perf_counter()
@@ -169,6 +162,29 @@ def platform_sync(bench: PullBench, base_url: str, database_url: str, home: Path
                 pages += int(metadata.get("pages") or 0)
         metadata["pages"] = pages
     return {"elapsed_s": elapsed, "rows": rows, "metadata": metadata, "warehouse_rows": warehouse_rows}
+
+
+def by_key(provider: Any) -> bool:
+    from providers.base import AuthType
+
+    return bool(provider.auth.type == AuthType.API_KEY)
+
+
+def oauth_clients(provider: Any) -> dict[str, dict[str, str]]:
+    """The platform's OAuth app for the provider's sandbox (none for a provider connected with a key)."""
+    return {} if by_key(provider) else {provider.slug: dict(provider.sandbox_credentials)}
+
+
+def connect_in_sandbox(ctx: Any, tenant_id: str, provider: Any) -> None:
+    """Connect ``tenant_id`` as a user would: the sandbox's API key (Stripe's secret key) for a provider connected by
+    key, else the real OAuth consent through the sandbox."""
+    from vrtx_pipelines.connect.connections import connect_with_credentials
+    from vrtx_pipelines.connect.consent import consent_in_sandbox
+
+    if by_key(provider):
+        connect_with_credentials(ctx, tenant_id, provider, dict(provider.sandbox_credentials))
+    else:
+        consent_in_sandbox(ctx, tenant_id, provider)
 
 
 def baseline(bench: PullBench, base_url: str, tenant: str, database_url: str) -> dict[str, Any]:
@@ -222,11 +238,10 @@ def baseline(bench: PullBench, base_url: str, tenant: str, database_url: str) ->
 def _credential(bench: PullBench, base_url: str) -> str:
     """What the baseline sends as its Bearer: the sandbox's API key for a provider connected by key (Stripe's secret
     key), else an access token through the sandbox's OAuth flow."""
-    from providers.base import AuthType
     from vrtx_pipelines.registry import get_provider
 
     provider = get_provider(bench.slug)
-    if provider.auth.type == AuthType.API_KEY:
+    if by_key(provider):
         (key,) = provider.sandbox_credentials.values()
         return str(key)
     return _token(bench, base_url)

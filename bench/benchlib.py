@@ -1,5 +1,5 @@
 """Shared by the issue-4 benches: a platform on a fresh PostgreSQL database, a tenant connected to an in-process
-Xero sandbox, child processes started and stopped in order, and percentiles."""
+provider sandbox (Xero unless told), child processes started and stopped in order, and percentiles."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pull import fresh_database  # noqa: E402 -- the same throwaway-database helper as the pull bench
+from pull import connect_in_sandbox, fresh_database, oauth_clients  # noqa: E402 -- the pull bench's helpers
 
 from providers.sandbox_kit.serve import free_port  # noqa: E402
 
@@ -32,6 +32,7 @@ __all__ = [
     "percentile",
     "serve_platform",
     "service_ports",
+    "uvicorn",
     "wait_for",
 ]
 
@@ -56,22 +57,24 @@ def wait_for(what: str, check: Callable[[], Any], timeout_s: float, every_s: flo
 
 
 class Platform:
-    """The platform's settings on a fresh database, exported to this process (and its children) as VRTX_*."""
+    """The platform's settings on a fresh database, exported to this process (and its children) as VRTX_*; its
+    tenants connect to the sandbox of ``slug``."""
 
-    def __init__(self, admin_url: str, home: Path, xero_base_url: str, extra: dict[str, str] | None = None) -> None:
-        from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+    def __init__(
+        self, admin_url: str, home: Path, base_url: str, extra: dict[str, str] | None = None, *, slug: str = "xero"
+    ) -> None:
         from vrtx_pipelines.config import Settings, reset_settings_cache
         from vrtx_pipelines.credentials.vault import generate_key
         from vrtx_pipelines.platform import prepare_database
+        from vrtx_pipelines.registry import get_provider
 
+        self.provider = get_provider(slug)
         self.env = {
             "VRTX_HOME": str(home),
             "VRTX_DATABASE_URL": fresh_database(admin_url),
             "VRTX_VAULT_KEYS": generate_key("bench").render(),
-            "VRTX_PROVIDER_BASE_URLS": json.dumps({"xero": xero_base_url}),
-            "VRTX_OAUTH_CLIENTS": json.dumps(
-                {"xero": {"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}}
-            ),
+            "VRTX_PROVIDER_BASE_URLS": json.dumps({slug: base_url}),
+            "VRTX_OAUTH_CLIENTS": json.dumps(oauth_clients(self.provider)),
             "VRTX_LOG_LEVEL": "WARNING",
             **(extra or {}),
         }
@@ -81,12 +84,11 @@ class Platform:
         prepare_database(self.settings)
 
     def connect_tenant(self, tenant_id: str) -> str:
-        """A tenant connected to the sandbox through the real OAuth consent; returns its API token."""
-        from vrtx_pipelines.connect.consent import consent_in_sandbox
+        """A tenant connected to the sandbox (the real OAuth consent, or the sandbox's API key); returns its API
+        token."""
         from vrtx_pipelines.connect.context import ConnectionContext
         from vrtx_pipelines.credentials.vault import vault_from_settings
         from vrtx_pipelines.db.session import engine_for, session_scope
-        from vrtx_pipelines.registry import get_provider
         from vrtx_pipelines.tenants import create_tenant
 
         engine = engine_for(self.settings.sqlalchemy_url)
@@ -94,7 +96,7 @@ class Platform:
             _tenant, token = create_tenant(session, tenant_id)
         with session_scope(engine) as session:
             ctx = ConnectionContext(session=session, vault=vault_from_settings(self.settings), settings=self.settings)
-            consent_in_sandbox(ctx, tenant_id, get_provider("xero"))
+            connect_in_sandbox(ctx, tenant_id, self.provider)
         return token
 
     def execute(self, sql: str, **params: Any) -> None:
@@ -161,6 +163,13 @@ class Children:
                     os.killpg(process.pid, signal.SIGKILL)
                     process.wait()
             self.started.remove((child_name, process))
+
+
+def uvicorn(children: Children, name: str, factory: str, port: int, workers: int, env: dict[str, str]) -> None:
+    """An ASGI app of bench/ (``module:factory``) served as the platform's API is: uvicorn, access log off."""
+    argv = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--workers", str(workers), "--log-level", "warning", "--no-access-log", "--app-dir", str(ROOT / "bench")]
+    children.start(name, argv, env)
 
 
 def service_ports() -> dict[str, str]:

@@ -1,11 +1,13 @@
-"""The webhook-ingest bench's baseline: a conventional receiver (one transaction per delivery) as a bare Starlette app.
+"""The webhook benches' baseline: a conventional receiver (one transaction per delivery) as a bare Starlette app.
 
-``POST /ingest`` checks ``x-xero-signature`` (HMAC-SHA256 over the raw body, constant-time compare) with a key it
-already holds, and runs one ``INSERT ... ON CONFLICT DO NOTHING`` through a SQLAlchemy core connection pool, on
-the thread pool like the platform's route. No tenant lookup, no JSON parsing, no secret decryption, no framework
+``POST /ingest`` checks the delivery's signature with a key it already holds (``RAW_INGEST_SIGNATURE``: ``xero``,
+the default, ``x-xero-signature``: base64 HMAC-SHA256 of the raw body; ``stripe``, ``Stripe-Signature: t=...,v1=...``:
+hex HMAC-SHA256 of ``"{t}.{body}"``, any v1, 300 s tolerance; constant-time compares), and runs one
+``INSERT ... ON CONFLICT DO NOTHING`` through a SQLAlchemy core connection pool, on the thread pool like the
+platform's route. No tenant lookup, no JSON parsing, no secret decryption, no framework
 beyond Starlette. ``GET /ping`` answers an empty 200: the load generator's ceiling on this machine.
 Served by uvicorn with the same settings as the platform: ``uvicorn --factory raw_ingest:create_app``.
-Environment: ``RAW_INGEST_DATABASE_URL``, ``RAW_INGEST_KEY``.
+Environment: ``RAW_INGEST_DATABASE_URL``, ``RAW_INGEST_KEY``, ``RAW_INGEST_SIGNATURE``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import base64
 import hashlib
 import hmac
 import os
+import time
 
 from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
@@ -32,9 +35,30 @@ INSERT = text(
 )
 
 
+def xero_signed(request: Request, body: bytes, key: bytes) -> bool:
+    try:
+        sent = base64.b64decode(request.headers.get("x-xero-signature", ""), validate=True)
+    except ValueError:
+        return False
+    return hmac.compare_digest(sent, hmac.new(key, body, hashlib.sha256).digest())
+
+
+def stripe_signed(request: Request, body: bytes, key: bytes) -> bool:
+    pairs = [item.split("=", 1) for item in request.headers.get("stripe-signature", "").split(",") if "=" in item]
+    stamps = [value for name, value in pairs if name == "t"]
+    if not stamps or not stamps[0].isdigit() or abs(time.time() - int(stamps[0])) > 300:
+        return False
+    expected = hmac.new(key, stamps[0].encode() + b"." + body, hashlib.sha256).hexdigest()
+    return any(hmac.compare_digest(value, expected) for name, value in pairs if name == "v1")
+
+
+SIGNATURES = {"xero": xero_signed, "stripe": stripe_signed}
+
+
 def create_app() -> Starlette:
     engine = create_engine(os.environ["RAW_INGEST_DATABASE_URL"], pool_size=10, max_overflow=10)
     key = os.environ["RAW_INGEST_KEY"].encode()
+    signed = SIGNATURES[os.environ.get("RAW_INGEST_SIGNATURE", "xero")]
 
     def store(body: bytes) -> None:
         # The body's hash is the event id: every distinct delivery is a real insert, a replay is dropped.
@@ -43,11 +67,7 @@ def create_app() -> Starlette:
 
     async def ingest(request: Request) -> Response:
         body = await request.body()
-        try:
-            sent = base64.b64decode(request.headers.get("x-xero-signature", ""), validate=True)
-        except ValueError:
-            return Response(status_code=401)
-        if not hmac.compare_digest(sent, hmac.new(key, body, hashlib.sha256).digest()):
+        if not signed(request, body, key):
             return Response(status_code=401)
         await run_in_threadpool(store, body)
         return Response(status_code=200)

@@ -29,13 +29,12 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchlib import ROOT, Children, Platform, free_port, fresh_database, wait_for
+from benchlib import Children, Platform, free_port, fresh_database, uvicorn, wait_for
 
 WRK_SCRIPT = r"""
 -- args: payload file ("signature<TAB>body" per line), number of threads. Thread k sends lines k, k+n, k+2n...
@@ -147,12 +146,6 @@ def wrk(url: str, seconds: float, threads: int, connections: int, script: Path, 
     result["cpu_s"] = usage.ru_utime + usage.ru_stime
     result["rate"] = result["requests"] / (result["duration_us"] / 1e6)
     return result
-
-
-def uvicorn(children: Children, name: str, factory: str, port: int, workers: int, env: dict[str, str]) -> None:
-    argv = [sys.executable, "-m", "uvicorn", "--factory", factory, "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--workers", str(workers), "--log-level", "warning", "--no-access-log", "--app-dir", str(ROOT / "bench")]
-    children.start(name, argv, env)
 
 
 def settled_count(count: Any) -> int:

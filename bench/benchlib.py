@@ -178,15 +178,17 @@ def service_ports() -> dict[str, str]:
 
 
 def serve_platform(platform: Platform, children: Children) -> tuple[dict[str, str], str]:
-    """The platform as `vrtx dev` runs it: `vrtx api` (one uvicorn process) and `dagster dev` (webserver, daemon,
-    code server) on the platform's database; returns the Dagster environment and the API's URL."""
+    """The platform as `vrtx dev` runs it: `vrtx api` (one uvicorn process), `vrtx webhook-worker` and `dagster dev`
+    (webserver, daemon, code server) on the platform's database; returns the Dagster environment and the API's URL."""
     from vrtx_pipelines.cli.devserver import dagster_environment, initialise_instance
 
     api_port, dagster_port = platform.env["VRTX_API_PORT"], platform.env["VRTX_DAGSTER_PORT"]
     dagster_env = dagster_environment(platform.settings, ROOT)
     initialise_instance(dagster_env)
     started = time.perf_counter()
-    children.start("api", [sys.executable, "-m", "vrtx_pipelines.cli.main", "api", "--port", api_port], dagster_env)
+    vrtx = [sys.executable, "-m", "vrtx_pipelines.cli.main"]
+    children.start("api", [*vrtx, "api", "--port", api_port], dagster_env)
+    children.start("webhook-worker", [*vrtx, "webhook-worker"], dagster_env)
     dagster_cli = [sys.executable, "-m", "dagster", "dev", "-w", str(ROOT / "workspace.yaml")]
     children.start("dagster", [*dagster_cli, "-h", "127.0.0.1", "-p", dagster_port], dagster_env)
     children.wait_http("api", f"http://127.0.0.1:{api_port}/healthz", 60)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from alembic.script import ScriptDirectory
@@ -11,6 +13,8 @@ from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db import migrate
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.tenants import create_tenant
+from vrtx_pipelines.webhooks.launch import ImmediateDispatcher
+from vrtx_pipelines.webhooks.worker import WebhookWorker
 
 
 def make_tenant(settings: Settings, tenant_id: str, name: str | None = None) -> str:
@@ -44,3 +48,15 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_current_head()
     assert head is not None
     return head
+
+
+@contextmanager
+def running_worker(dispatcher: ImmediateDispatcher) -> Iterator[WebhookWorker]:
+    """The webhook worker's loop on a thread of the test, as `vrtx webhook-worker` runs it, around ``dispatcher``."""
+    worker = WebhookWorker(dispatcher.sessions, dispatcher)
+    thread, stop = worker.start()
+    try:
+        yield worker
+    finally:
+        stop.set()
+        thread.join(timeout=30)

@@ -151,7 +151,8 @@ def test_vrtx_dev_serves_api_and_dagster_ui_and_stops_cleanly_on_ctrl_c(tmp_path
         assert "sync started    xero · demo        (first sync, run" in shown
         assert "SensorDaemon" not in shown and " DEBUG " not in shown and '"GET /healthz' not in shown
         logs = tmp_path / "home" / "logs"
-        assert f"Logs         {logs / 'api.log'}, {logs / 'dagster.log'}" in shown
+        assert f"Logs         {logs / 'api.log'}, {logs / 'webhook-worker.log'}, {logs / 'dagster.log'}" in shown
+        assert "webhook worker started" in (logs / "webhook-worker.log").read_text()
         assert "Checking for new runs for sensor" in (logs / "dagster.log").read_text()
         assert '"GET /healthz HTTP/1.1" 200' in (logs / "api.log").read_text()
     finally:

@@ -35,6 +35,7 @@ from vrtx_pipelines.webhooks import dispatch
 from vrtx_pipelines.webhooks.apply import DagsterReporter, WebhookApplier
 from vrtx_pipelines.webhooks.dispatch import ALREADY_CURRENT, Batch
 from vrtx_pipelines.webhooks.launch import ImmediateDispatcher
+from vrtx_pipelines.webhooks.worker import WebhookWorker
 
 pytestmark = pytest.mark.dagster
 XERO = get_provider("xero")
@@ -309,7 +310,6 @@ def test_xeros_webhooks_for_the_batched_creates_are_skipped_without_a_call_to_xe
     api: TestClient, settings: Settings, xero: Any, instance: DagsterInstance, acme: str
 ) -> None:
     sandbox, _served, org = xero
-    api.app.state.webhook_dispatcher = None  # type: ignore[attr-defined] -- dispatched below, once delivered
     key = "acme-webhook-key-" + "b" * 40
     answer = api.put("/api/v1/integrations/xero/webhook", json={"secret": key}, headers=bearer(acme))
     assert answer.status_code == 200, answer.text
@@ -344,11 +344,16 @@ def test_xeros_webhooks_for_the_batched_creates_are_skipped_without_a_call_to_xe
 
 @dataclass
 class ImmediatePath:
-    """The API's immediate webhook path (claim, fetch by id, launch), with the launches recorded."""
+    """The webhook worker's path (claim, fetch by id, launch), with the launches recorded. Its loop is not started:
+    ``worker.wait_idle()`` polls once, so the test decides when events are claimed."""
 
-    dispatcher: ImmediateDispatcher
+    worker: WebhookWorker
     launcher: _NoLaunches
     connection_id: int
+
+    @property
+    def dispatcher(self) -> ImmediateDispatcher:
+        return self.worker.dispatcher
 
 
 @pytest.fixture
@@ -359,11 +364,10 @@ def immediate(api: TestClient, settings: Settings, acme: str) -> Iterator[Immedi
     )
     launcher = _NoLaunches()
     dispatcher = ImmediateDispatcher(sessions, launcher, applier=applier)
-    api.app.state.webhook_dispatcher = dispatcher  # type: ignore[attr-defined] -- deliveries notify it
     with session_scope(engine_for(settings.sqlalchemy_url)) as session:
         connection_id = session.scalars(select(TenantIntegration.id)).one()
     try:
-        yield ImmediatePath(dispatcher, launcher, connection_id)
+        yield ImmediatePath(WebhookWorker(sessions, dispatcher), launcher, connection_id)
     finally:
         dispatcher.close()
 
@@ -406,7 +410,7 @@ def test_an_echo_that_arrives_before_its_push_is_recorded_is_skipped_once_it_is_
     sandbox, _served, org = xero
     delivered: list[bool] = []
     before_the_answer_is_read(
-        monkeypatch, lambda _answer: delivered.append(sandbox.flush_webhooks() and immediate.dispatcher.wait_idle())
+        monkeypatch, lambda _answer: delivered.append(sandbox.flush_webhooks() and immediate.worker.wait_idle())
     )
     with ServedApp(api.app) as served_api:
         subscription = subscribed(api, acme, sandbox, org, served_api)
@@ -445,7 +449,7 @@ def test_a_change_made_in_xero_after_our_write_is_fetched_even_when_it_arrives_w
             time.sleep(0.001)
         edited.extend(sandbox.touch(org, "contacts", first["ContactID"]))
         sandbox.flush_webhooks()
-        immediate.dispatcher.wait_idle()
+        immediate.worker.wait_idle()
 
     before_the_answer_is_read(monkeypatch, edit_in_xero)
     with ServedApp(api.app) as served_api:

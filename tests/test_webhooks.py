@@ -73,7 +73,6 @@ def api(settings: Settings) -> Any:
     from api.main import create_app
 
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        client.app.state.webhook_dispatcher = None  # type: ignore[attr-defined] -- the sensor path only
         yield client
 
 

@@ -14,7 +14,7 @@ from dagster._core.test_utils import instance_for_test
 from fastapi.testclient import TestClient
 
 from providers.sandbox_kit.serve import ServedApp, free_port
-from tests.helpers import bearer
+from tests.helpers import bearer, running_worker
 from tests.test_webhooks import KEY, Xero, acme, api, inbox, post, xero_event, xero_payload  # noqa: F401 -- fixtures
 from tests.xero.conftest import base_urls, oauth_clients, records, xero  # noqa: F401
 from vrtx_pipelines.cli.sync import sync_now
@@ -152,17 +152,14 @@ def test_a_failed_targeted_pull_marks_its_events_failed_with_the_reason(
     assert row.error_message and "failed" in row.error_message
 
 
-def test_the_api_hands_events_back_to_the_sensor_when_the_dagster_webserver_is_unreachable(
+def test_the_worker_hands_events_back_to_the_sensor_when_the_dagster_webserver_is_unreachable(
     api: TestClient, settings: Settings, xero: Xero, acme: str, instance: DagsterInstance
 ) -> None:
     sessions = session_factory(engine_for(settings.sqlalchemy_url))
     dispatcher = ImmediateDispatcher(sessions, GraphQLRunLauncher(f"http://127.0.0.1:{free_port()}", timeout_s=2))
-    api.app.state.webhook_dispatcher = dispatcher  # type: ignore[attr-defined]
-    try:
+    with running_worker(dispatcher) as worker:
         assert post(api, xero_payload(xero[2], xero_event(xero[2])), KEY).status_code == 200
-        assert dispatcher.wait_idle()
-    finally:
-        dispatcher.close()
+        assert worker.wait_idle()
     assert dispatcher.launched == []
     assert [(row.status, row.run_id) for row in inbox(settings)] == [("received", RELEASED)]
     result = tick(instance)

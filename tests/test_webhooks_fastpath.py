@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from providers.sandbox_kit.serve import ServedApp, free_port
 from providers.xero.mappers import to_invoice
-from tests.helpers import bearer, make_tenant
+from tests.helpers import bearer, make_tenant, running_worker
 from tests.test_webhooks import KEY, OTHER_KEY, Xero, acme, api, inbox, post, xero_event, xero_payload  # noqa: F401
 from tests.test_webhooks_dispatch import tick
 from tests.xero.conftest import base_urls, connect_xero, oauth_clients, xero  # noqa: F401
@@ -33,25 +33,22 @@ from vrtx_pipelines.registry import get_provider
 from vrtx_pipelines.webhooks.apply import DagsterReporter, WebhookApplier
 from vrtx_pipelines.webhooks.dispatch import RELEASED, claim_batches
 from vrtx_pipelines.webhooks.launch import GraphQLRunLauncher, ImmediateDispatcher
+from vrtx_pipelines.webhooks.worker import WebhookWorker, build_worker
 
 XERO = get_provider("xero")
 VISIBLE_WITHIN_S = 5.0
 
 
 @pytest.fixture
-def dispatcher(api: TestClient, settings: Settings) -> Iterator[ImmediateDispatcher]:
-    """The API's immediate dispatcher with the fast path on, its run launcher pointed at a closed port."""
+def worker(settings: Settings) -> Iterator[WebhookWorker]:
+    """The webhook worker with the fast path on, its run launcher pointed at a closed port."""
     sessions = session_factory(engine_for(settings.sqlalchemy_url))
     # No Dagster anywhere (as an API deployed without DAGSTER_HOME): nothing is recorded there.
     reporter = DagsterReporter(from_environment=False)
     applier = WebhookApplier(sessions, vault_from_settings(settings), settings, reporter=reporter)
     launcher = GraphQLRunLauncher(f"http://127.0.0.1:{free_port()}", timeout_s=2)
-    dispatcher = ImmediateDispatcher(sessions, launcher, applier=applier)
-    api.app.state.webhook_dispatcher = dispatcher  # type: ignore[attr-defined]
-    try:
-        yield dispatcher
-    finally:
-        dispatcher.close()
+    with running_worker(ImmediateDispatcher(sessions, launcher, applier=applier)) as worker:
+        yield worker
 
 
 def poll(condition: Any, timeout_s: float) -> Any:
@@ -83,7 +80,7 @@ def stored_records(settings: Settings, tenant_integration_id: int | None = None)
 
 
 def test_a_change_made_in_xero_shows_in_the_records_api_within_seconds_without_any_dagster_run(
-    api: TestClient, settings: Settings, xero: Xero, acme: str, dispatcher: ImmediateDispatcher
+    api: TestClient, settings: Settings, xero: Xero, acme: str, worker: WebhookWorker
 ) -> None:
     sandbox, _served, org = xero
     with ServedApp(api.app) as served:
@@ -96,8 +93,8 @@ def test_a_change_made_in_xero_shows_in_the_records_api_within_seconds_without_a
             assert record["data"]["external_id"] == changed
             if entity == "invoices":
                 assert record["data"]["lines"], "an invoice fetched by id keeps its line items"
-        assert dispatcher.wait_idle()
-    assert dispatcher.launched == []  # no run was ever started: Dagster is not there
+        assert worker.wait_idle()
+    assert worker.dispatcher.launched == []  # no run was ever started: Dagster is not there
     # The launch failed, so every event went back to the sensor: the warehouse still gets its targeted pull.
     assert {row.status for row in inbox(settings)} == {"received"}
     with session_scope(engine_for(settings.sqlalchemy_url)) as session:
@@ -109,12 +106,12 @@ def test_a_change_made_in_xero_shows_in_the_records_api_within_seconds_without_a
 
 
 def test_an_invoice_applied_by_the_fast_path_matches_what_the_pull_maps(
-    api: TestClient, settings: Settings, xero: Xero, acme: str, dispatcher: ImmediateDispatcher
+    api: TestClient, settings: Settings, xero: Xero, acme: str, worker: WebhookWorker
 ) -> None:
     sandbox, served, org = xero
     [changed] = sandbox.touch(org, "invoices", 1)
     assert post(api, xero_payload(org, xero_event(org, "INVOICE", changed)), KEY).status_code == 200
-    assert dispatcher.wait_idle()
+    assert worker.wait_idle()
     [record] = [r for r in stored_records(settings) if r.external_id == changed]
     # The sandbox's own answer for the invoice, decoded as the pull decodes it (GET /Invoices/{id}).
     from providers.kit.governor import RateGovernor
@@ -134,7 +131,7 @@ def test_an_invoice_applied_by_the_fast_path_matches_what_the_pull_maps(
 
 
 def test_a_refused_fetch_applies_nothing_and_leaves_the_events_to_the_sensor(
-    api: TestClient, settings: Settings, xero: Xero, acme: str, dispatcher: ImmediateDispatcher
+    api: TestClient, settings: Settings, xero: Xero, acme: str, worker: WebhookWorker
 ) -> None:
     sandbox, served, org = xero
     knobs = served.app.state.sandbox
@@ -142,7 +139,7 @@ def test_a_refused_fetch_applies_nothing_and_leaves_the_events_to_the_sensor(
     [changed] = sandbox.touch(org, "contacts", 1)
     started = time.monotonic()
     assert post(api, xero_payload(org, xero_event(org, "CONTACT", changed)), KEY).status_code == 200
-    assert dispatcher.wait_idle()
+    assert worker.wait_idle()
     assert time.monotonic() - started < 5, "a refused fetch must not hold up the launch"
     assert stored_records(settings) == []
     [row] = inbox(settings)
@@ -157,7 +154,7 @@ def test_a_refused_fetch_applies_nothing_and_leaves_the_events_to_the_sensor(
 
 
 def test_an_event_never_touches_another_tenants_records(
-    api: TestClient, settings: Settings, xero: Xero, acme: str, dispatcher: ImmediateDispatcher
+    api: TestClient, settings: Settings, xero: Xero, acme: str, worker: WebhookWorker
 ) -> None:
     sandbox, _served, org = xero
     beta_org = sandbox.add_organisation("Beta Ltd", contacts=3, invoices=3, lines_per_invoice=1, payments=0, items=1)
@@ -169,11 +166,11 @@ def test_an_event_never_touches_another_tenants_records(
     # not there, so beta gets nothing and acme's records are untouched.
     smuggled = xero_payload(beta_org, xero_event(beta_org, "INVOICE", acme_invoice))
     assert post(api, smuggled, OTHER_KEY, tenant="beta").status_code == 200
-    assert dispatcher.wait_idle()
+    assert worker.wait_idle()
     assert stored_records(settings) == []
     # acme's delivery for the same invoice lands in acme's records only.
     assert post(api, xero_payload(org, xero_event(org, "INVOICE", acme_invoice)), KEY).status_code == 200
-    assert dispatcher.wait_idle()
+    assert worker.wait_idle()
     assert {r.external_id for r in stored_records(settings)} == {acme_invoice}
     assert api.get("/api/v1/integrations/xero/records/invoices", headers=bearer(beta)).json()["records"] == []
     [seen] = api.get("/api/v1/integrations/xero/records/invoices", headers=bearer(acme)).json()["records"]
@@ -218,14 +215,23 @@ def test_a_fast_apply_is_a_runless_materialization_of_the_tenants_partition_and_
     assert (after.change_seq, after.content_hash) == (before.change_seq, before.content_hash)
 
 
-def test_the_api_applies_webhooks_before_launching_their_pull(api: TestClient) -> None:
-    from api.routes.webhooks import dispatcher_for
+def test_the_api_only_stores_a_webhook_and_the_worker_applies_it(
+    api: TestClient, settings: Settings, xero: Xero, acme: str
+) -> None:
+    sandbox, _served, org = xero
+    [changed] = sandbox.touch(org, "contacts", 1)
+    assert post(api, xero_payload(org, xero_event(org, "CONTACT", changed)), KEY).status_code == 200
+    [row] = inbox(settings)
+    assert (row.status, row.run_id) == ("received", None), "acknowledged and stored: nothing else on the API's path"
+    assert stored_records(settings) == []
 
-    state = api.app.state  # type: ignore[attr-defined]
-    del state.webhook_dispatcher
-    dispatcher = dispatcher_for(state)
+    # The worker as `vrtx webhook-worker` builds it; no Dagster webserver answers, so its launch is refused.
+    worker = build_worker(settings.model_copy(update={"dagster_url": f"http://127.0.0.1:{free_port()}"}))
     try:
-        assert dispatcher is not None and isinstance(dispatcher.applier, WebhookApplier)
+        assert worker.wait_idle()
     finally:
-        assert dispatcher is not None
-        dispatcher.close()
+        worker.dispatcher.close()
+    assert [r.external_id for r in stored_records(settings)] == [changed]
+    [row] = inbox(settings)
+    assert (row.status, row.run_id) == ("received", RELEASED), "handed to the sensor for the warehouse's pull"
+    assert worker.pending() == [], "released events are the sensor's, not offered again"

@@ -22,12 +22,9 @@ from api.responses import INTEGRATION_ROUTE, JSON_BODY, ErrorOut, errors
 from providers.base import Provider
 from vrtx_pipelines.db.session import engine_for
 from vrtx_pipelines.errors import IntegrationError, UnknownIntegration
-from vrtx_pipelines.orchestrator import dagster_webserver_url
 from vrtx_pipelines.registry import get_provider
 from vrtx_pipelines.webhooks import config as webhook_config
 from vrtx_pipelines.webhooks import inbox as webhooks
-from vrtx_pipelines.webhooks.apply import WebhookApplier
-from vrtx_pipelines.webhooks.launch import GraphQLRunLauncher, ImmediateDispatcher
 from vrtx_pipelines.webhooks.receiver import WebhookReceiver
 
 router = APIRouter(tags=["webhooks"])
@@ -144,17 +141,6 @@ def receiver_for(state: State) -> WebhookReceiver:
     return receiver
 
 
-def dispatcher_for(state: State) -> ImmediateDispatcher | None:
-    """The app's immediate launcher; ``app.state.webhook_dispatcher = None`` turns it off (sensor only)."""
-    if not hasattr(state, "webhook_dispatcher"):
-        launcher = GraphQLRunLauncher(dagster_webserver_url(state.settings))
-        # Applies each webhook's records in this process at once; the launched run refreshes the warehouse.
-        applier = WebhookApplier(state.sessions, state.vault, state.settings)
-        state.webhook_dispatcher = ImmediateDispatcher(state.sessions, launcher, applier=applier)
-    dispatcher: ImmediateDispatcher | None = state.webhook_dispatcher
-    return dispatcher
-
-
 @router.post(
     "/api/v1/webhooks/{slug}",
     status_code=200,
@@ -194,10 +180,9 @@ async def deliver(request: Request, slug: str, tenant: str | None) -> Response:
         headers = {name.lower(): value for name, value in request.headers.items()}
         receiver = receiver_for(request.app.state)
         if tenant is None:
-            result = await receiver.receive_for_app(provider, body, headers)
+            await receiver.receive_for_app(provider, body, headers)
         else:
-            result = await receiver.receive(provider, tenant, body, headers)
-        receiving = result.connection_ids if result.stored else ()
+            await receiver.receive(provider, tenant, body, headers)
     except webhooks.WebhookRejected:
         # Xero's rule for the answer (and no provider reads more): a bare 401, no body, no cookie, no challenge.
         return Response(status_code=401)
@@ -205,10 +190,7 @@ async def deliver(request: Request, slug: str, tenant: str | None) -> Response:
         return integration_error_response(exc)
     except Exception as exc:  # noqa: BLE001 -- answered like the API's own handler: the provider retries a 500
         return unexpected_error_response(request, exc)
-    dispatcher = dispatcher_for(request.app.state) if receiving else None
-    for connection_id in receiving:
-        if dispatcher is not None:
-            dispatcher.notify(provider, connection_id)
+    # Applying the events and launching their pulls is the webhook worker's (`vrtx webhook-worker`), off this path.
     return Response(status_code=200)
 
 

@@ -57,7 +57,6 @@ def api_schema(tmp_path_factory: pytest.TempPathFactory, sandbox_servers: dict[s
         reset_settings_cache()
         with TestClient(create_app(config), raise_server_exceptions=False) as client:
             app: Any = client.app
-            app.state.webhook_dispatcher = None  # no Dagster to launch runs on
             app.state.push_launcher = None
             TOKEN["acme"] = make_tenant(config, "acme")
             connect_xero(config, "acme")

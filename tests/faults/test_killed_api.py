@@ -1,4 +1,5 @@
-"""Fault: the API process is killed (SIGKILL) after acknowledging a webhook and before its fast path applied it."""
+"""Fault: the API and the webhook worker are killed (SIGKILL) after a webhook is acknowledged and before its fast
+path applied it."""
 
 from __future__ import annotations
 
@@ -60,13 +61,30 @@ def record(settings: Settings, external_id: str) -> dict[str, Any]:
         return {"data": row.data, "change_seq": row.change_seq}
 
 
+def vrtx(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "vrtx_pipelines.cli.main", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def kill(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+
+
 @fault(
     "kill the API after a webhook is acknowledged, before its fast path ran",
-    "API in its own process answers 200, claims the event and is SIGKILLed while its fast-path fetch is at "
-    "Xero; the webhook sensor releases the orphaned claim, its targeted pull applies the change once and the "
-    "event ends processed",
+    "API and worker in their own processes: the API answers 200 once stored and is SIGKILLed, the worker claims "
+    "the event and is SIGKILLed while its fast-path fetch is at Xero; the webhook sensor releases the orphaned "
+    "claim, its targeted pull applies the change once and the event ends processed",
 )
-def test_an_acknowledged_webhook_whose_api_died_before_the_fast_path_is_still_applied_later(
+def test_an_acknowledged_webhook_whose_api_and_worker_died_before_the_fast_path_is_still_applied_later(
     api: TestClient, settings: Settings, xero: Xero, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sandbox, served, org = xero
@@ -81,18 +99,12 @@ def test_an_acknowledged_webhook_whose_api_died_before_the_fast_path_is_still_ap
     port = free_port()
     env = {**os.environ, "VRTX_DAGSTER_URL": f"http://127.0.0.1:{free_port()}"}  # no webserver: nothing launched
     env.pop("DAGSTER_HOME", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "vrtx_pipelines.cli.main", "api", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    api_process = vrtx(env, "api", "--port", str(port))
+    worker: subprocess.Popen[bytes] | None = None
     try:
         base = f"http://127.0.0.1:{port}"
-        poll(lambda: answers(f"{base}/healthz") or process.poll() is not None, "the API to start")
-        assert process.poll() is None
+        poll(lambda: answers(f"{base}/healthz") or api_process.poll() is not None, "the API to start")
+        assert api_process.poll() is None
         knobs.latency_s = 30  # the fast path's fetch by id hangs at Xero
         body = xero_payload(org, xero_event(org, "CONTACT", changed))
         acknowledged = httpx.post(
@@ -102,12 +114,19 @@ def test_an_acknowledged_webhook_whose_api_died_before_the_fast_path_is_still_ap
             timeout=10,
         )
         assert acknowledged.status_code == 200 and acknowledged.content == b""
-        poll(lambda: sandbox.in_flight(org) > 0, "the fast path's fetch to reach Xero")
+        kill(api_process)
+        [stored] = inbox(settings)
+        assert stored.status == "received"  # acknowledged means committed: the API's death loses nothing
+
+        worker = vrtx(env, "webhook-worker")
+        poll(lambda: sandbox.in_flight(org) > 0 or worker.poll() is not None, "the fast path's fetch to reach Xero")
+        assert worker.poll() is None
         [claimed] = inbox(settings)
-        assert claimed.status == "dispatched"  # claimed by the API's fast path, not applied
+        assert claimed.status == "dispatched"  # claimed by the worker's fast path, not applied
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+        kill(api_process)
+        if worker is not None:
+            kill(worker)
         knobs.latency_s = 0
     assert record(settings, changed) == before
 

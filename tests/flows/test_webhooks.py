@@ -35,8 +35,6 @@ def endpoint(api: TestClient, flows: Flows, token: str) -> Iterator[str]:
     answer = api.put(f"/api/v1/integrations/{flows.slug}/webhook", json={"secret": SECRET}, headers=bearer(token))
     assert answer.status_code == 200, answer.text
     path = httpx.URL(answer.json()["endpoint_url"]).path
-    # Stored events only: nothing launches runs.
-    api.app.state.webhook_dispatcher = None  # type: ignore[attr-defined]
     with ServedApp(api.app) as server:
         yield server.base_url + path
 

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from providers.quickbooks.webhooks import SIGNATURE_HEADER, sign
 from providers.sandbox_kit.serve import ServedApp, free_port
-from tests.helpers import bearer, make_tenant
+from tests.helpers import bearer, make_tenant, running_worker
 from tests.quickbooks.conftest import VERIFIER, Qbo, connect
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.credentials.vault import vault_from_settings
@@ -23,6 +23,7 @@ from vrtx_pipelines.db.models import TenantIntegration, WebhookInbox
 from vrtx_pipelines.db.session import engine_for, session_factory, session_scope
 from vrtx_pipelines.webhooks.apply import DagsterReporter, WebhookApplier
 from vrtx_pipelines.webhooks.launch import GraphQLRunLauncher, ImmediateDispatcher
+from vrtx_pipelines.webhooks.worker import WebhookWorker
 
 
 def inbox(settings: Settings) -> dict[str, list[tuple[str, str]]]:
@@ -60,7 +61,6 @@ def test_the_app_url_routes_each_realms_events_to_the_tenants_connected_to_that_
     make_tenant(settings, "globex")
     connect(settings, "acme", [qbo.realm])
     connect(settings, "globex", [second])
-    api.app.state.webhook_dispatcher = None  # type: ignore[attr-defined]  # stored events only
     body = legacy((qbo.realm, "Customer", "1"), (second, "Invoice", "2"), (nobody, "Customer", "3"))
 
     answer = api.post("/api/v1/webhooks/quickbooks", content=body, headers={SIGNATURE_HEADER: sign(body, VERIFIER)})
@@ -83,19 +83,15 @@ def test_a_delivery_signed_with_another_verifier_token_is_refused_and_stores_not
 
 
 @pytest.fixture
-def dispatcher(api: TestClient, settings: Settings) -> Iterator[ImmediateDispatcher]:
-    """The API's immediate dispatcher with the fast path on; its run launcher points at a closed port."""
+def worker(settings: Settings) -> Iterator[WebhookWorker]:
+    """The webhook worker with the fast path on; its run launcher points at a closed port."""
     sessions = session_factory(engine_for(settings.sqlalchemy_url))
     applier = WebhookApplier(
         sessions, vault_from_settings(settings), settings, reporter=DagsterReporter(from_environment=False)
     )
     launcher = GraphQLRunLauncher(f"http://127.0.0.1:{free_port()}", timeout_s=2)
-    dispatcher = ImmediateDispatcher(sessions, launcher, applier=applier)
-    api.app.state.webhook_dispatcher = dispatcher  # type: ignore[attr-defined]
-    try:
-        yield dispatcher
-    finally:
-        dispatcher.close()
+    with running_worker(ImmediateDispatcher(sessions, launcher, applier=applier)) as worker:
+        yield worker
 
 
 def record(base_url: str, token: str, entity: str, external_id: str, field: str, value: Any) -> dict[str, Any] | None:
@@ -107,7 +103,7 @@ def record(base_url: str, token: str, entity: str, external_id: str, field: str,
 
 @pytest.mark.parametrize("shape", ["legacy", "cloudevents"])
 def test_a_change_in_quickbooks_is_fetched_and_applied_at_once_from_either_payload_shape(
-    api: TestClient, settings: Settings, qbo: Qbo, dispatcher: ImmediateDispatcher, shape: str
+    api: TestClient, settings: Settings, qbo: Qbo, worker: WebhookWorker, shape: str
 ) -> None:
     token = make_tenant(settings, "acme")
     connect(settings, "acme")
@@ -122,5 +118,5 @@ def test_a_change_in_quickbooks_is_fetched_and_applied_at_once_from_either_paylo
         while record(served.base_url, token, "contacts", changed, "phone", phone) is None:
             assert time.monotonic() < deadline, "the change never reached the records API"
             time.sleep(0.05)
-        assert dispatcher.wait_idle()
+        assert worker.wait_idle()
     assert inbox(settings) == {"acme": [(qbo.realm, changed)]}

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from providers.sandbox_kit.serve import free_port
 from providers.stripe.webhooks import signature_header
 from tests.flows.harness import consent
-from tests.helpers import bearer, make_tenant
+from tests.helpers import bearer, make_tenant, running_worker
 from tests.stripe.conftest import WEBHOOK_SECRET, Stripe, connect_with_key, records
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.credentials.vault import vault_from_settings
@@ -25,6 +25,7 @@ from vrtx_pipelines.db.models import WebhookInbox
 from vrtx_pipelines.db.session import engine_for, session_factory, session_scope
 from vrtx_pipelines.webhooks.apply import DagsterReporter, WebhookApplier
 from vrtx_pipelines.webhooks.launch import GraphQLRunLauncher, ImmediateDispatcher
+from vrtx_pipelines.webhooks.worker import WebhookWorker
 
 SECRET = "whsec_tenant_" + "t" * 30
 
@@ -56,24 +57,22 @@ def stored(settings: Settings) -> list[str]:
 def acme(api: TestClient, settings: Settings, stripe: Stripe) -> str:
     token = make_tenant(settings, "acme")
     connect_with_key(api, token)
-    api.app.state.webhook_dispatcher = None  # type: ignore[attr-defined]  # stored only, unless a test applies
     answer = api.put("/api/v1/integrations/stripe/webhook", json={"secret": SECRET}, headers=bearer(token))
     assert answer.status_code == 200, answer.text
     return token
 
 
 @pytest.fixture
-def fast_path(api: TestClient, settings: Settings) -> Iterator[ImmediateDispatcher]:
-    """The API's immediate dispatcher with the fast path on (no Dagster: its launcher points at a closed port)."""
+def fast_path(settings: Settings) -> Iterator[WebhookWorker]:
+    """The webhook worker with the fast path on (no Dagster: its launcher points at a closed port)."""
     sessions = session_factory(engine_for(settings.sqlalchemy_url))
     applier = WebhookApplier(
         sessions, vault_from_settings(settings), settings, reporter=DagsterReporter(from_environment=False)
     )
     dispatcher = ImmediateDispatcher(sessions, GraphQLRunLauncher(f"http://127.0.0.1:{free_port()}", timeout_s=1),
                                      applier=applier)  # fmt: skip
-    api.app.state.webhook_dispatcher = dispatcher  # type: ignore[attr-defined]
-    yield dispatcher
-    dispatcher.close()
+    with running_worker(dispatcher) as worker:
+        yield worker
 
 
 def test_a_signature_older_than_300_seconds_a_replay_several_v1_and_a_forged_one(
@@ -108,7 +107,7 @@ def test_a_signed_body_the_json_limits_refuse_is_a_400_with_nothing_stored(
 
 
 def test_out_of_order_events_never_overwrite_a_newer_copy_and_apply_without_a_fetch(
-    api: TestClient, settings: Settings, acme: str, stripe: Stripe, fast_path: ImmediateDispatcher
+    api: TestClient, settings: Settings, acme: str, stripe: Stripe, fast_path: WebhookWorker
 ) -> None:
     now = int(time.time())
     calls_before = stripe.sandbox.stats.api_calls
@@ -132,7 +131,6 @@ def test_the_connect_app_url_routes_each_event_by_its_account(
     assert api.get(f"{callback.path}?{callback.query}").status_code in (200, 201)
     account = api.get("/api/v1/integrations/stripe/status", headers=bearer(token)).json()["account"]
     connected = account["external_account_id"]
-    api.app.state.webhook_dispatcher = None  # type: ignore[attr-defined]
     now = int(time.time())
     ours = event("evt_ours", now, customer("cus_a", "a@example.com"), account=connected)
     theirs = event("evt_theirs", now, customer("cus_b", "b@example.com"), account="acct_1SomeoneElse0000")

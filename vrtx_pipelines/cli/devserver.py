@@ -243,7 +243,7 @@ def _run_platform(
     # The children's whole output goes to these files; the terminal shows the activity feed and problems.
     logs = settings.home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    log_files = {name: logs / f"{name}.log" for name in ("api", "dagster")}
+    log_files = {name: logs / f"{name}.log" for name in ("api", "webhook-worker", "dagster")}
     for path in log_files.values():
         path.write_text("")
     terminal = Terminal()
@@ -259,6 +259,15 @@ def _run_platform(
             "--port",
             str(settings.api_port),
         ],
+        cwd=root,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    # Applies webhooks' records and launches their pulls, so the API only stores and acknowledges them.
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "vrtx_pipelines.cli.main", "webhook-worker"],
         cwd=root,
         env=env,
         start_new_session=True,
@@ -287,7 +296,7 @@ def _run_platform(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    children = {"api": api, "dagster": dagster}
+    children = {"api": api, "webhook-worker": worker, "dagster": dagster}
     pumps = [
         pump(name, child.stdout, log_files[name], terminal, verbose=verbose)
         for name, child in children.items()
@@ -316,7 +325,7 @@ def _run_platform(
         if demo_connections:
             lines.append(f"  Demo tenant is connected to: {', '.join(demo_connections)}")
         lines += [
-            f"  Logs         {log_files['api']}, {log_files['dagster']}"
+            f"  Logs         {', '.join(str(path) for path in log_files.values())}"
             + ("" if verbose else "  (all of it here: vrtx dev --verbose)"),
             "Below: syncs, pushes, webhooks and problems as they happen. Press Ctrl-C to stop.",
             "",

@@ -315,6 +315,23 @@ def api(host: str | None, port: int | None) -> None:
     )
 
 
+@main.command("webhook-worker")
+def webhook_worker() -> None:
+    """Apply received webhook events and launch their pulls (the API only stores them). Stops on SIGTERM/Ctrl-C."""
+    import signal
+    import threading
+
+    from vrtx_pipelines.platform import prepare_database
+    from vrtx_pipelines.webhooks.worker import build_worker
+
+    settings = get_settings()
+    prepare_database(settings)  # as `vrtx api` does: the schema and catalog the worker reads
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    build_worker(settings).run(stop)
+
+
 @main.command("connect")
 @click.argument("slug")
 @click.option("--tenant", "tenant_id", required=True, help="The VRTX tenant to connect.")

@@ -12,12 +12,13 @@ Prints, in one run:
 2. a raw baseline: a bare Starlette app (bench/raw_ingest.py) doing only the HMAC check and one INSERT;
 3. the platform: POST /api/v1/webhooks/xero/{tenant}: tenant lookup (cached), decrypted-secret cache, Xero's
    verifier, parse, stale/foreign/subscription filter, INSERT ... ON CONFLICT DO NOTHING committed by the
-   process's inbox writer (deliveries arriving together share a commit; each is answered after its own), then
-   the immediate dispatcher in the same process: every stored event is claimed and goes through the fast path
-   (fetched by id from the sandbox and applied); the run launch is pointed at no Dagster webserver here, so after
-   one refused launch the claimed events are handed back to the sensor. The inbox's final states are printed.
-Targets: platform >= 1,500 req/s with p99 < 50 ms, zero non-2xx, and no acknowledged event lost (every 2xx is
-a row in the inbox; rows beyond the 2xx count are requests the server finished after wrk stopped listening).
+   process's inbox writer (deliveries arriving together share a commit; each is answered after its own). Beside
+   it, on the same two cores, `vrtx webhook-worker` as deployed: every stored event is claimed and goes through
+   the fast path (fetched by id from the sandbox); the run launch is pointed at no Dagster webserver here, so the
+   claimed events are handed back to the sensor. The inbox's final states are printed.
+Targets (at 64 connections): platform >= 3,000 req/s with p99 < 100 ms, >= 0.9 of the baseline's throughput, zero
+non-2xx, and no acknowledged event lost (every 2xx is a row in the inbox; rows beyond the 2xx count are requests
+the server finished after wrk stopped listening).
 Run with `bench/run webhooks` (starts a throwaway PostgreSQL), or set VRTX_BENCH_POSTGRES_URL.
 """
 
@@ -29,6 +30,7 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -213,7 +215,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3)
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
-    parser.add_argument("--connections", type=int, default=32, help="wrk connections (the concurrency)")
+    parser.add_argument("--connections", type=int, default=64, help="wrk connections (the concurrency)")
     parser.add_argument("--max-rate", type=float, default=8000, help="distinct payloads prepared per second of load")
     args = parser.parse_args()
     admin_url = os.environ.get("VRTX_BENCH_POSTGRES_URL") or os.environ["VRTX_TEST_POSTGRES_URL"]
@@ -281,6 +283,7 @@ def main() -> None:
             port = free_port()
             uvicorn(children, "api", "api.main:serve_app", port, args.workers, {})
             children.wait_http("api", f"http://127.0.0.1:{port}/healthz", 60)
+            children.start("webhook-worker", [sys.executable, "-m", "vrtx_pipelines.cli.main", "webhook-worker"])
             url = f"http://127.0.0.1:{port}/api/v1/webhooks/xero/bench"
 
             def inbox_rows() -> int:
@@ -300,12 +303,13 @@ def main() -> None:
         raw_engine.dispose()
 
     lost = ours["all_ok"] - ours["all_rows"]
-    ok_rate = ours["rate"] >= 1500
-    ok_p99 = ours["p99_us"] / 1000 < 50
+    ratio = ours["rate"] / raw["rate"]
+    ok_rate = ours["rate"] >= 3000
+    ok_p99 = ours["p99_us"] / 1000 < 100
     ok_loss = lost <= 0 and ours["all_rows"] <= ours["all_sent"] and ours["all_bad"] == 0
-    print(f"platform/baseline throughput: {ours['rate'] / raw['rate']:.2f}")
-    print(f"throughput {ours['rate']:,.0f} req/s (target >= 1,500): {'PASS' if ok_rate else 'MISS'}")
-    print(f"p99 {ours['p99_us'] / 1000:.1f} ms (target < 50 ms): {'PASS' if ok_p99 else 'MISS'}")
+    print(f"platform/baseline throughput: {ratio:.2f} (target >= 0.9): {'PASS' if ratio >= 0.9 else 'MISS'}")
+    print(f"throughput {ours['rate']:,.0f} req/s (target >= 3,000): {'PASS' if ok_rate else 'MISS'}")
+    print(f"p99 {ours['p99_us'] / 1000:.1f} ms (target < 100 ms): {'PASS' if ok_p99 else 'MISS'}")
     print(
         f"no acknowledged event lost, zero non-2xx ({max(lost, 0)} lost, {ours['all_bad']} non-2xx/errors): "
         f"{'PASS' if ok_loss else 'MISS'}"

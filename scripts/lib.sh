@@ -41,8 +41,9 @@ ensure_chromium_installed() {
 }
 
 # Starts a private cluster on a free loopback port; exports VRTX_TEST_POSTGRES_URL; stopped on exit.
+# PG_FSYNC=on keeps commits durable (the benches: an acknowledgement promises one); tests run without the flushes.
 start_throwaway_postgres() {
-  local bin port run_as=()
+  local bin port run_as=() fsync="${PG_FSYNC:-off}"
   bin="$(pg_bin_dir)"
   PG_TMP="$(mktemp -d /tmp/vrtx-pg.XXXXXX)"
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -53,7 +54,7 @@ start_throwaway_postgres() {
   fi
   "${run_as[@]}" "$bin/initdb" -D "$PG_TMP/data" -U vrtx -A trust -E UTF8 --no-instructions >/dev/null
   "${run_as[@]}" "$bin/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/log" -w -t 60 \
-    -o "-h 127.0.0.1 -p $port -k $PG_TMP -c fsync=off -c max_connections=200" start >/dev/null
+    -o "-h 127.0.0.1 -p $port -k $PG_TMP -c fsync=$fsync -c max_connections=200" start >/dev/null
   PG_STOP=("${run_as[@]}" "$bin/pg_ctl" -D "$PG_TMP/data" -m fast stop)
   trap 'stop_throwaway_postgres' EXIT
   # dlt needs a password in the URL even under trust authentication.

@@ -146,6 +146,10 @@ class PullSpec:
     # number, boolean, date, datetime, object, array; "LineItems[].TaxType" is a field of a list's items).
     # Field mappings are checked against it, and re-deriving reads the warehouse's columns back by it.
     record_fields: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # resource name -> the canonical model its mapper produces (``vrtx_pipelines.records.canonical``): field
+    # mappings are offered for these entities, checked against the model's fields. One name is one model for every
+    # provider (Xero's and QuickBooks' "contacts" and Stripe's "customers" are all Contact).
+    models: Mapping[str, type[Any]] = field(default_factory=dict)
 
     @property
     def entities(self) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from vrtx_pipelines.push.two_way import CONTACT_FIELDS
 from .client import QuickBooksClient
 from .fields import RECORD_FIELDS
 from .identity import REVOKE_URL, discover_tenants, revoke_grant
-from .mappers import MAPPERS
+from .mappers import MAPPERS, MODELS
 from .push import PUSHES
 from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from .source import STREAMS
@@ -104,7 +104,9 @@ PROVIDER = Provider(
     discover_tenants=discover_tenants,
     client=QuickBooksClient.for_connection,
     # At most 10 calls in flight per company (reference section 2, "Rate limits").
-    pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, max_concurrent_calls=10, record_fields=RECORD_FIELDS),
+    pulls=PullSpec(
+        streams=STREAMS, mappers=MAPPERS, models=MODELS, max_concurrent_calls=10, record_fields=RECORD_FIELDS
+    ),
     pushes=PUSHES,
     webhooks=WEBHOOKS,
     sandbox="providers.quickbooks.sandbox:create_app",

@@ -17,6 +17,7 @@ from typing import Any
 
 from providers.kit.values import OBJECT, UnmappableRecord, calendar_date, decimal, records, required, text, timestamp
 from vrtx_pipelines.records.canonical import (
+    ACCOUNTING_MODELS,
     Account,
     Address,
     CanonicalModel,
@@ -207,6 +208,8 @@ MAPPERS: dict[str, Callable[[Mapping[str, Any]], CanonicalModel]] = {
     "tax_rates": deletable(to_tax_rate),
     "accounts": deletable(to_account),
 }
+# The canonical model each resource's records are (``PullSpec.models``): an accounting system's usual six.
+MODELS = ACCOUNTING_MODELS
 
 
 def _address(raw: Any) -> Address | None:

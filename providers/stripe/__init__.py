@@ -10,7 +10,7 @@ from .client import StripeClient
 from .connection import SECRET_KEY_PATTERN, test_connection
 from .fields import RECORD_FIELDS
 from .identity import CONNECT_URL, deauthorize, discover_tenants
-from .mappers import MAPPERS
+from .mappers import MAPPERS, MODELS
 from .push import PUSHES
 from .sandbox_credentials import DEMO_SECRET_KEY
 from .source import STREAMS
@@ -84,7 +84,7 @@ PROVIDER = Provider(
     connection_tester=test_connection,
     discover_tenants=discover_tenants,
     client=StripeClient.for_connection,
-    pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, record_fields=RECORD_FIELDS),
+    pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, models=MODELS, record_fields=RECORD_FIELDS),
     pushes=PUSHES,
     webhooks=WEBHOOKS,
     sandbox="providers.stripe.sandbox:create_app",

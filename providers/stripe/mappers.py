@@ -198,6 +198,15 @@ MAPPERS: dict[str, Callable[[Mapping[str, Any]], CanonicalModel]] = {
     "subscriptions": to_subscription,
     "refunds": to_refund,
 }
+# The canonical model each resource's records are (``PullSpec.models``): what field mappings are checked against.
+MODELS: dict[str, type[CanonicalModel]] = {
+    "customers": Contact,
+    "products": Product,
+    "invoices": Invoice,
+    "payment_intents": InvoicePayment,
+    "subscriptions": Subscription,
+    "refunds": Refund,
+}
 
 
 # --- helpers ---------------------------------------------------------------------------------------------

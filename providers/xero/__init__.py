@@ -9,7 +9,7 @@ from vrtx_pipelines.push.two_way import CONTACT_FIELDS
 from .client import XeroClient
 from .fields import RECORD_FIELDS
 from .identity import REVOCATION, discover_tenants
-from .mappers import MAPPERS
+from .mappers import MAPPERS, MODELS
 from .push import PUSHES
 from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from .source import STREAMS
@@ -112,7 +112,9 @@ PROVIDER = Provider(
     discover_tenants=discover_tenants,
     revocation=REVOCATION,
     client=XeroClient.for_connection,
-    pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, max_concurrent_calls=5, record_fields=RECORD_FIELDS),
+    pulls=PullSpec(
+        streams=STREAMS, mappers=MAPPERS, models=MODELS, max_concurrent_calls=5, record_fields=RECORD_FIELDS
+    ),
     pushes=PUSHES,
     webhooks=WEBHOOKS,
     sandbox="providers.xero.sandbox:create_app",

@@ -17,6 +17,7 @@ from typing import Any, Literal, get_args
 from providers.kit.values import OBJECT, UnmappableRecord, decimal, records, required, text
 from providers.xero.dates import to_date, to_utc_datetime
 from vrtx_pipelines.records.canonical import (
+    ACCOUNTING_MODELS,
     Account,
     Address,
     CanonicalModel,
@@ -161,6 +162,8 @@ MAPPERS: dict[str, Callable[[Mapping[str, Any]], CanonicalModel]] = {
     "tax_rates": to_tax_rate,
     "accounts": to_account,
 }
+# The canonical model each resource's records are (``PullSpec.models``): an accounting system's usual six.
+MODELS = ACCOUNTING_MODELS
 
 
 # --- helpers ---------------------------------------------------------------------------------------------

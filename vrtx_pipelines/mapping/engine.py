@@ -19,15 +19,16 @@ from vrtx_pipelines.errors import ValidationFailed
 from vrtx_pipelines.mapping.expressions import ANY, STRING, ExpressionError, Scope, as_text, to_value, value_type
 from vrtx_pipelines.mapping.fields import (
     ARRAY,
-    CANONICAL_MODELS,
     CUSTOM_PREFIX,
     OBJECT,
     UNMAPPABLE_CANONICAL,
     CoercionError,
     canonical_fields,
+    canonical_models,
     canonical_type,
     compatible,
     get_path,
+    is_mappable,
     json_value,
     to_canonical,
     valid_external_path,
@@ -157,7 +158,7 @@ def _note(unmatched: list[int] | None, transform: Transform) -> None:
 
 def typed_canonical(entity: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     """A canonical record's JSON with Python types back (Decimal, date) where the model declares them."""
-    model = CANONICAL_MODELS[entity]
+    model = canonical_models()[entity]
     try:
         typed: dict[str, Any] = model.model_validate(dict(payload)).model_dump()
     except ValueError:
@@ -198,9 +199,9 @@ def compile_mappings(
 ) -> EntityMappings:
     """Checked, runnable mappings. ``check=False`` (run time, for mappings checked when saved) skips the name
     and type checks that need the provider's field list, never the language's own safety checks."""
-    if entity not in CANONICAL_MODELS:
+    if not is_mappable(entity):
         raise InvalidMappings(
-            f"mappings are kept per entity: one of {', '.join(CANONICAL_MODELS)}",
+            f"mappings are kept per entity: one of {', '.join(canonical_models())}",
             details=[{"entity": entity, "message": "unknown entity"}],
         )
     problems: list[MappingProblem] = []

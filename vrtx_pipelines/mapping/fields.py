@@ -15,18 +15,10 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 
+from vrtx_pipelines.errors import ConfigurationError
 from vrtx_pipelines.mapping.expressions import ANY, BOOLEAN, DATE, DATETIME, NULL, NUMBER, STRING
-from vrtx_pipelines.records.canonical import Account, Contact, Invoice, InvoicePayment, Product, TaxRate
+from vrtx_pipelines.registry import load_providers
 
-# The pull entity names: mappings, canonical records and entity links are all kept under them.
-CANONICAL_MODELS: dict[str, type[BaseModel]] = {
-    "contacts": Contact,
-    "invoices": Invoice,
-    "payments": InvoicePayment,
-    "products": Product,
-    "tax_rates": TaxRate,
-    "accounts": Account,
-}
 CUSTOM_PREFIX = "custom_fields."
 # A record's identity is the platform's, not a mapping's to change.
 UNMAPPABLE_CANONICAL = frozenset({"id", "external_id", "custom_fields", "version"})
@@ -47,8 +39,28 @@ class CanonicalField:
 
 
 @cache
+def canonical_models() -> dict[str, type[BaseModel]]:
+    """Pull entity name -> its canonical model, as the installed providers declare them (``PullSpec.models``):
+    mappings, canonical records and entity links are kept under these names. A name two providers declare with
+    different models is a configuration error: a saved mapping must mean the same for either."""
+    found: dict[str, type[BaseModel]] = {}
+    for provider in load_providers().values():
+        for entity, model in (provider.pulls.models if provider.pulls is not None else {}).items():
+            if found.setdefault(entity, model) is not model:
+                raise ConfigurationError(
+                    f"{provider.slug} declares {entity!r} as {model.__name__}, another provider as "
+                    f"{found[entity].__name__}: one entity name is one canonical model"
+                )
+    return found
+
+
+def is_mappable(entity: str) -> bool:
+    return entity in canonical_models()
+
+
+@cache
 def canonical_fields(entity: str) -> dict[str, CanonicalField]:
-    model = CANONICAL_MODELS[entity]
+    model = canonical_models()[entity]
     found = {}
     for name, info in model.model_fields.items():
         kind, choices = _type_of(info.annotation)

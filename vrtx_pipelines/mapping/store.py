@@ -21,7 +21,7 @@ from vrtx_pipelines.mapping.engine import (
     InvalidMappings,
     compile_mappings,
 )
-from vrtx_pipelines.mapping.fields import CANONICAL_MODELS
+from vrtx_pipelines.mapping.fields import is_mappable
 
 log = logging.getLogger("vrtx.mapping")
 
@@ -39,8 +39,9 @@ def catalog_for(provider: Provider, entity: str) -> Catalog:
 
 
 def mappable_entities(provider: Provider) -> list[str]:
-    pulled = provider.pulls.entities if provider.pulls is not None else ()
-    return [entity for entity in pulled if entity in CANONICAL_MODELS]
+    if provider.pulls is None:
+        return []
+    return [entity for entity in provider.pulls.entities if entity in provider.pulls.models]
 
 
 def _spec(row: IntegrationFieldMapping) -> FieldMappingSpec:
@@ -153,7 +154,7 @@ def active_mappings(session: Session, connection_id: int) -> dict[str, EntityMap
     safety hold regardless). An entity whose saved mappings no longer compile is left unmapped, and logged."""
     compiled = {}
     for entity, specs in saved_mappings(session, connection_id).items():
-        if entity not in CANONICAL_MODELS:
+        if not is_mappable(entity):
             continue
         try:
             compiled[entity] = compile_mappings(entity, specs, Catalog(None), check=False)
@@ -211,7 +212,7 @@ def push_overrides(session: Session, connection_id: int, entity: str, payload: M
     """The provider fields the connection's push mappings set for this canonical record (``entity`` is the pull
     entity name, e.g. "contacts"). Raises ``MappingFailed`` when one cannot be computed: sent half-mapped, the
     record would be wrong at the provider."""
-    if entity not in CANONICAL_MODELS:
+    if not is_mappable(entity):
         return {}
     mappings = active_mappings(session, connection_id).get(entity)
     if mappings is None or not mappings.push:

@@ -183,3 +183,15 @@ class Refund(CanonicalModel):
     currency: str | None = Field(default=None, min_length=3, max_length=3)
     status: str | None = None
     reason: str | None = None
+
+
+# The entities of an accounting system (Xero, QuickBooks) and their models, under the pull names every such
+# provider uses: mappings saved for one mean the same for the other.
+ACCOUNTING_MODELS: dict[str, type[CanonicalModel]] = {
+    "contacts": Contact,
+    "invoices": Invoice,
+    "payments": InvoicePayment,
+    "products": Product,
+    "tax_rates": TaxRate,
+    "accounts": Account,
+}

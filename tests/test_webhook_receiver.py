@@ -19,14 +19,14 @@ from sqlalchemy import func, select
 from api.routes.webhooks import receiver_for
 from providers.xero.webhooks import sign as signature
 from tests.test_webhooks import KEY, Xero, acme, api, inbox, post, xero_event, xero_payload  # noqa: F401
-from tests.test_webhooks_fastpath import dispatcher  # noqa: F401 -- fixture
+from tests.test_webhooks_fastpath import worker  # noqa: F401 -- fixture
 from tests.xero.conftest import base_urls, oauth_clients, xero  # noqa: F401 -- fixtures
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import TenantIntegration, WebhookInbox, utcnow
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.webhooks.dispatch import RELEASED
-from vrtx_pipelines.webhooks.launch import ImmediateDispatcher
 from vrtx_pipelines.webhooks.receiver import InboxWriter
+from vrtx_pipelines.webhooks.worker import WebhookWorker
 
 T = TypeVar("T")
 
@@ -112,14 +112,14 @@ def test_events_handed_back_to_the_sensor_are_not_applied_again_by_the_next_deli
     settings: Settings,
     xero: Xero,
     acme: str,
-    dispatcher: ImmediateDispatcher,
+    worker: WebhookWorker,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     sandbox, _served, org = xero
     caplog.set_level(logging.INFO, logger="vrtx.webhooks")
     for changed in (sandbox.touch(org, "contacts", 1)[0], sandbox.touch(org, "contacts", 1)[0]):
         assert post(api, xero_payload(org, xero_event(org, "CONTACT", changed)), KEY).status_code == 200
-        assert dispatcher.wait_idle()
+        assert worker.wait_idle()
     applied = [r.getMessage() for r in caplog.records if "webhook fast path applied" in r.getMessage()]
     # The webserver is unreachable: each event is applied, then released to the sensor, and only once.
     assert len(applied) == 2 and all(" events=1 " in line for line in applied), applied

@@ -39,6 +39,7 @@ REAL_PROCESSES = (
     "tests/test_dev.py",
     "tests/test_pushes_daemon.py",
     "tests/test_cli_dev_platform.py",
+    "tests/test_stateless_api.py",
     "tests/browser/",
 )
 

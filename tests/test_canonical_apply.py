@@ -68,3 +68,50 @@ def test_records_of_a_pull_whose_load_failed_are_not_kept(settings: Settings, xe
     apply.start()
     apply.abandon()  # the load failed
     assert stored(settings) == []
+
+
+def deleted_names(settings: Settings) -> dict[str, bool]:
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        return {r.data["name"]: r.deleted for r in session.scalars(select(CanonicalRecord))}
+
+
+def test_a_relisting_marks_deleted_what_it_no_longer_had_but_not_what_was_written_while_it_ran(
+    settings: Settings, xero: object, tmp_path: Path
+) -> None:
+    connection_id = acme_connection(settings)
+    (tmp_path / "first").mkdir()
+    CanonicalApply(sessions(settings), connection_id, spooled(tmp_path / "first", "Ada", "Bo", "Cy")).finish()
+    began = datetime.now(UTC)
+    # While the listing ran, a webhook wrote a record the listing (begun before it existed) cannot have.
+    (tmp_path / "webhook").mkdir()
+    late = RecordSpool(tmp_path / "webhook", {"contacts": to_contact})
+    late.capture("contacts")({"ContactID": "c-9", "Name": "Dee", "UpdatedDateUTC": datetime(2026, 2, 1, tzinfo=UTC)})
+    CanonicalApply(sessions(settings), connection_id, late).finish()
+
+    (tmp_path / "relisted").mkdir()
+    relisting = spooled(tmp_path / "relisted", "Ada", "Bo")  # Cy (c-2) was deleted while the feed could not say
+    reports = CanonicalApply(
+        sessions(settings), connection_id, relisting, relisted=lambda: {"contacts"}, listing_began=began
+    ).finish()
+
+    assert reports["contacts"].deleted == 1 and reports["contacts"].changed == 1
+    assert deleted_names(settings) == {"Ada": False, "Bo": False, "Cy": True, "Dee": False}
+    # Not relisted: a listing that lacks records says nothing about them.
+    (tmp_path / "partial").mkdir()
+    CanonicalApply(sessions(settings), connection_id, spooled(tmp_path / "partial", "Ada")).finish()
+    assert deleted_names(settings)["Bo"] is False
+
+
+def test_a_relisting_that_found_nothing_marks_every_earlier_record_deleted(
+    settings: Settings, xero: object, tmp_path: Path
+) -> None:
+    connection_id = acme_connection(settings)
+    (tmp_path / "first").mkdir()
+    CanonicalApply(sessions(settings), connection_id, spooled(tmp_path / "first", "Ada", "Bo")).finish()
+    (tmp_path / "empty").mkdir()
+    empty = RecordSpool(tmp_path / "empty", {"contacts": to_contact})
+    reports = CanonicalApply(
+        sessions(settings), connection_id, empty, relisted=lambda: {"contacts"}, listing_began=datetime.now(UTC)
+    ).finish()
+    assert reports["contacts"].deleted == 2
+    assert deleted_names(settings) == {"Ada": True, "Bo": True}

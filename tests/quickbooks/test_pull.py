@@ -77,6 +77,30 @@ def test_a_change_token_past_the_30_day_window_falls_back_to_a_full_sync_and_the
         assert "past the 30-day window" in row.request_data["full_sync_reason"]
 
 
+def test_a_full_sync_after_the_window_passed_marks_deleted_what_quickbooks_deleted_meanwhile(
+    api: TestClient, settings: Settings, qbo: Qbo, instance: DagsterInstance, connected: str
+) -> None:
+    qbo.clock.now = time.time() - 31 * 86_400  # the last sync was 31 days ago
+    sync(settings, instance, entities=["invoices"])
+    qbo.clock.now = time.time()
+    listed = qbo.sandbox.count(qbo.realm, "invoices") - 1
+    qbo.sandbox.delete(qbo.realm, "invoices", "3")  # past CDC's reach by the next sync: only the listing can tell
+    before = records(api, connected, "invoices")
+    cursor, live = before["next_cursor"], {r["external_id"] for r in before["records"] if not r["deleted"]}
+
+    result = sync(settings, instance, entities=["invoices"])
+
+    assert result["invoices"]["rows_loaded"] == listed  # listed in full, without the deleted one
+    assert result["invoices"]["changed"] == 1
+    (gone,) = records(api, connected, "invoices", cursor)["records"]  # the one change since: a new change number
+    assert gone["external_id"] == "3" and gone["deleted"] is True and gone["data"]["deleted"] is True
+    after = records(api, connected, "invoices")["records"]
+    assert {r["external_id"] for r in after if not r["deleted"]} == live - {"3"}  # voided ones were deleted before
+    sync(settings, instance, entities=["invoices"])  # CDC again (it may report the same delete: still deleted)
+    again = {r["external_id"]: r for r in records(api, connected, "invoices")["records"]}
+    assert again["3"]["deleted"] is True and {k for k, r in again.items() if not r["deleted"]} == live - {"3"}
+
+
 def test_invoice_lines_and_payments_linked_invoices_land_in_child_tables(
     api: TestClient, settings: Settings, qbo: Qbo, instance: DagsterInstance, connected: str
 ) -> None:

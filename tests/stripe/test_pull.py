@@ -85,6 +85,29 @@ def test_an_event_position_older_than_stripes_30_days_means_a_full_sync_and_the_
     assert {"Month old", "New today"} <= names
 
 
+def test_a_full_sync_after_stripes_30_days_marks_deleted_the_customers_deleted_meanwhile(
+    api: TestClient, settings: Settings, stripe: Stripe, instance: DagsterInstance
+) -> None:
+    token = make_tenant(settings, "acme")
+    connect_with_key(api, token)
+    now = stripe.clock.now
+    stripe.clock.now = now - 31 * DAY_S
+    doomed = httpx.post(f"{stripe.served.base_url}/v1/customers", data={"name": "Leaving"}, headers=KEY).json()["id"]
+    sync(settings, instance, ["customers"])
+    stripe.clock.now = now
+    deleted = httpx.delete(f"{stripe.served.base_url}/v1/customers/{doomed}", headers=KEY)
+    assert deleted.status_code == 200, deleted.text
+    before = records(api, token, "customers")
+    assert before[doomed]["deleted"] is False
+
+    again = sync(settings, instance, ["customers"])  # its event position is past Stripe's 30 days: listed in full
+
+    assert again["customers"]["changed"] == 1
+    after = records(api, token, "customers")
+    assert after[doomed]["deleted"] is True and after[doomed]["data"]["deleted"] is True
+    assert {k for k, r in after.items() if not r["deleted"]} == set(before) - {doomed}
+
+
 def test_a_key_revoked_at_stripe_fails_the_pull_and_marks_the_connection_error(
     api: TestClient, settings: Settings, stripe: Stripe, instance: DagsterInstance
 ) -> None:

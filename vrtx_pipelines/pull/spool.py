@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from dlt.common.runtime.collector import NullCollector
 
-from vrtx_pipelines.records.store import ApplyReport, apply_spool, canonical_json, spool_line
+from vrtx_pipelines.db.models import utcnow
+from vrtx_pipelines.records.store import ApplyReport, apply_spool, canonical_json, spool_line, sweep_unlisted
 
 
 class RecordSpool:
@@ -75,10 +77,22 @@ class CanonicalApply:
     at a time), ``finish`` starts the apply itself, after the load.
     """
 
-    def __init__(self, sessions: Callable[[], Any], connection_id: int, spool: RecordSpool) -> None:
+    def __init__(
+        self,
+        sessions: Callable[[], Any],
+        connection_id: int,
+        spool: RecordSpool,
+        *,
+        relisted: Callable[[], Collection[str]] = frozenset,
+        listing_began: datetime | None = None,
+    ) -> None:
+        """``relisted``: the entities the pull had to list in full because their change feed could not be followed
+        (known once extraction is done); their records the listing no longer had are marked deleted."""
         self.sessions = sessions
         self.connection_id = connection_id
         self.spool = spool
+        self.relisted = relisted
+        self.listing_began = listing_began or utcnow()
         self.reports: dict[str, ApplyReport] = {}
         self.apply_ms = 0
         self._error: BaseException | None = None
@@ -95,8 +109,16 @@ class CanonicalApply:
         session = self.sessions()
         try:
             started = time.monotonic()
-            for entity in self.spool.entities():
-                self.reports[entity] = apply_spool(session, self.connection_id, entity, self.spool.path(entity))
+            relisted = set(self.relisted())
+            spooled = self.spool.entities()
+            for entity in spooled:
+                sweep = self.listing_began if entity in relisted else None
+                path = self.spool.path(entity)
+                self.reports[entity] = apply_spool(session, self.connection_id, entity, path, sweep_before=sweep)
+            for entity in sorted(relisted - set(spooled)):
+                if entity in self.spool.mappers:  # listed in full and found empty: every record is gone
+                    gone = sweep_unlisted(session, self.connection_id, entity, set(), self.listing_began)
+                    self.reports[entity] = ApplyReport(deleted=gone)
             self.apply_ms = round((time.monotonic() - started) * 1000)
             self._verdict.wait()
             if self._commit:

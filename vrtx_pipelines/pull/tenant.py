@@ -190,7 +190,13 @@ def _load(
         if settings.uses_postgres:
             run_args["loader_file_format"] = "csv"  # COPY, several times faster than INSERT VALUES
         first_sync = full or not cursors_before
-        canonical = CanonicalApply(session_factory(), connection.id, spool)
+        canonical = CanonicalApply(
+            session_factory(),
+            connection.id,
+            spool,
+            relisted=lambda: client.stats["full_listings"],
+            listing_began=utcnow(),
+        )
         if settings.uses_postgres:  # on SQLite, one writer at a time: the records wait for the load instead
             pipeline.collector = OnLoadStart(pipeline.collector, canonical.start)
         session.commit()  # no transaction of this session may hold what the canonical apply will lock

@@ -34,10 +34,11 @@ class ApplyReport:
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
+    deleted: int = 0  # records a re-listing no longer had (``sweep_unlisted``)
 
     @property
     def changed(self) -> int:
-        return self.inserted + self.updated
+        return self.inserted + self.updated + self.deleted
 
 
 def canonical_json(model: BaseModel) -> dict[str, Any]:
@@ -166,14 +167,28 @@ def _spooled_records(path: Path) -> Iterator[Any]:
             yield json.loads(_COPY_UNESCAPE.sub(lambda match: _COPY_UNESCAPES.get(match[1], match[1]), data))
 
 
-def apply_spool(session: Session, connection_id: int, entity_type: str, path: Path) -> ApplyReport:
+def apply_spool(
+    session: Session, connection_id: int, entity_type: str, path: Path, *, sweep_before: datetime | None = None
+) -> ApplyReport:
     """``apply_records`` for a spool file of ``spool_line`` lines, in the order the pull met the records.
 
     On PostgreSQL the file is copied as it is into a temporary table and merged with set-based statements: a
     large pull's records are written at COPY speed, with no per-record work in Python.
+
+    ``sweep_before``: the file is a complete listing of the entity (``sweep_unlisted``), begun at that time.
     """
     if session.get_bind().dialect.name != "postgresql":
-        return apply_records(session, connection_id, entity_type, _spooled_records(path))
+        listed: set[str] = set()
+
+        def noted(items: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+            for item in items:
+                listed.add(str(item["external_id"]))
+                yield item
+
+        report = apply_records(session, connection_id, entity_type, noted(_spooled_records(path)))
+        if sweep_before is not None:
+            report.deleted = sweep_unlisted(session, connection_id, entity_type, listed, sweep_before)
+        return report
     lock_synced_connection(session, connection_id)
     raw: Any = session.connection().connection.dbapi_connection  # psycopg2: COPY is not in the DB-API
     with raw.cursor() as cursor, path.open("rb") as handle:
@@ -184,8 +199,61 @@ def apply_spool(session: Session, connection_id: int, entity_type: str, path: Pa
     params = {"cid": connection_id, "etype": entity_type, "now": utcnow()}
     inserted, updated_count, distinct = session.execute(text(_MERGE_STAGE), params).one()
     session.execute(text(_TOUCH_LINKS_FROM_STAGE), params)
+    deleted = 0
+    if sweep_before is not None:
+        listed = set(session.scalars(text("SELECT DISTINCT external_id FROM vrtx_stage_records")))
+        deleted = sweep_unlisted(session, connection_id, entity_type, listed, sweep_before)
     session.execute(text("DROP TABLE vrtx_stage_records"))
-    return ApplyReport(inserted=inserted, updated=updated_count, unchanged=distinct - inserted - updated_count)
+    return ApplyReport(
+        inserted=inserted, updated=updated_count, unchanged=distinct - inserted - updated_count, deleted=deleted
+    )
+
+
+def sweep_unlisted(
+    session: Session, connection_id: int, entity_type: str, listed: set[str], listing_began: datetime
+) -> int:
+    """Mark deleted the live records of the entity that a complete listing no longer had: a change feed that could
+    not be followed (its window passed) never told of what was deleted meanwhile. A record written after the listing
+    began (a webhook's, while it ran) is not judged by it. Returns how many were marked."""
+    lock_synced_connection(session, connection_id)
+    table = table_of(CanonicalRecord)
+    live = session.execute(
+        select(table.c.external_id, table.c.data).where(
+            table.c.tenant_integration_id == connection_id,
+            table.c.entity_type == entity_type,
+            table.c.deleted.is_(False),
+            table.c.updated_at < listing_began,
+        )
+    ).all()
+    gone = [(external_id, data) for external_id, data in live if external_id not in listed]
+    if not gone:
+        return 0
+    next_seq = session.scalar(
+        select(func.coalesce(func.max(table.c.change_seq), 0)).where(table.c.tenant_integration_id == connection_id)
+    )
+    now = utcnow()
+    changes = []
+    for offset, (external_id, data) in enumerate(sorted(gone), start=1):
+        tombstone = {**(data or {}), "deleted": True}
+        changes.append(
+            {
+                "_external_id": external_id,
+                "data": tombstone,
+                "content_hash": content_hash(tombstone),
+                "change_seq": (next_seq or 0) + offset,
+                "deleted": True,
+                "updated_at": now,
+            }
+        )
+    session.execute(
+        update(table).where(
+            table.c.tenant_integration_id == connection_id,
+            table.c.entity_type == entity_type,
+            table.c.external_id == bindparam("_external_id"),
+        ),
+        changes,
+    )
+    return len(changes)
 
 
 def _is_deleted(data: Mapping[str, Any]) -> bool:

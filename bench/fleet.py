@@ -479,22 +479,28 @@ def platform_window(
         samples.append((time.time(), syncs_since(platform, started), waiting(platform)))
     ended = time.time()
     used = meter.used()
+    # Counted before the daemon stops: stopping it interrupts the batch runs in flight, whose tenants then fail
+    # for the bench's own shutdown, not the platform's.
+    within = "created_at >= to_timestamp(:t) AND created_at < to_timestamp(:e)"
+    syncs = syncs_since(platform, started)
+    failed = platform.scalar(
+        f"SELECT count(DISTINCT (run_id, tenant_integration_id)) FROM integration_sync_logs "  # noqa: S608
+        f"WHERE status = 'failed' AND {within}",
+        t=started,
+        e=ended,
+    )
+    errors = platform.rows(
+        f"SELECT error_message, count(*) FROM integration_sync_logs WHERE status = 'failed' "  # noqa: S608
+        f"AND {within} GROUP BY error_message ORDER BY count(*) DESC LIMIT 3",
+        t=started,
+        e=ended,
+    )
     sandbox.command("stop")
     children.stop("daemon")
     lags, pending = lag_of(log, started, ended, platform, "platform")
     durations, runs = ticks_of(dagster_env, started)
-    failed = platform.scalar(
-        "SELECT count(DISTINCT (run_id, tenant_integration_id)) FROM integration_sync_logs "
-        "WHERE status = 'failed' AND created_at >= to_timestamp(:t)",
-        t=started,
-    )
-    errors = platform.rows(
-        "SELECT error_message, count(*) FROM integration_sync_logs WHERE status = 'failed' "
-        "AND created_at >= to_timestamp(:t) GROUP BY error_message ORDER BY count(*) DESC LIMIT 3",
-        t=started,
-    )
     return {
-        "syncs": syncs_since(platform, started), "seconds": ended - started, "cpu": used, "lags": lags,
+        "syncs": syncs, "seconds": ended - started, "cpu": used, "lags": lags,
         "pending": pending, "ticks": durations, "runs": runs, "samples": samples, "failed": failed, "errors": errors,
     }  # fmt: skip
 

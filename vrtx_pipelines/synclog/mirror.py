@@ -457,6 +457,10 @@ def _follow_connection(session: Session, summary: RunSummary, run_started: datet
         )
 
 
+def _logged(session: Session, run_id: str) -> bool:
+    return session.scalar(select(IntegrationSyncLog.id).where(IntegrationSyncLog.run_id == run_id).limit(1)) is not None
+
+
 def mirror_run(instance: DagsterInstance, run: DagsterRun, *, succeeded: bool) -> RunSummary | None:
     """Write the sync log of one finished run; None when the run is not a VRTX pull or push."""
     slug = run.tags.get(PROVIDER_TAG)
@@ -473,6 +477,9 @@ def mirror_run(instance: DagsterInstance, run: DagsterRun, *, succeeded: bool) -
         if run.tags.get(KIND_TAG) == PUSH_KIND:
             connection_id, outcomes = summarise_push(run, session, failure)
             direction = PUSH
+            if connection_id is None and _logged(session, run.run_id):
+                # Written by the push sensor from the rows the run held, before it returned them to the outbox.
+                return None
         else:
             entities = _pull_entities(instance, provider, run) if provider.pulls is not None else None
             if entities is None or not tenant_id:

@@ -10,17 +10,20 @@ file lock under VRTX_HOME.
 from __future__ import annotations
 
 import fcntl
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.session import engine_for
 
 # Advisory-lock keys are one bigint space per database; this namespace keeps ours apart from anyone else's.
 _NAMESPACE = 0x56525458  # "VRTX"
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -41,9 +44,13 @@ def pull_lock(settings: Settings, connection_id: int, *, wait: bool) -> Iterator
                     try:
                         conn.execute(text("SELECT pg_advisory_unlock(:ns, :id)"), params)
                         conn.commit()
-                    except Exception:
+                    except DBAPIError as exc:
                         conn.invalidate()  # a pooled connection must never keep the lock: closing it frees it
-                        raise
+                        if not exc.connection_invalidated:
+                            raise
+                        # The session is gone (the server restarted, the network dropped) and its lock with it:
+                        # nothing is left to release, and what the block did or raised stands.
+                        log.warning("pull lock lost with its database session connection=%d", connection_id)
         return
     directory = settings.home / "locks" / "pulls"
     directory.mkdir(parents=True, exist_ok=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from dlt.common.runtime.collector import NullCollector
 
+from vrtx_pipelines.pull.catch_up import unmark_behind
 from vrtx_pipelines.records.store import ApplyReport, apply_spool, canonical_json, spool_line
 
 
@@ -75,10 +76,13 @@ class CanonicalApply:
     at a time), ``finish`` starts the apply itself, after the load.
     """
 
-    def __init__(self, sessions: Callable[[], Any], connection_id: int, spool: RecordSpool) -> None:
+    def __init__(
+        self, sessions: Callable[[], Any], connection_id: int, spool: RecordSpool, marked: Sequence[str] = ()
+    ) -> None:
         self.sessions = sessions
         self.connection_id = connection_id
         self.spool = spool
+        self.marked = list(marked)  # the entities the load marked behind (``pull.catch_up``): unmarked on commit
         self.reports: dict[str, ApplyReport] = {}
         self.apply_ms = 0
         self._error: BaseException | None = None
@@ -100,6 +104,7 @@ class CanonicalApply:
             self.apply_ms = round((time.monotonic() - started) * 1000)
             self._verdict.wait()
             if self._commit:
+                unmark_behind(session, self.connection_id, self.marked)
                 session.commit()
             else:
                 session.rollback()

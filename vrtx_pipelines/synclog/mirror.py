@@ -56,6 +56,7 @@ SUCCESS, FAILED, PARTIAL = "success", "failed", "partial"
 PULL_COUNTS = (
     "rows_loaded",
     "records_changed",
+    "records_caught_up",
     "records_without_canonical_form",
     "pages",
     "api_calls",

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import psycopg2
 from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import CanonicalRecord, TenantIntegration
@@ -28,6 +34,26 @@ def run_sync(tenant: str, entities: list[str], timeout_s: float = 600) -> subpro
     done = subprocess.run(sync_command(tenant, entities), cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
     assert done.returncode == 0, done.stderr[-4000:]
     return done
+
+
+def poll(condition: Callable[[], object], what: str, timeout_s: float = 180) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+@contextmanager
+def database(settings: Settings) -> Iterator[Any]:
+    """A psycopg2 connection of the test's own to the app database (which also holds the warehouse)."""
+    url = make_url(settings.sqlalchemy_url)
+    connection = psycopg2.connect(
+        host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database
+    )
+    try:
+        yield connection
+    finally:
+        connection.close()
 
 
 def warehouse_keys(settings: Settings, tenant: str, table: str, key: str) -> tuple[int, int]:

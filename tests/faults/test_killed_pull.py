@@ -5,18 +5,22 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import psycopg2
 from fastapi.testclient import TestClient
-from sqlalchemy.engine import make_url
 
 from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import XeroSandbox
-from tests.faults.helpers import ROOT, canonical_counts, last_change, run_sync, sync_command, warehouse_keys
+from tests.faults.helpers import (
+    ROOT,
+    canonical_counts,
+    database,
+    last_change,
+    poll,
+    run_sync,
+    sync_command,
+    warehouse_keys,
+)
 from tests.faults.matrix import fault
 from tests.helpers import make_tenant
 from tests.xero.conftest import connect_xero
@@ -25,25 +29,6 @@ from vrtx_pipelines.names import dataset_name
 
 Xero = tuple[XeroSandbox, ServedApp, str]
 KILLED_RUN = "vrtx-fault-killed-pull"  # the application_name of the killed run's database sessions
-
-
-@contextmanager
-def database(settings: Settings) -> Iterator[Any]:
-    url = make_url(settings.sqlalchemy_url)
-    connection = psycopg2.connect(
-        host=url.host, port=url.port, user=url.username, password=url.password, dbname=url.database
-    )
-    try:
-        yield connection
-    finally:
-        connection.close()
-
-
-def poll(condition: Any, what: str, timeout_s: float = 180) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def sessions_of_killed_run(db: Any, *, waiting: bool = False) -> list[int]:

@@ -149,6 +149,10 @@ class TenantIntegration(Timestamps, Base):
     sync_claim: Mapped[str | None] = mapped_column(String(64), index=True)
     sync_claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     sync_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The entities whose canonical records may be behind the warehouse: a pull's load committed (its cursors
+    # with it) but its records did not. Set before each load, cleared with the records' commit
+    # (vrtx_pipelines.pull.catch_up).
+    canonical_behind: Mapped[list[Any] | None] = mapped_column(JSONType)
 
     integration: Mapped[Integration] = relationship(lazy="joined")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,9 +17,12 @@ from pathlib import Path
 from typing import IO
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.session import engine_for
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,13 @@ def hold(settings: Settings, lock: ProcessLock, *, wait: bool) -> Iterator[bool]
                         try:
                             conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), params)
                             conn.commit()
-                        except Exception:
+                        except Exception as exc:
                             conn.invalidate()  # a pooled connection must never keep the lock: closing it frees it
-                            raise
+                            if not (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+                                raise
+                            # The session is gone (the server restarted, the network dropped) and its lock with
+                            # it: nothing is left to release, and what the block did or raised stands.
+                            log.warning("process lock lost with its database session lock=%s/%d", lock.folder, lock.key)
         finally:
             engine.dispose()
         return

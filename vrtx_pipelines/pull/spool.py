@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 from dlt.common.runtime.collector import NullCollector
 
 from vrtx_pipelines.db.models import utcnow
+from vrtx_pipelines.pull.catch_up import unmark_behind
 from vrtx_pipelines.records.store import ApplyReport, apply_spool, canonical_json, spool_line, sweep_unlisted
 
 
@@ -82,15 +83,18 @@ class CanonicalApply:
         sessions: Callable[[], Any],
         connection_id: int,
         spool: RecordSpool,
+        marked: Sequence[str] = (),
         *,
         relisted: Callable[[], Collection[str]] = frozenset,
         listing_began: datetime | None = None,
     ) -> None:
-        """``relisted``: the entities the pull had to list in full because their change feed could not be followed
-        (known once extraction is done); their records the listing no longer had are marked deleted."""
+        """``marked``: the entities the load marked behind (``pull.catch_up``), unmarked on commit. ``relisted``: the
+        entities the pull had to list in full because their change feed could not be followed (known once
+        extraction is done); their records the listing no longer had are marked deleted."""
         self.sessions = sessions
         self.connection_id = connection_id
         self.spool = spool
+        self.marked = list(marked)
         self.relisted = relisted
         self.listing_began = listing_began or utcnow()
         self.reports: dict[str, ApplyReport] = {}
@@ -122,6 +126,7 @@ class CanonicalApply:
             self.apply_ms = round((time.monotonic() - started) * 1000)
             self._verdict.wait()
             if self._commit:
+                unmark_behind(session, self.connection_id, self.marked)
                 session.commit()
             else:
                 session.rollback()

@@ -5,7 +5,8 @@ shared names silently lose data and shared state corrupts under concurrency. Fir
 (``vrtx_pipelines.pull.probe``) asks the provider what changed, with the cursors of the tenant's dlt state: when
 nothing did, the pull ends there. Otherwise dlt runs, on the listings the probe already read; canonical records
 are captured while extracting (``vrtx_pipelines.pull.spool``) and committed to the app database only after the
-warehouse load succeeded.
+warehouse load succeeded; records a pull loaded but could not commit are re-derived first by the next one
+(``vrtx_pipelines.pull.catch_up``).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from vrtx_pipelines.db.models import TenantIntegration, utcnow
 from vrtx_pipelines.db.session import session_factory
 from vrtx_pipelines.errors import IntegrationError, NotConnected
 from vrtx_pipelines.mapping import mapped_mappers
+from vrtx_pipelines.pull.catch_up import catch_up, mark_behind
 from vrtx_pipelines.pull.probe import Probe, Replay, listing_digest, probe, row_line, stored_unchanged
 from vrtx_pipelines.records.store import ApplyReport
 from vrtx_pipelines.warehouse import listing_digests, local_state, save_listing_digests
@@ -102,6 +104,7 @@ def pull_tenant(
     tenant at a time; a batch sets them once for all its threads)."""
     started = time.monotonic()
     connection = open_connection(session, provider, tenant_id)
+    caught_up = catch_up(session, settings, provider, tenant_id, connection, selected)
     ctx = ConnectionContext(session=session, vault=vault, settings=settings)
     governor = governor_for(settings, provider)
     assert provider.client is not None  # Provider requires one with pulls
@@ -126,7 +129,8 @@ def pull_tenant(
                 "tenant": tenant_id,
                 "sync_type": "incremental",
                 "rows_loaded": 0,
-                "records_changed": 0,
+                "records_changed": caught_up.get(entity, 0),
+                **_caught_up(caught_up, entity),
                 "records_without_canonical_form": 0,
                 "pages": stats["pages"].get(entity, 0),
                 "api_calls": stats["api_calls"],
@@ -144,7 +148,7 @@ def pull_tenant(
     return _load(
         provider, spec, tenant_id, selected, load, connection, replayed,
         governor, mappers, session=session, settings=settings, full=full, started=started, probe_ms=probe_ms,
-        process_tuning=process_tuning,
+        process_tuning=process_tuning, caught_up=caught_up,
     )  # fmt: skip
 
 
@@ -165,6 +169,7 @@ def _load(
     started: float,
     probe_ms: int,
     process_tuning: bool,
+    caught_up: Mapping[str, int],
 ) -> Pulled:
     from vrtx_pipelines.pull.spool import CanonicalApply, OnLoadStart, RecordSpool
     from vrtx_pipelines.pull.tuning import environment, fewer_collections, normalize_environment
@@ -190,15 +195,19 @@ def _load(
         if settings.uses_postgres:
             run_args["loader_file_format"] = "csv"  # COPY, several times faster than INSERT VALUES
         first_sync = full or not cursors_before
+        marked = [entity for entity in selected if entity in mappers]
         canonical = CanonicalApply(
             session_factory(),
             connection.id,
             spool,
+            marked,
             relisted=lambda: client.stats["full_listings"],
             listing_began=utcnow(),
         )
         if settings.uses_postgres:  # on SQLite, one writer at a time: the records wait for the load instead
             pipeline.collector = OnLoadStart(pipeline.collector, canonical.start)
+        # Until the records commit, they are behind what the load commits (its cursors with it).
+        mark_behind(connection, marked)
         session.commit()  # no transaction of this session may hold what the canonical apply will lock
         try:
             if process_tuning:
@@ -233,7 +242,8 @@ def _load(
             **({"full_sync_reason": reason} if reason else {}),
             # This run's rows of the entity's own table (dlt's normalize counts differ by file format).
             "rows_loaded": spool.rows.get(entity, 0),
-            "records_changed": report.changed,
+            "records_changed": report.changed + caught_up.get(entity, 0),
+            **_caught_up(caught_up, entity),
             "records_without_canonical_form": spool.skipped.get(entity, 0),
             "pages": stats["pages"].get(entity, 0),
             "api_calls": stats["api_calls"],
@@ -258,6 +268,11 @@ def platform_error_in(exc: BaseException) -> ProviderError | IntegrationError | 
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return None
+
+
+def _caught_up(caught_up: Mapping[str, int], entity: str) -> dict[str, int]:
+    """The records of ``entity`` this run re-derived from the warehouse first (``pull.catch_up``), when any."""
+    return {"records_caught_up": caught_up[entity]} if caught_up.get(entity) else {}
 
 
 def _keep(lines: list[str]) -> Callable[[Any], Any]:

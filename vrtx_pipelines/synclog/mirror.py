@@ -56,6 +56,7 @@ SUCCESS, FAILED, PARTIAL = "success", "failed", "partial"
 PULL_COUNTS = (
     "rows_loaded",
     "records_changed",
+    "records_caught_up",
     "records_without_canonical_form",
     "pages",
     "api_calls",
@@ -113,6 +114,20 @@ def scrub(message: str) -> str:
     return cleaned[:MAX_ERROR]
 
 
+# Dagster's wrappers around what a step's own code raised: their message names the op, not what went wrong.
+DAGSTER_WRAPPERS = ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError")
+
+
+def _error_line(error: Any) -> str:
+    """``Class: message`` of the error itself, below Dagster's wrappers (the message's own ``module.Class: `` prefix
+    dropped)."""
+    while error.cls_name in DAGSTER_WRAPPERS and error.cause is not None:
+        error = error.cause
+    cls = error.cls_name or "Error"
+    message = re.sub(rf"^(?:[\w.]+\.)?{re.escape(cls)}: ", "", error.message)
+    return f"{cls}: {message}"
+
+
 def run_failure_message(instance: DagsterInstance, run_id: str) -> str:
     """The step failure's own description (a Dagster ``Failure``) if any, else the error's class and message;
     never a stack trace."""
@@ -123,13 +138,12 @@ def run_failure_message(instance: DagsterInstance, run_id: str) -> str:
         if data.user_failure_data is not None and data.user_failure_data.description:
             return scrub(data.user_failure_data.description)
         if data.error is not None:
-            cls = data.error.cls_name or "Error"
-            return scrub(f"{cls}: {data.error.message.removeprefix(f'{cls}: ')}")
+            return scrub(_error_line(data.error))
     for entry in instance.all_logs(run_id, of_type=DagsterEventType.RUN_FAILURE):
         event = entry.dagster_event
         error = getattr(event.event_specific_data, "error", None) if event else None
         if error is not None:
-            return scrub(f"{error.cls_name}: {error.message.removeprefix(f'{error.cls_name}: ')}")
+            return scrub(_error_line(error))
         if event is not None and event.message:
             return scrub(event.message)
     return "the run failed (see the Dagster run for details)"

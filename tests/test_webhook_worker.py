@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -17,7 +16,7 @@ from sqlalchemy import select
 from providers.sandbox_kit.serve import free_port
 from tests.faults.helpers import ROOT
 from tests.test_webhooks import KEY, Xero, acme, api, inbox, post, xero_event, xero_payload  # noqa: F401
-from tests.test_webhooks_fastpath import stored_records
+from tests.test_webhooks_fastpath import poll, stored_records
 from tests.xero.conftest import base_urls, oauth_clients, xero  # noqa: F401
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import PushOutbox, TenantIntegration
@@ -26,14 +25,6 @@ from vrtx_pipelines.push.outbox import PushStatus
 from vrtx_pipelines.webhooks.dispatch import RELEASED
 from vrtx_pipelines.webhooks.launch import GraphQLRunLauncher, ImmediateDispatcher
 from vrtx_pipelines.webhooks.worker import WebhookWorker
-
-
-def poll_until(condition: object, what: str, timeout_s: float = 30) -> None:
-    assert callable(condition)
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def test_the_worker_process_applies_what_the_api_acknowledged_and_stops_on_sigterm(
@@ -56,12 +47,12 @@ def test_the_worker_process_applies_what_the_api_acknowledged_and_stops_on_sigte
     )
     try:
         applied = {first}
-        poll_until(lambda: {r.external_id for r in stored_records(settings)} == applied, "the stored event applied")
+        poll(lambda: {r.external_id for r in stored_records(settings)} == applied, 30)
         # One arriving while it runs is picked up by its next poll.
         assert post(api, xero_payload(org, xero_event(org, "CONTACT", second)), KEY).status_code == 200
         applied.add(second)
-        poll_until(lambda: {r.external_id for r in stored_records(settings)} == applied, "the new event applied")
-        poll_until(lambda: {(r.status, r.run_id) for r in inbox(settings)} == {("received", RELEASED)}, "released")
+        poll(lambda: {r.external_id for r in stored_records(settings)} == applied, 30)
+        poll(lambda: {(r.status, r.run_id) for r in inbox(settings)} == {("received", RELEASED)}, 30)
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGTERM)

@@ -53,20 +53,23 @@ def lock_synced_connection(session: Session, connection_id: int) -> None:
         raise ConnectionGone("the connection was disconnected while this sync ran: nothing of it was kept")
 
 
+def _last_change_seq(session: Session, connection_id: int) -> int:
+    """The connection's newest change number (0 before its first record); call it under the connection's lock."""
+    found = session.scalar(
+        select(func.coalesce(func.max(CanonicalRecord.change_seq), 0)).where(
+            CanonicalRecord.tenant_integration_id == connection_id
+        )
+    )
+    return int(found or 0)
+
+
 def apply_records(
     session: Session, connection_id: int, entity_type: str, items: Iterable[Mapping[str, Any]]
 ) -> ApplyReport:
     """Upsert canonical records (``canonical_json`` of a model) by external id; a new change number only for
     a real change."""
     lock_synced_connection(session, connection_id)
-    next_seq = (
-        session.scalar(
-            select(func.coalesce(func.max(CanonicalRecord.change_seq), 0)).where(
-                CanonicalRecord.tenant_integration_id == connection_id
-            )
-        )
-        or 0
-    )
+    next_seq = _last_change_seq(session, connection_id)
     report = ApplyReport()
     for batch in _batches(items):
         by_id = {str(item["external_id"]): item for item in batch}
@@ -228,9 +231,7 @@ def sweep_unlisted(
     gone = [(external_id, data) for external_id, data in live if external_id not in listed]
     if not gone:
         return 0
-    next_seq = session.scalar(
-        select(func.coalesce(func.max(table.c.change_seq), 0)).where(table.c.tenant_integration_id == connection_id)
-    )
+    next_seq = _last_change_seq(session, connection_id)
     now = utcnow()
     changes = []
     for offset, (external_id, data) in enumerate(sorted(gone), start=1):
@@ -240,7 +241,7 @@ def sweep_unlisted(
                 "_external_id": external_id,
                 "data": tombstone,
                 "content_hash": content_hash(tombstone),
-                "change_seq": (next_seq or 0) + offset,
+                "change_seq": next_seq + offset,
                 "deleted": True,
                 "updated_at": now,
             }

@@ -195,3 +195,92 @@ ACCOUNTING_MODELS: dict[str, type[CanonicalModel]] = {
     "tax_rates": TaxRate,
     "accounts": Account,
 }
+
+
+class Participant(BaseModel):
+    """A person on a message: the address as the provider wrote it, and the display name if one was given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str = Field(min_length=3, max_length=320)
+    name: str | None = Field(default=None, max_length=500)
+
+
+class Attachment(BaseModel):
+    """An attachment's description; its content stays with the provider."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filename: str = Field(default="", max_length=500)
+    mime_type: str = Field(default="application/octet-stream", max_length=255)
+    size: int = Field(default=0, ge=0)
+    attachment_id: str | None = Field(default=None, description="The provider's id, to fetch the content.")
+
+
+class EmailMessage(CanonicalModel):
+    """One email in a connected mailbox, as the CRM's activity timeline shows it. ``direction`` is seen from the
+    mailbox: ``outbound`` when the mailbox sent it. Bodies are present only where the tenant chose to keep them
+    (encrypted at rest); otherwise None."""
+
+    mailbox: str = Field(description="The connected mailbox's address.")
+    thread_id: str | None = None
+    message_id: str | None = Field(default=None, description="The RFC 5322 Message-ID header.")
+    in_reply_to: str | None = None
+    sender: Participant | None = None
+    to: list[Participant] = Field(default_factory=list)
+    cc: list[Participant] = Field(default_factory=list)
+    bcc: list[Participant] = Field(default_factory=list)
+    subject: str = ""
+    sent_at: datetime | None = None
+    direction: Literal["inbound", "outbound"] = "inbound"
+    snippet: str = ""
+    labels: list[str] = Field(default_factory=list)
+    body_text: str | None = None
+    body_html: str | None = None
+    attachments: list[Attachment] = Field(default_factory=list)
+
+
+class Attendee(Participant):
+    """An invitee of a calendar event and their answer."""
+
+    response_status: Literal["needs_action", "accepted", "declined", "tentative"] = "needs_action"
+    organizer: bool = False
+    optional: bool = False
+
+
+class EventTime(BaseModel):
+    """A start or end: an instant with the zone it was set in, or a whole ``day`` for all-day events (whose end
+    day is exclusive, as in iCalendar)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    at: datetime | None = None
+    time_zone: str | None = Field(default=None, max_length=100)
+    day: date | None = None
+
+
+class CalendarEvent(CanonicalModel):
+    """A meeting on a connected calendar. A recurring meeting is one record, its series, with ``recurrence``
+    rules; an instance changed on its own is a record of its own with ``recurring_event_id`` naming the series."""
+
+    calendar_id: str = "primary"
+    title: str = ""
+    description: str | None = None
+    location: str | None = None
+    organizer: Participant | None = None
+    attendees: list[Attendee] = Field(default_factory=list)
+    start: EventTime
+    end: EventTime
+    status: Literal["confirmed", "tentative", "cancelled"] = "confirmed"
+    conference_url: str | None = None
+    html_link: str | None = None
+    recurrence: list[str] = Field(default_factory=list)
+    recurring_event_id: str | None = None
+    ical_uid: str | None = None
+
+
+# The entities of a mailbox and calendar provider (Google Workspace, Microsoft 365), under the pull names both use.
+ACTIVITY_MODELS: dict[str, type[CanonicalModel]] = {
+    "messages": EmailMessage,
+    "events": CalendarEvent,
+}

@@ -12,7 +12,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 def record_line(data: Mapping[str, Any]) -> str:
@@ -277,6 +277,27 @@ class CalendarEvent(CanonicalModel):
     recurrence: list[str] = Field(default_factory=list)
     recurring_event_id: str | None = None
     ical_uid: str | None = None
+
+
+class OutgoingEmail(CanonicalModel):
+    """An email the CRM sends through a connected mailbox (pushed as ``message``). ``reply_to`` names the message
+    answered (its VRTX id or the provider's id): the reply then threads with it at the provider and in mail
+    clients. At least one recipient and one body."""
+
+    to: list[Participant] = Field(min_length=1, max_length=100)
+    cc: list[Participant] = Field(default_factory=list, max_length=100)
+    bcc: list[Participant] = Field(default_factory=list, max_length=100)
+    subject: str = Field(default="", max_length=998)
+    body_text: str | None = Field(default=None, max_length=5_000_000)
+    body_html: str | None = Field(default=None, max_length=5_000_000)
+    reply_to: str | None = Field(default=None, max_length=255)
+    sender_name: str | None = Field(default=None, max_length=200, description="The display name on From.")
+
+    @model_validator(mode="after")
+    def _has_a_body(self) -> OutgoingEmail:
+        if self.body_text is None and self.body_html is None:
+            raise ValueError("an email needs body_text or body_html")
+        return self
 
 
 # The entities of a mailbox and calendar provider (Google Workspace, Microsoft 365), under the pull names both use.

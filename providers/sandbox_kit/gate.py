@@ -121,9 +121,11 @@ class Gate:
         tenant_of: Callable[[Request, Caller], str | None],
         scopes: frozenset[str] | None = None,
         check: Callable[[Request], Response | None] = lambda request: None,
+        cost: int = 1,
     ) -> Call | Response:
         """The admitted call (an in-flight slot taken), or the answer refusing it. ``scopes``: any one of them
-        opens the endpoint (None: no scope needed); ``check`` is the provider's own test (e.g. content types)."""
+        opens the endpoint (None: no scope needed); ``check`` is the provider's own test (e.g. content types);
+        ``cost``: the quota units the call uses."""
         answers = self._answers
         with self._lock:
             now = self._clock()
@@ -145,7 +147,7 @@ class Gate:
             if knobs.take_rate_limit():
                 refusal: Refusal | None = Refusal(answers.storm_problem, knobs.retry_after_s)
             else:
-                refusal = self.meter.acquire(caller.client_id, tenant_id, now, limits)
+                refusal = self.meter.acquire(caller.client_id, tenant_id, now, limits, cost)
             headers = answers.rate_headers(self.meter.remaining(caller.client_id, tenant_id, now, limits))
             if refusal is not None:
                 self.stats.bump("rate_limited_responses", [tenant_id])

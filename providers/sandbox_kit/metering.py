@@ -56,17 +56,18 @@ class RateMeter:
             calls.popleft()
         return calls
 
-    def acquire(self, app: str, tenant: str, now: float, limits: RateLimits) -> Refusal | None:
-        """Count a call and take an in-flight slot, or say which limit refuses it (nothing is counted then)."""
+    def acquire(self, app: str, tenant: str, now: float, limits: RateLimits, cost: int = 1) -> Refusal | None:
+        """Count a call and take an in-flight slot, or say which limit refuses it (nothing is counted then).
+        ``cost``: the quota units the call uses (Google prices each method in units)."""
         windows = [(quota, self._window(quota, app, tenant, now)) for quota in limits.quotas]
         if limits.enforce:
             for quota, calls in windows:
-                if len(calls) >= quota.calls:
-                    return Refusal(quota.name, _wait(calls, quota, now))
+                if len(calls) + cost > quota.calls:
+                    return Refusal(quota.name, _wait(calls, quota, now, cost))
             if limits.concurrent is not None and self._in_flight[(app, tenant)] >= limits.concurrent:
                 return Refusal("concurrent", 1)  # a slot frees when a call ends: no better guess exists
         for _, calls in windows:
-            calls.append(now)
+            calls.extend([now] * cost)
         self._in_flight[(app, tenant)] += 1
         return None
 
@@ -89,9 +90,10 @@ class RateMeter:
         return left
 
 
-def _wait(calls: deque[float], quota: Quota, now: float) -> int:
-    """Whole seconds until enough calls leave the window for one more to fit (at least 1)."""
-    frees_at = calls[len(calls) - quota.calls] + quota.span_s
+def _wait(calls: deque[float], quota: Quota, now: float, cost: int = 1) -> int:
+    """Whole seconds until enough calls leave the window for one more of ``cost`` to fit (at least 1)."""
+    leaving = min(len(calls), len(calls) + cost - quota.calls)
+    frees_at = calls[leaving - 1] + quota.span_s if leaving > 0 else now
     return max(1, math.ceil(frees_at - now))
 
 

@@ -8,7 +8,8 @@ What differs between providers is an ``OAuthPolicy`` plus a few methods a provid
     Google:     OAuthPolicy(access_token_s=3599, rotate_refresh_tokens=False, refresh_idle_s=183 days)
     Microsoft:  OAuthPolicy(access_token_s=3600, refresh_grace_s=None, refresh_idle_s=90 days)  old tokens live on
 
-Overridable: ``known_scope`` (which scopes exist), ``offered_tenants`` (what the consent page lets the user pick:
+Overridable: ``known_scope`` (which scopes exist), ``offline`` (whose grant gets refresh tokens),
+``offered_tenants`` (what the consent page lets the user pick:
 Xero's organisations, a QuickBooks company), ``on_grant``/``on_revoke`` (Xero's connections), ``grant_tenants``
 (who a grant's token requests count for), ``redirect_params`` (QuickBooks' realmId), ``new_access_token`` (Xero's
 JWTs), ``token_extras`` (an id_token), ``token_answer`` (Stripe Connect's shape),
@@ -142,6 +143,11 @@ class OAuthServer:
         """(id, name) of what the user may grant access to on the consent page: none by default."""
         return []
 
+    def offline(self, consent: Consent) -> bool:
+        """Whether the grant gets refresh tokens: by its scope (``refresh_scope``), or, where the provider asks
+        for it otherwise (Google's ``access_type=offline``), by the authorize request."""
+        return self.policy.refresh_scope is None or self.policy.refresh_scope in consent.scopes
+
     def redirect_params(self, code: AuthCode) -> dict[str, str]:
         """Extra parameters of the redirect that carries a code."""
         return {}
@@ -271,7 +277,7 @@ class OAuthServer:
             digest = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
             if not verifier or not secret_matches(consent.challenge, digest):
                 raise OAuthError("invalid_grant", "invalid code_verifier")
-        offline = self.policy.refresh_scope is None or self.policy.refresh_scope in consent.scopes
+        offline = self.offline(consent)
         grant = self._new_grant(app.client_id, consent.user, consent.scopes, found.tenant_ids, consent.nonce, offline)
         self.stats.bump("token_requests", self.grant_tenants(grant))
         return self._issue(grant, refresh=offline)

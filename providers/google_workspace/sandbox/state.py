@@ -1,0 +1,154 @@
+"""The Google sandbox's state: mailboxes and calendars by user, the OAuth server, quotas, the signing key whose
+public half /oauth2/v3/certs serves, and the knobs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from joserfc import jwt
+from joserfc.jwk import KeySet, RSAKey
+
+from providers.google_workspace.sandbox.calendar import Calendar, seed_events
+from providers.google_workspace.sandbox.identity import GoogleIdentity
+from providers.google_workspace.sandbox.mailbox import Mailbox
+from providers.google_workspace.sandbox_credentials import (
+    DEMO_APP_NAME,
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_MAILBOX,
+    DEMO_PUSH_SERVICE_ACCOUNT,
+)
+from providers.sandbox_kit.clock import MINUTE_S
+from providers.sandbox_kit.faults import FaultKnobs
+from providers.sandbox_kit.metering import CallStats, Quota, RateLimits, RateMeter
+
+DAY_MS = 86_400_000
+
+
+@dataclass
+class GoogleKnobs(FaultKnobs):
+    """The kit's knobs and Google's per-user quotas: Gmail in quota units a minute (15,000 per user; a project
+    created from May 2026 gets 6,000), Calendar in queries a minute."""
+
+    enforce_quotas: bool = True
+    gmail_units_per_minute: int = 15_000
+    calendar_queries_per_minute: int = 600
+    quota_status: int = 429  # Google answers 429, or 403 with reason userRateLimitExceeded
+
+    def gmail_limits(self) -> RateLimits:
+        return RateLimits((Quota("userRateLimitExceeded", self.gmail_units_per_minute, MINUTE_S),), None,
+                          self.enforce_quotas)  # fmt: skip
+
+    def calendar_limits(self) -> RateLimits:
+        return RateLimits((Quota("rateLimitExceeded", self.calendar_queries_per_minute, MINUTE_S),), None,
+                          self.enforce_quotas)  # fmt: skip
+
+
+class GoogleSandbox:
+    """Every user's mailbox and calendars, the apps, grants and tokens; thread-safe (one lock). Reachable as
+    ``app.state.google``; ``tenants`` are the mailboxes by (lower-case) address. (Not the kit's ``Sandbox``: a
+    mailbox is no table store.)"""
+
+    def __init__(self, *, seed: int = 42, clock: Callable[[], float] = time.time) -> None:
+        self.seed, self.clock, self.lock = seed, clock, threading.RLock()
+        self.stats, self.meter = CallStats(), RateMeter()
+        self.tenants: dict[str, Mailbox] = {}
+        self.calendars: dict[str, dict[str, Calendar]] = {}
+        self.oauth = GoogleIdentity(clock, self.stats, lambda: set(self.tenants))
+        self.oauth.register(DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, None, DEMO_APP_NAME)
+        self.signing_key = RSAKey.generate_key(
+            2048, parameters={"kid": f"sandbox-{seed}", "use": "sig", "alg": "RS256"}
+        )
+
+    def add_mailbox(
+        self, address: str = DEMO_MAILBOX, *, messages: int = 120, days: float = 60.0, events: int = 12
+    ) -> str:
+        """A user with ``messages`` seeded messages spread over the last ``days`` and a primary calendar of
+        ``events`` meetings around today. Returns the address (lower case)."""
+        key = address.lower()
+        now_ms = int(self.clock() * 1000)
+        spacing = max(1, int(days * DAY_MS / max(messages, 1)))
+        with self.lock:
+            self.tenants[key] = Mailbox(key, self.seed, messages, now_ms - spacing, spacing)
+            primary = Calendar(key, key)
+            seed_events(primary, self.seed, events, self.clock())
+            self.calendars[key] = {key: primary}
+        return key
+
+    def mailbox(self, address: str) -> Mailbox:
+        try:
+            return self.tenants[address.lower()]
+        except KeyError:
+            raise KeyError(f"unknown mailbox {address!r}") from None
+
+    def calendar(self, address: str, calendar_id: str = "primary") -> Calendar:
+        calendars = self.calendars[address.lower()]
+        return calendars[address.lower() if calendar_id == "primary" else calendar_id]
+
+    def issue_access_token(self, address: str = DEMO_MAILBOX, *, scopes: tuple[str, ...] | None = None) -> str:
+        """An access token of the demo app for ``address`` (tests skip the OAuth dance)."""
+        from providers.google_workspace.sandbox.identity import SCOPES
+
+        with self.lock:
+            return self.oauth.mint(DEMO_CLIENT_ID, address.lower(), tuple(scopes or sorted(SCOPES)), 3599)
+
+    # --- data helpers for tests -----------------------------------------------------------------------------
+
+    def deliver(self, address: str, *, sender: str, subject: str, text: str, to: str | None = None) -> str:
+        """A message arriving in ``address``'s inbox now. Returns its id."""
+        from datetime import UTC, datetime
+        from email.message import EmailMessage
+        from email.utils import format_datetime, make_msgid
+
+        mail = EmailMessage()
+        mail["From"], mail["To"], mail["Subject"] = sender, to or address, subject
+        mail["Date"] = format_datetime(datetime.fromtimestamp(self.clock(), UTC))
+        mail["Message-ID"] = make_msgid(domain="sandbox.vrtx-demo.example")
+        mail.set_content(text)
+        with self.lock:
+            return self.mailbox(address).add(bytes(mail), {"INBOX", "UNREAD"}, int(self.clock() * 1000)).id
+
+    def delete_message(self, address: str, message_id: str) -> None:
+        with self.lock:
+            if not self.mailbox(address).delete(message_id):
+                raise KeyError(message_id)
+
+    def expire_history(self, address: str) -> None:
+        """Every history id given so far is out of date: history.list answers 404 (a full sync is due)."""
+        with self.lock:
+            box = self.mailbox(address)
+            box.history_floor = box.history_id + 1
+
+    def invalidate_sync_tokens(self, address: str, calendar_id: str = "primary") -> None:
+        """Every sync token of the calendar is void: events.list answers 410 fullSyncRequired."""
+        with self.lock:
+            self.calendar(address, calendar_id).token_epoch += 1
+
+    def revoke_user(self, address: str) -> int:
+        """The user changed their password: every grant they gave dies (refreshes answer invalid_grant)."""
+        with self.lock:
+            return self.oauth.revoke_user(address)
+
+    # --- signing (Pub/Sub push tokens) ----------------------------------------------------------------------
+
+    def jwks(self) -> dict[str, object]:
+        return dict(KeySet([self.signing_key]).as_dict(private=False))
+
+    def push_token(self, audience: str, *, email: str = DEMO_PUSH_SERVICE_ACCOUNT, lifetime_s: int = 3600) -> str:
+        """The OIDC token Pub/Sub signs for a push to an endpoint with ``audience``."""
+        now = int(self.clock())
+        claims = {"aud": audience, "azp": "1" + str(self.seed).zfill(20), "email": email, "email_verified": True,
+                  "exp": now + lifetime_s, "iat": now, "iss": "https://accounts.google.com",
+                  "sub": "1" + str(self.seed).zfill(20)}  # fmt: skip
+        header = {"alg": "RS256", "kid": self.signing_key.kid, "typ": "JWT"}
+        return jwt.encode(header, claims, self.signing_key)
+
+
+def demo_sandbox(seed: int = 42, clock: Callable[[], float] = time.time) -> GoogleSandbox:
+    """The demo user's mailbox and calendar, as `vrtx dev` and the flow tests use them."""
+    sandbox = GoogleSandbox(seed=seed, clock=clock)
+    sandbox.add_mailbox(DEMO_MAILBOX)
+    return sandbox

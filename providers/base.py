@@ -125,6 +125,9 @@ class ProviderConnection:
     # For a connection made through OAuth, the platform's OAuth app (client_id, client_secret): Stripe Connect
     # calls with the platform's key on behalf of the connected account. Empty otherwise.
     app_credentials: Mapping[str, str] = field(default_factory=dict)
+    # The connection's settings, schema defaults applied: what a pull reads of them (Google's labels, calendars,
+    # history window and privacy choice) travels with the client.
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
 
 class ClientFactory(Protocol):

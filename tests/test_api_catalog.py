@@ -22,7 +22,14 @@ def test_catalog_lists_all_17_integrations_in_display_order(api: TestClient, set
     assert len(items) == 17
     assert [i["display_order"] for i in items] == sorted(i["display_order"] for i in items)
     assert items[0]["slug"] == "xero"
-    assert {i["slug"] for i in items if i["connectable"]} == {"xero", "quickbooks", "stripe", "twilio", "mailchimp"}
+    assert {i["slug"] for i in items if i["connectable"]} == {
+        "xero",
+        "quickbooks",
+        "stripe",
+        "google_workspace",
+        "twilio",
+        "mailchimp",
+    }
     xero, quickbooks = items[0], items[1]
     assert xero["connectable"] is True and "pull:invoices" in xero["implemented"] and xero["connection"] is None
     assert quickbooks["connectable"] is True and "pull:invoices" in quickbooks["implemented"]

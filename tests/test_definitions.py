@@ -38,9 +38,12 @@ def test_the_code_location_loads_with_every_expected_definition() -> None:
         "balance_transactions", "payouts",
     )  # fmt: skip
     stripe_pulls = {AssetKey(["stripe", e]) for e in stripe_entities}
+    google_pulls = {AssetKey(["google_workspace", e]) for e in ("messages", "events")}
     health = {AssetKey([s, "connection_health"]) for s in connectable}
-    assert set(graph.get_all_asset_keys()) == health | xero_pulls | quickbooks_pulls | stripe_pulls
-    for slug, pulls in (("xero", xero_pulls), ("quickbooks", quickbooks_pulls), ("stripe", stripe_pulls)):
+    assert set(graph.get_all_asset_keys()) == health | xero_pulls | quickbooks_pulls | stripe_pulls | google_pulls
+    pulled = (("xero", xero_pulls), ("quickbooks", quickbooks_pulls), ("stripe", stripe_pulls),
+              ("google_workspace", google_pulls))  # fmt: skip
+    for slug, pulls in pulled:
         for key in pulls:
             assets_def = graph.get(key).assets_def
             assert getattr(assets_def.partitions_def, "name", None) == f"{slug}_tenants"

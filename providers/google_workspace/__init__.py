@@ -1,11 +1,23 @@
-"""Gmail and Google Calendar APIs for Google Workspace mailboxes (https://developers.google.com/gmail/api)."""
+"""Gmail and Google Calendar for Google Workspace and Gmail accounts (https://developers.google.com/gmail/api,
+https://developers.google.com/calendar/api). One connection is one Google account, connected by its user through
+OAuth (a tenant's connection is one mailbox: domain-wide delegation is not offered); its messages and meetings
+become canonical EmailMessage and CalendarEvent records.
+"""
 
 from __future__ import annotations
 
-from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, RateLimit
+from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, PullSpec, RateLimit
 from providers.schema import settings_schema
 
-ENTITIES = ("messages", "events")
+from .client import GoogleClient
+from .fields import RECORD_FIELDS
+from .identity import discover_tenants
+from .mappers import MAPPERS, MODELS
+from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from .source import STREAMS
+
+ENTITIES = tuple(stream.name for stream in STREAMS)
+PULLS = tuple(f"pull:{entity}" for entity in ENTITIES)
 
 PROVIDER = Provider(
     slug="google_workspace",
@@ -13,8 +25,8 @@ PROVIDER = Provider(
     category=Category.EMAIL,
     tier=1,
     description=(
-        "Will log Gmail conversations and Google Calendar meetings with your contacts against their VRTX "
-        "records, and send email from VRTX through the user's own mailbox."
+        "Logs a Google account's Gmail conversations and Google Calendar meetings in VRTX: messages (headers, "
+        "labels, snippet; never bodies) and events with their attendees' answers, kept in step incrementally."
     ),
     icon="📧",
     docs_url="https://developers.google.com/gmail/api",
@@ -24,10 +36,9 @@ PROVIDER = Provider(
             authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
             token_url="https://oauth2.googleapis.com/token",  # noqa: S106 -- a URL, not a secret
             revoke_url="https://oauth2.googleapis.com/revoke",
-            # Bodies are needed to log conversations, so gmail.metadata is not enough.
+            # The narrowest scopes the pulls need: gmail.metadata cannot search by date (q), so readonly.
             scopes=(
                 "https://www.googleapis.com/auth/gmail.readonly",
-                "https://www.googleapis.com/auth/gmail.send",
                 "https://www.googleapis.com/auth/calendar.events.readonly",
             ),
             pkce=True,
@@ -53,16 +64,10 @@ PROVIDER = Provider(
                 "uniqueItems": True,
                 "default": ["INBOX", "SENT"],
             },
-            "match_contacts_only": {
-                "type": "boolean",
-                "title": "Only messages with known contacts",
-                "description": "Log a message only when a sender or recipient is a VRTX contact.",
-                "default": True,
-            },
             "sync_calendar": {
                 "type": "boolean",
                 "title": "Sync calendar",
-                "description": "Also log Google Calendar events that have VRTX contacts as attendees.",
+                "description": "Also log the chosen Google Calendar calendars' events.",
                 "default": True,
             },
             "calendar_ids": {
@@ -79,7 +84,7 @@ PROVIDER = Provider(
                 "description": "How far back the first sync reaches.",
                 "minimum": 1,
                 "maximum": 365,
-                "default": 30,
+                "default": 90,
             },
         },
     ),
@@ -97,6 +102,10 @@ PROVIDER = Provider(
         ),
         RateLimit(240000, 60, "app", "1,200,000 quota units a minute per Google Cloud project"),
     ),
-    implemented=frozenset(),
-    connection_tester=None,
+    implemented=frozenset({"connect", *PULLS}),
+    discover_tenants=discover_tenants,
+    client=GoogleClient.for_connection,
+    pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, models=MODELS, record_fields=RECORD_FIELDS),
+    sandbox="providers.google_workspace.sandbox:create_app",
+    sandbox_credentials={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
 )

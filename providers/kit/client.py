@@ -25,7 +25,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -102,6 +102,7 @@ class ApiClient:
 
     name: ClassVar[str] = "The provider"
     api_base_url: ClassVar[str] = ""
+    other_base_urls: ClassVar[tuple[str, ...]] = ()  # the provider's other API hosts, as real URLs
     tenant_noun: ClassVar[str | None] = None
     default_headers: ClassVar[Mapping[str, str]] = {"Accept": "application/json"}
     default_params: ClassVar[Mapping[str, str]] = {}
@@ -120,6 +121,8 @@ class ApiClient:
         retry: Retry = PATIENT,
         sleep: Callable[[float], None] = time.sleep,
         jitter: Callable[[float], float] = equal_jitter,
+        settings: Mapping[str, Any] | None = None,
+        other_base_urls: Sequence[str] = (),
     ) -> None:
         self._http = http
         if tenant_id is not None:
@@ -133,6 +136,9 @@ class ApiClient:
         self._refusal_told = False
         self.tenant_id = tenant_id
         self.credentials: Mapping[str, str] = credentials or {}
+        self.settings: Mapping[str, Any] = settings or {}
+        # The provider's other API hosts (Google Calendar beside Gmail): absolute URLs there get the credentials too.
+        self.other_bases = tuple(httpx.URL(url.rstrip("/")) for url in other_base_urls)
         self.retry = retry
         self._sleep = sleep
         self._jitter = jitter
@@ -164,6 +170,8 @@ class ApiClient:
             tenant_id=connection.external_tenant_id,
             credentials=connection.credentials,
             retry=retry,
+            settings=connection.settings,
+            other_base_urls=tuple(connection.url(url) for url in cls.other_base_urls),
         )
 
     @property
@@ -356,7 +364,8 @@ class ApiClient:
             return f"{self.base_url}/{path.lstrip('/')}"
         url = httpx.URL(path)
         # A next-page link elsewhere would be sent this connection's credentials.
-        if (url.scheme, url.host, url.port) != (self._base.scheme, self._base.host, self._base.port):
+        origins = {(base.scheme, base.host, base.port) for base in (self._base, *self.other_bases)}
+        if (url.scheme, url.host, url.port) not in origins:
             raise ProviderError(f"{self.name} named a page on another host ({url.host}); it was not called.")
         return path
 

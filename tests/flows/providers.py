@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from providers.google_workspace.sandbox import create_app as google_app
+from providers.google_workspace.sandbox import demo_sandbox as google_sandbox
+from providers.google_workspace.sandbox_credentials import DEMO_CLIENT_ID as GOOGLE_CLIENT_ID
+from providers.google_workspace.sandbox_credentials import DEMO_CLIENT_SECRET as GOOGLE_CLIENT_SECRET
+from providers.google_workspace.sandbox_credentials import DEMO_MAILBOX
 from providers.mailchimp.sandbox_credentials import DEMO_DATACENTER
 from providers.quickbooks.sandbox import QuickBooksSandbox
 from providers.quickbooks.sandbox import create_app as quickbooks_app
@@ -42,6 +47,13 @@ class StripeFlows(Flows):
     def start(self) -> Started:
         sandbox = demo_sandbox(seed=STRIPE_SEED)
         return Started(stripe_app(sandbox), sandbox, DEMO_ACCOUNT_ID)
+
+
+@dataclass
+class GoogleFlows(Flows):
+    def start(self) -> Started:
+        sandbox = google_sandbox(seed=7)
+        return Started(google_app(sandbox), sandbox, DEMO_MAILBOX)
 
 
 STRIPE_SEED = 7
@@ -146,6 +158,12 @@ FLOWS: dict[str, Flows] = {
                 ),
             },
             webhook_entity="customers",
+        ),
+        GoogleFlows(
+            "google_workspace",
+            oauth_app={"client_id": GOOGLE_CLIENT_ID, "client_secret": GOOGLE_CLIENT_SECRET},
+            incremental=("messages", "events"),
+            paged=("messages", 500),
         ),
         Flows(
             "twilio",

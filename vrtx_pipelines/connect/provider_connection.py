@@ -15,6 +15,7 @@ from typing import Any
 
 from providers.base import AuthType, Provider, ProviderConnection
 from providers.kit.governor import RateGovernor
+from providers.schema import defaults_from_schema
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect import oauth
 from vrtx_pipelines.connect.context import ConnectionContext, Status, mark_unusable
@@ -65,6 +66,7 @@ def provider_connection(
         credentials={k: str(v) for k, v in credentials.items()},
         credentials_refused=refused,
         app_credentials={k: str(app[k]) for k in ("client_id", "client_secret") if app.get(k)},
+        settings={**defaults_from_schema(provider.config_schema), **(connection.settings or {})},
     )
 
 

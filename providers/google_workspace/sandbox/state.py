@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from joserfc import jwt
 from joserfc.jwk import KeySet, RSAKey
 
-from providers.google_workspace.sandbox.calendar import Calendar, seed_events
+from providers.google_workspace.sandbox.calendar import Calendar, insert_event, seed_events
+from providers.google_workspace.sandbox.calendar import store as calendar_store
 from providers.google_workspace.sandbox.identity import GoogleIdentity
 from providers.google_workspace.sandbox.mailbox import Mailbox
 from providers.google_workspace.sandbox_credentials import (
@@ -110,6 +111,59 @@ class GoogleSandbox:
         mail.set_content(text)
         with self.lock:
             return self.mailbox(address).add(bytes(mail), {"INBOX", "UNREAD"}, int(self.clock() * 1000)).id
+
+    def count(self, address: str, entity: str) -> int:
+        """What a pull of ``entity`` holds: the mailbox's messages (bar spam and trash), or its primary calendar's
+        live events."""
+        with self.lock:
+            if entity == "messages":
+                box = self.mailbox(address)
+                return len(box.listing(("count",), lambda m: not m.labels & {"SPAM", "TRASH"}))
+            if entity == "events":
+                events = self.calendar(address).events.values()
+                return sum(1 for event in events if event["status"] != "cancelled")
+        raise ValueError(f"unknown entity {entity!r}: messages or events")
+
+    def touch(self, address: str, entity: str, n: int) -> list[str]:
+        """Change ``n`` records now (messages: starred; events: retitled), oldest first; their pulled ids."""
+        with self.lock:
+            if entity == "messages":
+                box = self.mailbox(address)
+                ids = box.listing(("count",), lambda m: not m.labels & {"SPAM", "TRASH"})[-n:]
+                for message_id in ids:
+                    box.relabel(message_id, {"STARRED"}, set())
+                return list(ids)
+            if entity == "events":
+                cal = self.calendar(address)
+                chosen = [e["id"] for e in cal.events.values() if e["status"] != "cancelled"][:n]
+                for event_id in chosen:
+                    summary = f"{cal.events[event_id]['summary']} (moved)"
+                    calendar_store(cal, event_id, {"summary": summary}, self.clock(), created=False)
+                return [f"primary:{event_id}" for event_id in chosen]
+        raise ValueError(f"unknown entity {entity!r}: messages or events")
+
+    def create(self, address: str, entity: str, n: int = 1) -> list[str]:
+        """``n`` new records now (messages delivered to the inbox; meetings booked); their pulled ids."""
+        from datetime import UTC, datetime, timedelta
+
+        if entity == "messages":
+            return [
+                self.deliver(address, sender=f"New Sender {k} <new.sender{k}@example.org>", subject=f"Enquiry {k}",
+                             text=f"Hello, enquiry number {k}.")
+                for k in range(n)
+            ]  # fmt: skip
+        if entity == "events":
+            start = datetime.fromtimestamp(self.clock(), UTC) + timedelta(days=2)
+            with self.lock:
+                cal = self.calendar(address)
+                ids = []
+                for k in range(n):
+                    at = start + timedelta(hours=k)
+                    body = {"summary": f"New meeting {k}", "start": {"dateTime": at.isoformat()},
+                            "end": {"dateTime": (at + timedelta(minutes=30)).isoformat()}}  # fmt: skip
+                    ids.append(f"primary:{insert_event(cal, body, self.clock())['id']}")
+                return ids
+        raise ValueError(f"unknown entity {entity!r}: messages or events")
 
     def delete_message(self, address: str, message_id: str) -> None:
         with self.lock:

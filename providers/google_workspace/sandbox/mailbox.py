@@ -124,7 +124,9 @@ class Mailbox:
         greeting = name.split()[0] if outbound else _owner_name(self.address).split()[0]
         text = (
             f"Hi {greeting},\n\nAbout {topic.lower()}: message {seq} of the thread with {name}.\n"
-            f"Reference {hashlib.sha256(f'{self.seed}:{seq}'.encode()).hexdigest()[:12]}.\n\nBest regards\n"
+            f"Reference {hashlib.sha256(f'{self.seed}:{seq}'.encode()).hexdigest()[:12]}.\n\n"
+            "We have reviewed the figures you sent and will come back with the revised schedule shortly.\n\n"
+            "Best regards\n\nP.S. The full terms are in the body only, past any snippet.\n"
         )
         mail.set_content(text)
         mail.add_alternative(f"<p>Hi {greeting},</p><p>About {topic.lower()}: message {seq}.</p>", subtype="html")

@@ -13,11 +13,13 @@ from .client import GoogleClient
 from .fields import RECORD_FIELDS
 from .identity import discover_tenants
 from .mappers import MAPPERS, MODELS
+from .push import PUSHES
 from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from .source import STREAMS
 
 ENTITIES = tuple(stream.name for stream in STREAMS)
 PULLS = tuple(f"pull:{entity}" for entity in ENTITIES)
+PUSH_CAPABILITIES = tuple(f"push:{entity}" for entity in PUSHES.entities)
 
 PROVIDER = Provider(
     slug="google_workspace",
@@ -26,7 +28,8 @@ PROVIDER = Provider(
     tier=1,
     description=(
         "Logs a Google account's Gmail conversations and Google Calendar meetings in VRTX: messages (headers, "
-        "labels, snippet; never bodies) and events with their attendees' answers, kept in step incrementally."
+        "labels, snippet; never bodies) and events with their attendees' answers, kept in step incrementally. "
+        "VRTX sends email through the mailbox (replies thread) and books meetings with invitations."
     ),
     icon="📧",
     docs_url="https://developers.google.com/gmail/api",
@@ -36,10 +39,12 @@ PROVIDER = Provider(
             authorize_url="https://accounts.google.com/o/oauth2/v2/auth",
             token_url="https://oauth2.googleapis.com/token",  # noqa: S106 -- a URL, not a secret
             revoke_url="https://oauth2.googleapis.com/revoke",
-            # The narrowest scopes the pulls need: gmail.metadata cannot search by date (q), so readonly.
+            # The narrowest scopes what is built needs: gmail.metadata cannot search by date (q), so readonly; sending
+            # needs gmail.send; booking meetings calendar.events (which reads them too).
             scopes=(
                 "https://www.googleapis.com/auth/gmail.readonly",
-                "https://www.googleapis.com/auth/calendar.events.readonly",
+                "https://www.googleapis.com/auth/gmail.send",
+                "https://www.googleapis.com/auth/calendar.events",
             ),
             pkce=True,
             refresh_token_rotates=False,
@@ -88,7 +93,7 @@ PROVIDER = Provider(
             },
         },
     ),
-    capabilities=("pull:messages", "pull:events", "push:message", "webhooks"),
+    capabilities=(*PULLS, *PUSH_CAPABILITIES, "webhooks"),
     display_order=40,
     # Calendar is served from https://www.googleapis.com/calendar/v3, a separate host.
     api_base_url="https://gmail.googleapis.com",
@@ -102,10 +107,11 @@ PROVIDER = Provider(
         ),
         RateLimit(240000, 60, "app", "1,200,000 quota units a minute per Google Cloud project"),
     ),
-    implemented=frozenset({"connect", *PULLS}),
+    implemented=frozenset({"connect", *PULLS, *PUSH_CAPABILITIES}),
     discover_tenants=discover_tenants,
     client=GoogleClient.for_connection,
     pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, models=MODELS, record_fields=RECORD_FIELDS),
+    pushes=PUSHES,
     sandbox="providers.google_workspace.sandbox:create_app",
     sandbox_credentials={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
 )

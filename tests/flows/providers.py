@@ -68,6 +68,12 @@ def _stripe_invoice() -> dict[str, Any]:
             "due_date": "2026-12-02", "currency": "GBP", "lines": [line], "reference": "PO-7"}  # fmt: skip
 
 
+def _meeting(title: str) -> dict[str, Any]:
+    return {"id": "crm-meeting-1", "title": title, "start": {"at": "2026-12-14T10:00:00+00:00", "time_zone": "UTC"},
+            "end": {"at": "2026-12-14T10:30:00+00:00", "time_zone": "UTC"},
+            "attendees": [{"address": "ada@example.com", "name": "Ada Lovelace"}]}  # fmt: skip
+
+
 def _contact(email: str) -> dict[str, Any]:
     return {"id": "crm-contact-1", "name": "Ada Lovelace Ltd", "email": email}
 
@@ -164,6 +170,18 @@ FLOWS: dict[str, Flows] = {
             oauth_app={"client_id": GOOGLE_CLIENT_ID, "client_secret": GOOGLE_CLIENT_SECRET},
             incremental=("messages", "events"),
             paged=("messages", 500),
+            pushes={
+                "message": PushCase(
+                    "messages",
+                    {
+                        "id": "crm-email-1",
+                        "to": [{"address": "ada@example.com", "name": "Ada Lovelace"}],
+                        "subject": "Your quote",
+                        "body_text": "Attached, as promised.",
+                    },
+                ),
+                "event": PushCase("events", _meeting("Demo"), _meeting("Demo, rescheduled"), "title"),
+            },
         ),
         Flows(
             "twilio",

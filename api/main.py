@@ -14,6 +14,7 @@ from api.pages import install_pages
 from api.routes import (
     conflicts,
     connections,
+    contacts,
     events,
     health,
     integrations,
@@ -63,6 +64,7 @@ def create_app(
     app.include_router(settings_routes.router)
     app.include_router(oauth.router)
     app.include_router(records.router)
+    app.include_router(contacts.router)
     app.include_router(pushes.router)
     app.include_router(conflicts.router)
     app.include_router(mappings.router)

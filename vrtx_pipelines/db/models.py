@@ -397,3 +397,66 @@ class CanonicalRecord(Timestamps, Base):
     change_seq: Mapped[int] = mapped_column(BigInteger)
     deleted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     remote_updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CrmContact(Timestamps, Base):
+    """A CRM contact as the CRM told the platform (``PUT /api/v1/contacts/{id}``): what activity is matched to."""
+
+    __tablename__ = "crm_contacts"
+    __table_args__ = (UniqueConstraint("tenant_id", "contact_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    contact_id: Mapped[str] = mapped_column(String(100))
+    name: Mapped[str] = mapped_column(String(200), default="")
+
+
+class CrmContactAddress(Base):
+    """One of a contact's email addresses, with its comparison key (``records.addresses.address_key``)."""
+
+    __tablename__ = "crm_contact_addresses"
+    __table_args__ = (
+        UniqueConstraint("contact_row_id", "address_key"),
+        Index("ix_crm_contact_addresses_key", "tenant_id", "address_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    contact_row_id: Mapped[int] = mapped_column(ForeignKey("crm_contacts.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(String(50))
+    address: Mapped[str] = mapped_column(String(320))
+    address_key: Mapped[str] = mapped_column(String(320))
+
+
+class RecordParticipant(Base):
+    """Who took part in an activity record (a message's sender and recipients, a meeting's organiser and
+    attendees), by address key: contacts are matched by joining their addresses with these, so a contact added or
+    changed later matches at once. ``at`` orders the timeline (sent at, or starts at)."""
+
+    __tablename__ = "record_participants"
+    __table_args__ = (
+        Index("ix_record_participants_key", "tenant_id", "address_key", "at"),
+        Index("ix_record_participants_record", "record_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    # Named here: the convention's name passes PostgreSQL's 63 characters.
+    tenant_integration_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant_integrations.id", ondelete="CASCADE", name="fk_record_participants_connection")
+    )
+    record_id: Mapped[int] = mapped_column(ForeignKey("canonical_records.id", ondelete="CASCADE"))
+    tenant_id: Mapped[str] = mapped_column(String(50))
+    address_key: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(20))
+    at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ParticipantIndexMark(Base):
+    """How far a connection's activity records are indexed into ``record_participants``: its change number."""
+
+    __tablename__ = "participant_index_marks"
+
+    tenant_integration_id: Mapped[int] = mapped_column(
+        ForeignKey("tenant_integrations.id", ondelete="CASCADE", name="fk_participant_index_marks_connection"),
+        primary_key=True,
+    )
+    indexed_seq: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -60,7 +60,8 @@ def _instant_ms(value: str) -> int:
         raise GoogleError(400, f"Invalid search query: {value}", "invalidArgument") from None
 
 
-def _predicate(query: str, label_ids: Sequence[str], include_spam_trash: bool) -> Any:
+def _predicate(query: str, label_ids: Sequence[str], include_spam_trash: bool) -> tuple[Any, bool]:
+    """The search as a predicate on messages, and whether it reads their content (headers, attachments)."""
     after = before = None
     labels = {label.upper() for label in label_ids}
     senders: list[str] = []
@@ -111,16 +112,15 @@ def _predicate(query: str, label_ids: Sequence[str], include_spam_trash: bool) -
         subject = str(mail.get("Subject", "")).lower()
         return all(word in subject for word in words)
 
-    return keep
+    return keep, bool(senders or recipients or ids or attachment or words)
 
 
 def list_messages(box: Mailbox, params: Mapping[str, str], label_ids: Sequence[str]) -> Body:
     size = page_size(params)
     query = params.get("q", "")
     spam_trash = params.get("includeSpamTrash", "false").lower() == "true"
-    ids = box.listing(
-        ("messages", query, tuple(sorted(label_ids)), spam_trash), _predicate(query, label_ids, spam_trash)
-    )
+    keep, content = _predicate(query, label_ids, spam_trash)
+    ids = box.listing(("messages", query, tuple(sorted(label_ids)), spam_trash), keep, content=content)
     start = _offset(params.get("pageToken"))
     page = ids[start : start + size]
     body: Body = {"resultSizeEstimate": len(ids)}
@@ -219,7 +219,7 @@ def get_attachment(box: Mailbox, message_id: str, attachment_id: str) -> Body:
 
 
 def get_thread(box: Mailbox, thread_id: str, params: Mapping[str, str]) -> Body:
-    ids = box.listing(("thread", thread_id), lambda m: m.thread_id == thread_id)
+    ids = box.listing(("thread", thread_id), lambda m: m.thread_id == thread_id, content=False)
     if not ids:
         raise GoogleError.not_found()
     fmt = params.get("format", "full")
@@ -252,7 +252,7 @@ def send(box: Mailbox, body: Any, now_ms: int) -> Body:
         mail["From"] = box.address
     thread_id = body.get("threadId")
     if isinstance(thread_id, str) and thread_id:
-        if not box.listing(("thread", thread_id), lambda m: m.thread_id == thread_id):
+        if not box.listing(("thread", thread_id), lambda m: m.thread_id == thread_id, content=False):
             raise GoogleError.not_found()
     else:
         refs = str(mail.get("References", "")).split() + str(mail.get("In-Reply-To", "")).split()

@@ -96,6 +96,17 @@ class Mailbox:
     def id_of(seq: int) -> str:
         return f"{_ID_BASE + seq:016x}"
 
+    def seeded_meta(self, index: int) -> Message:
+        """Seeded message ``index`` without its content (ids, date, labels): what listing by date and label needs,
+        at a fraction of the cost of building the message."""
+        seq = self.size - index
+        thread_first = min(index - index % _THREAD + _THREAD - 1, self.size - 1)
+        outbound = (thread_first - index) % 2 == 1
+        labels = {"SENT"} if outbound else {"INBOX", *(("UNREAD",) if index % 4 == 0 else ())}
+        internal_ms = (self.newest_ms - index * self.spacing_ms) // 1000 * 1000  # the Date header's whole seconds
+        return Message(self.id_of(seq), self.id_of(self.size - thread_first), internal_ms, labels, b"",
+                       _HISTORY_BASE + seq * 3)  # fmt: skip
+
     def seeded(self, index: int) -> Message:
         """Seeded message ``index`` (0 is the newest)."""
         seq = self.size - index
@@ -135,7 +146,7 @@ class Mailbox:
                                 filename=f"quote-{seq}.pdf")  # fmt: skip
         labels = {"SENT"} if outbound else {"INBOX", *(("UNREAD",) if index % 4 == 0 else ())}
         return Message(
-            self.id_of(seq), self.id_of(self.size - thread_first), int(when.timestamp() * 1000), labels,
+            self.id_of(seq), self.id_of(self.size - thread_first), int(when.timestamp()) * 1000, labels,
             bytes(mail), _HISTORY_BASE + seq * 3,
         )  # fmt: skip
 
@@ -154,8 +165,9 @@ class Mailbox:
             return None
         return self.seeded(self.size - seq)
 
-    def listing(self, key: tuple[object, ...], keep: object) -> list[str]:
-        """Ids newest first that ``keep`` (a predicate on ``Message``) accepts; cached per key until a change."""
+    def listing(self, key: tuple[object, ...], keep: object, *, content: bool = True) -> list[str]:
+        """Ids newest first that ``keep`` (a predicate on ``Message``) accepts; cached per key until a change.
+        ``content`` False: ``keep`` reads only ids, dates and labels (seeded messages are not built for it)."""
         cached = self._listing.get(key)
         if cached is None:
             later = sorted(self.added.values(), key=lambda m: (m.internal_ms, m.id), reverse=True)
@@ -164,7 +176,7 @@ class Mailbox:
                 message_id = self.id_of(self.size - index)
                 if message_id in self.added or message_id in self.deleted:
                     continue
-                if keep(self.seeded(index)):  # type: ignore[operator]
+                if keep(self.seeded(index) if content else self.seeded_meta(index)):  # type: ignore[operator]
                     ids.append(message_id)
             cached = self._listing[key] = ids
         return cached

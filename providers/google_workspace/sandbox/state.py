@@ -118,7 +118,7 @@ class GoogleSandbox:
         with self.lock:
             if entity == "messages":
                 box = self.mailbox(address)
-                return len(box.listing(("count",), lambda m: not m.labels & {"SPAM", "TRASH"}))
+                return len(box.listing(("count",), lambda m: not m.labels & {"SPAM", "TRASH"}, content=False))
             if entity == "events":
                 events = self.calendar(address).events.values()
                 return sum(1 for event in events if event["status"] != "cancelled")
@@ -129,7 +129,7 @@ class GoogleSandbox:
         with self.lock:
             if entity == "messages":
                 box = self.mailbox(address)
-                ids = box.listing(("count",), lambda m: not m.labels & {"SPAM", "TRASH"})[-n:]
+                ids = box.listing(("count",), lambda m: not m.labels & {"SPAM", "TRASH"}, content=False)[-n:]
                 for message_id in ids:
                     box.relabel(message_id, {"STARRED"}, set())
                 return list(ids)

@@ -18,12 +18,15 @@ from vrtx_pipelines.cli.sync import sync_now
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect.purge import connection_tables
 from vrtx_pipelines.db.models import (
+    CanonicalRecord,
     EntityLink,
     FieldMappingVersion,
     IntegrationFieldMapping,
     IntegrationSyncLog,
     IntegrationWebhook,
+    ParticipantIndexMark,
     PushOutbox,
+    RecordParticipant,
     SyncConflict,
     TenantIntegration,
     WebhookInbox,
@@ -45,6 +48,18 @@ def seed_rows(settings: Settings, tenant_id: str, n: int) -> None:
     """``n`` rows of every kind a connection owns besides its canonical records (which the pull makes)."""
     cid = connection_id(settings, tenant_id)
     with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        records = session.scalars(
+            select(CanonicalRecord.id).where(CanonicalRecord.tenant_integration_id == cid).limit(n)
+        ).all()
+        # Xero's records are not activity: the participants a mailbox's messages would have, on its records.
+        session.add_all(
+            RecordParticipant(
+                tenant_integration_id=cid, record_id=rid, tenant_id=tenant_id, address_key=f"p{rid}@x.example",
+                role="from",
+            )
+            for rid in records
+        )  # fmt: skip
+        session.merge(ParticipantIndexMark(tenant_integration_id=cid, indexed_seq=1))
         for i in range(n):
             session.add_all(
                 [

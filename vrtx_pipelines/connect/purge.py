@@ -47,7 +47,8 @@ def purge_rows(ctx: ConnectionContext, connection: TenantIntegration) -> dict[st
     table. The connection is locked first, so a pull's or webhook's apply in progress finishes before."""
     lock_connection(ctx.session, connection.id)
     counts = {}
-    for table in connection_tables():
+    # Dependents first: a row a foreign key's cascade removed would not be counted.
+    for table in reversed(connection_tables()):
         result = ctx.session.execute(delete(table).where(table.c.tenant_integration_id == connection.id))
         counts[table.name] = int(result.rowcount)  # type: ignore[attr-defined]
     connection.settings = None

@@ -99,7 +99,14 @@ def test_vrtx_dev_serves_api_and_dagster_ui_and_stops_cleanly_on_ctrl_c(tmp_path
             f"http://127.0.0.1:{api_port}/api/v1/integrations/connected",
             headers={"Authorization": f"Bearer {token.group(1)}"},
         ).json()
-        assert {c["integration"] for c in connected} == {"xero", "quickbooks", "stripe", "twilio", "mailchimp"}
+        assert {c["integration"] for c in connected} == {
+            "xero",
+            "quickbooks",
+            "stripe",
+            "twilio",
+            "mailchimp",
+            "google_workspace",
+        }
         # The daemon's sensor adds the demo tenant to each connected provider's partitions.
         dagster_env = {"VRTX_DAGSTER_POSTGRES_URL": db_url} if db_url.startswith("postgresql") else {}
         with patched_env(dagster_env), DagsterInstance.from_config(str(tmp_path / "home" / "dagster")) as instance:

@@ -248,13 +248,52 @@ class WebhookEvent:
 
 
 @dataclass(frozen=True)
+class WebhookProof:
+    """What a delivery is verified against: the shared secret (the connection's, or the platform app's for its
+    app-level URL; None where there is none), the provider's public signing keys when it signs with keys of its own
+    (``WebhookSpec.public_keys_url``: a JWK set, fetched and cached by the core), and the platform app's
+    configuration for the provider (``VRTX_OAUTH_CLIENTS``: e.g. the audience a push token must name)."""
+
+    secret: str | None
+    keys: Mapping[str, Any] | None = None
+    app: Mapping[str, str] = field(default_factory=dict)
+
+
+def with_shared_secret(
+    check: Callable[[bytes, Mapping[str, str], str], bool],
+) -> Callable[[bytes, Mapping[str, str], WebhookProof], bool]:
+    """A ``WebhookSpec.verify`` from a check of a signature made with a shared secret (HMAC over the body)."""
+
+    def verify(body: bytes, headers: Mapping[str, str], proof: WebhookProof) -> bool:
+        return proof.secret is not None and check(body, headers, proof.secret)
+
+    return verify
+
+
+@dataclass(frozen=True)
+class WatchSpec:
+    """Change notifications a provider sends only while the platform keeps a subscription alive (Gmail's
+    ``users.watch``, Microsoft Graph's subscriptions). ``start`` creates or renews the connection's, calling as
+    the connection with the platform app's configuration (``VRTX_OAUTH_CLIENTS``: e.g. the Pub/Sub topic), and
+    answers when it ends, or None when the app is not configured for notifications (the schedule's pulls alone
+    keep the connection fresh). The core starts one for each connected connection, renews it ``renew_within_s``
+    before it ends, and records the end in the connection's metadata."""
+
+    start: Callable[[ProviderConnection, Mapping[str, str]], datetime | None]
+    renew_within_s: float = 86_400.0
+
+
+@dataclass(frozen=True)
 class WebhookSpec:
     """How a provider signs and shapes its webhooks. ``verify`` gets the raw body, headers (lower-cased names) and
-    the connection's webhook secret and must compare in constant time; ``parse`` raises ``ValueError`` when the
-    body is malformed. An empty event list from a verified body is a handshake (Xero's intent to receive)."""
+    the ``WebhookProof`` and must compare in constant time; ``parse`` raises ``ValueError`` when the body is
+    malformed. An empty event list from a verified body is a handshake (Xero's intent to receive)."""
 
-    verify: Callable[[bytes, Mapping[str, str], str], bool]
+    verify: Callable[[bytes, Mapping[str, str], WebhookProof], bool]
     parse: Callable[[bytes], list[WebhookEvent]]
+    # Where the provider publishes the public keys it signs deliveries with (a JWKS URL; Google's Pub/Sub push
+    # tokens), for providers that sign with keys of their own instead of a shared secret.
+    public_keys_url: str | None = None
     # Events older than this are refused as stale (where the provider stamps events).
     tolerance_s: float = 3600.0
     # Pull entity -> the other pull entities an event about it also refreshes (records the provider sends no
@@ -376,6 +415,7 @@ class Provider:
     pulls: PullSpec | None = None
     pushes: PushSpec | None = None
     webhooks: WebhookSpec | None = None
+    watches: WatchSpec | None = None
     # The factory of the provider's local stand-in (an ASGI app) for demos and tests, as an import string
     # ("providers.xero.sandbox:create_app", loaded by providers.sandbox_kit.serve.load_sandbox), so that importing
     # a provider imports neither its sandbox nor the web framework.

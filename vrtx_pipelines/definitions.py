@@ -14,7 +14,14 @@ from vrtx_pipelines.orchestration.health import (
 from vrtx_pipelines.orchestration.partitions import build_partitions_sensor
 from vrtx_pipelines.orchestration.pulls import build_pull_assets, build_pull_batch_job
 from vrtx_pipelines.orchestration.pushes import push_job, push_sensor
-from vrtx_pipelines.orchestration.schedules import pull_job, pull_schedule, token_refresh_job, token_refresh_schedule
+from vrtx_pipelines.orchestration.schedules import (
+    pull_job,
+    pull_schedule,
+    token_refresh_job,
+    token_refresh_schedule,
+    watches_job,
+    watches_schedule,
+)
 from vrtx_pipelines.orchestration.synclog import SYNC_LOG_SENSORS
 from vrtx_pipelines.orchestration.webhooks import build_webhook_sensor
 from vrtx_pipelines.registry import load_providers
@@ -30,6 +37,7 @@ def build_definitions() -> Definitions:
     batch_jobs = {p.slug: build_pull_batch_job(p, p.pulls) for p in pulling if p.pulls is not None}
     push_jobs = {p.slug: push_job(p) for p in providers if p.connectable and p.pushes is not None}
     oauth = any(p.connectable and p.auth.oauth2 is not None for p in providers)
+    watching = any(p.connectable and p.watches is not None for p in providers)
     return Definitions(
         assets=[connection_health_asset(p) for p in checkable]
         + [build_pull_assets(p, p.pulls) for p in pulling if p.pulls is not None],
@@ -40,10 +48,12 @@ def build_definitions() -> Definitions:
             *batch_jobs.values(),
             *push_jobs.values(),
             *([token_refresh_job] if oauth else []),
+            *([watches_job] if watching else []),
         ],
         schedules=[connection_health_schedule(p, health_batches[p.slug]) for p in checkable]
         + [pull_schedule(p, batch_jobs[p.slug]) for p in pulling]
-        + ([token_refresh_schedule] if oauth else []),
+        + ([token_refresh_schedule] if oauth else [])
+        + ([watches_schedule] if watching else []),
         sensors=[build_partitions_sensor(providers, list(pull_jobs.values())), *SYNC_LOG_SENSORS, event_delivery_sensor]
         + [push_sensor(p, push_jobs[p.slug]) for p in providers if p.slug in push_jobs]
         + [build_webhook_sensor(p, pull_jobs[p.slug]) for p in pulling if p.webhooks is not None],

@@ -32,6 +32,7 @@ DELIVERY_ANSWERS: dict[int | str, dict[str, Any]] = {
     401: {"description": "Not authenticated (signature, integration, tenant or connection): an empty body"},
     400: {"model": ErrorOut, "description": "A verified body that is not the provider's payload"},
     413: {"model": ErrorOut, "description": "A body over 1 MB"},
+    503: {"model": ErrorOut, "description": "The provider's public signing keys cannot be fetched now (deliver again)"},
 }
 
 
@@ -146,9 +147,11 @@ def receiver_for(state: State) -> WebhookReceiver:
     status_code=200,
     response_class=Response,
     summary="Receive a provider's webhook for the platform's app",
-    description="For providers that deliver every organisation's events to one URL per app (Xero): verified with "
-    "the app's webhook key (`VRTX_OAUTH_CLIENTS.<slug>.webhook_key`) and routed by each event's organisation to "
-    "the tenants connected to it. Same answers as the per-tenant endpoint.",
+    description="For providers that deliver every organisation's events to one URL per app (Xero, QuickBooks, "
+    "Gmail through Pub/Sub push): verified with the app's webhook key (`VRTX_OAUTH_CLIENTS.<slug>.webhook_key`), "
+    "or by the provider's own keys (Google: the push token's signature, `push_audience` and "
+    "`push_service_account`), and routed by each event's organisation (Google: the mailbox) to the tenants "
+    "connected to it. Same answers as the per-tenant endpoint.",
     responses=DELIVERY_ANSWERS,
 )
 async def receive_app_webhook(slug: str, request: Request) -> Response:

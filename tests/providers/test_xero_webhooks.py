@@ -15,6 +15,7 @@ import pytest
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
+from providers.base import WebhookProof
 from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import XeroSandbox, create_app
 from providers.xero.webhooks import WEBHOOKS, parse, sign, verify
@@ -41,7 +42,7 @@ class Receiver:
         @app.post("/hook")
         async def hook(request: Request) -> Response:
             body = await request.body()
-            good = WEBHOOKS.verify(body, {k.lower(): v for k, v in request.headers.items()}, KEY)
+            good = WEBHOOKS.verify(body, {k.lower(): v for k, v in request.headers.items()}, WebhookProof(KEY))
             with self.lock:
                 self.calls += 1
                 if self.calls <= self.fail_first:

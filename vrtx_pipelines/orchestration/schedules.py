@@ -221,3 +221,32 @@ token_refresh_schedule = ScheduleDefinition(
     cron_schedule="*/10 * * * *",
     default_status=DefaultScheduleStatus.RUNNING,
 )
+
+
+@op(
+    description="Starts, or renews before they end, the change notifications of connections whose provider sends "
+    "them only while subscribed (Gmail's users.watch)."
+)
+def renew_provider_watches(context: OpExecutionContext) -> None:
+    from vrtx_pipelines.registry import load_providers
+    from vrtx_pipelines.webhooks.watches import renew_watches
+
+    settings = get_settings()
+    vault = vault_from_settings(settings)
+    for provider in load_providers().values():
+        if provider.connectable and provider.watches is not None:
+            tick = renew_watches(settings, vault, provider)
+            context.log.info(f"{provider.slug} watches: {tick.summary}")
+
+
+@job(name="provider_watches", description="Keeps providers' change notifications on (Gmail's users.watch).")
+def watches_job() -> None:
+    renew_provider_watches()
+
+
+watches_schedule = ScheduleDefinition(
+    name="provider_watches_schedule",
+    job=watches_job,
+    cron_schedule="*/30 * * * *",
+    default_status=DefaultScheduleStatus.RUNNING,
+)

@@ -23,7 +23,7 @@ from sqlalchemy import Insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from providers.base import Provider, WebhookEvent, WebhookSpec
+from providers.base import Provider, WebhookEvent, WebhookProof, WebhookSpec
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect.context import Status
 from vrtx_pipelines.credentials.stored import webhook_secret_context
@@ -65,6 +65,17 @@ FIELD_LIMITS = {
     "external_id": _length(table_of(CanonicalRecord).c.external_id),
     "external_tenant_id": _length(table_of(CanonicalRecord).c.external_id),
 }
+
+
+class WebhookKeysUnavailable(IntegrationError):
+    """The provider's public signing keys could not be fetched: the delivery is neither accepted nor refused, so
+    the provider delivers it again."""
+
+    code = "webhook_keys_unavailable"
+    http_status = 503
+
+    def __init__(self) -> None:
+        super().__init__("the provider's signing keys cannot be fetched now: deliver again later")
 
 
 class WebhookRejected(IntegrationError):
@@ -334,11 +345,21 @@ def signature_verifies(
     body: bytes,
     headers: Mapping[str, str],
     secrets: SecretCache,
+    keys: Mapping[str, Any] | None = None,
 ) -> bool:
     """Whether the delivery is signed with the target connection's secret (the app's, for providers signing per
-    app); False when there is no target or no secret."""
-    secret = _secret_of(vault, settings, slug, target, secrets) if target is not None else None
-    return target is not None and secret is not None and spec.verify(body, headers, secret)
+    app), or with the provider's own ``keys`` where it signs so; False when there is no target, or nothing to
+    verify against."""
+    if target is None:
+        return False
+    secret = _secret_of(vault, settings, slug, target, secrets)
+    if secret is None and spec.public_keys_url is None:
+        return False
+    return spec.verify(body, headers, _proof(settings, slug, secret, keys))
+
+
+def _proof(settings: Settings, slug: str, secret: str | None, keys: Mapping[str, Any] | None) -> WebhookProof:
+    return WebhookProof(secret, keys, settings.oauth_clients.get(slug, {}))
 
 
 def delivery(
@@ -379,7 +400,11 @@ def touch_received(session: Session, webhook_ids: Iterable[int], now: datetime) 
 
 
 def verified_app_events(
-    provider: Provider, settings: Settings, body: bytes, headers: Mapping[str, str]
+    provider: Provider,
+    settings: Settings,
+    body: bytes,
+    headers: Mapping[str, str],
+    keys: Mapping[str, Any] | None = None,
 ) -> list[WebhookEvent]:
     """The events of one delivery to the platform app's URL (Xero sends every organisation's events to one URL per
     app), verified with the app's webhook key. ``WebhookRejected`` when it does not verify, ``WebhookMalformed``
@@ -387,11 +412,11 @@ def verified_app_events(
     app's signature is the authority for the app's URL."""
     spec = provider.webhooks
     app_key = app_webhook_key(settings, provider.slug)
-    if spec is None or app_key is None:
+    if spec is None or (app_key is None and spec.public_keys_url is None):
         raise WebhookRejected()
     if len(body) > MAX_BODY_BYTES:
         raise WebhookTooLarge()
-    if not spec.verify(body, headers, app_key):
+    if not spec.verify(body, headers, _proof(settings, provider.slug, app_key, keys)):
         raise WebhookRejected()
     return _parsed(provider, spec, body, utcnow())
 

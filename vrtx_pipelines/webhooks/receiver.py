@@ -36,6 +36,7 @@ from vrtx_pipelines.webhooks.inbox import (
     SecretCache,
     Target,
     TargetCache,
+    WebhookKeysUnavailable,
     WebhookRejected,
     WebhookTooLarge,
     app_delivery,
@@ -46,6 +47,7 @@ from vrtx_pipelines.webhooks.inbox import (
     touch_received,
     verified_app_events,
 )
+from vrtx_pipelines.webhooks.keys import KeysUnavailable, PublicKeys
 
 log = logging.getLogger("vrtx.webhooks")
 
@@ -198,6 +200,7 @@ class WebhookReceiver:
         self.targets = TargetCache()
         self.secrets = SecretCache()
         self.writer = InboxWriter(engine)
+        self.keys = PublicKeys()
 
     async def receive(
         self, provider: Provider, tenant_id: str, body: bytes, headers: Mapping[str, str]
@@ -214,7 +217,16 @@ class WebhookReceiver:
 
     async def receive_for_app(self, provider: Provider, body: bytes, headers: Mapping[str, str]) -> IngestResult:
         """A delivery to the platform app's URL, routed by each event's organisation; same errors as ``receive``."""
-        events = verified_app_events(provider, self.settings, body, headers)
+        if len(body) > MAX_BODY_BYTES:
+            raise WebhookTooLarge()
+        keys = await self._keys(provider)
+        try:
+            events = verified_app_events(provider, self.settings, body, headers, keys)
+        except WebhookRejected:
+            fresh = await self._fresh_keys(provider)
+            if fresh is None:
+                raise
+            events = verified_app_events(provider, self.settings, body, headers, fresh)
         organisations = organisations_of(events)
         targets, missing = self.targets.cached_organisations(provider.slug, organisations)
         if missing:
@@ -227,20 +239,64 @@ class WebhookReceiver:
 
     async def _verified(self, provider: Provider, tenant_id: str, body: bytes, headers: Mapping[str, str]) -> Target:
         assert provider.webhooks is not None
+        keys = await self._keys(provider)
         hit, target = self.targets.cached(provider.slug, tenant_id)
-        if hit and target is not None and self._verifies(provider, target, body, headers):
+        if hit and target is not None and self._verifies(provider, target, body, headers, keys):
             return target
         # Not cached, or cached and not verifying: a fresh lookup, so a rotated secret applies at once.
         target = await run_in_threadpool(self._lookup, provider.slug, tenant_id)
-        if target is not None and self._verifies(provider, target, body, headers):
+        if target is not None and self._verifies(provider, target, body, headers, keys):
+            return target
+        if (
+            target is not None
+            and (fresh := await self._fresh_keys(provider)) is not None
+            and self._verifies(provider, target, body, headers, fresh)
+        ):
             return target
         raise WebhookRejected()
 
-    def _verifies(self, provider: Provider, target: Target, body: bytes, headers: Mapping[str, str]) -> bool:
+    def _verifies(
+        self,
+        provider: Provider,
+        target: Target,
+        body: bytes,
+        headers: Mapping[str, str],
+        keys: Mapping[str, Any] | None,
+    ) -> bool:
         assert provider.webhooks is not None
         return signature_verifies(
-            self.vault, self.settings, provider.webhooks, provider.slug, target, body, headers, self.secrets
+            self.vault, self.settings, provider.webhooks, provider.slug, target, body, headers, self.secrets, keys
         )
+
+    def _keys_url(self, provider: Provider) -> str | None:
+        url = provider.webhooks.public_keys_url if provider.webhooks is not None else None
+        return self.settings.provider_url(provider.slug, url) if url else None
+
+    async def _keys(self, provider: Provider) -> Mapping[str, Any] | None:
+        """The provider's signing keys where it signs with its own (cached; a fetch runs off the event loop)."""
+        url = self._keys_url(provider)
+        if url is None:
+            return None
+        keys = self.keys.cached(url)
+        if keys is not None:
+            return keys
+        try:
+            return await run_in_threadpool(self.keys.get, url)
+        except KeysUnavailable as exc:
+            log.warning("%s webhook keys: %s", provider.name, exc)
+            raise WebhookKeysUnavailable() from exc
+
+    async def _fresh_keys(self, provider: Provider) -> Mapping[str, Any] | None:
+        """Keys fetched again after a delivery did not verify (it may name a key published since); None when the
+        provider signs with no keys of its own, or they were fetched under a minute ago."""
+        url = self._keys_url(provider)
+        if url is None:
+            return None
+        try:
+            return await run_in_threadpool(self.keys.refetch, url)
+        except KeysUnavailable as exc:
+            log.warning("%s webhook keys: %s", provider.name, exc)
+            return None
 
     def _lookup_organisations(self, slug: str, organisations: set[str]) -> dict[str, list[Target]]:
         session = self.sessions()

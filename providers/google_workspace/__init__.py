@@ -14,8 +14,16 @@ from .fields import RECORD_FIELDS
 from .identity import discover_tenants
 from .mappers import MAPPERS, MODELS
 from .push import PUSHES
-from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from .sandbox_credentials import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_PUSH_AUDIENCE,
+    DEMO_PUSH_SERVICE_ACCOUNT,
+    DEMO_TOPIC,
+)
 from .source import STREAMS
+from .watch import REVOCATION, WATCHES
+from .webhooks import WEBHOOKS
 
 ENTITIES = tuple(stream.name for stream in STREAMS)
 PULLS = tuple(f"pull:{entity}" for entity in ENTITIES)
@@ -107,11 +115,21 @@ PROVIDER = Provider(
         ),
         RateLimit(240000, 60, "app", "1,200,000 quota units a minute per Google Cloud project"),
     ),
-    implemented=frozenset({"connect", *PULLS, *PUSH_CAPABILITIES}),
+    implemented=frozenset({"connect", *PULLS, *PUSH_CAPABILITIES, "webhooks"}),
     discover_tenants=discover_tenants,
     client=GoogleClient.for_connection,
     pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, models=MODELS, record_fields=RECORD_FIELDS),
     pushes=PUSHES,
+    webhooks=WEBHOOKS,
+    watches=WATCHES,
+    revocation=REVOCATION,
     sandbox="providers.google_workspace.sandbox:create_app",
-    sandbox_credentials={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
+    # The demo app's notifications: its Pub/Sub topic, and what the push subscription's tokens say.
+    sandbox_credentials={
+        "client_id": DEMO_CLIENT_ID,
+        "client_secret": DEMO_CLIENT_SECRET,
+        "pubsub_topic": DEMO_TOPIC,
+        "push_audience": DEMO_PUSH_AUDIENCE,
+        "push_service_account": DEMO_PUSH_SERVICE_ACCOUNT,
+    },
 )

@@ -9,6 +9,9 @@ DEMO_MAILBOX = "alex.morgan@vrtx-demo.example"
 DEMO_PROJECT = "vrtx-demo"
 DEMO_TOPIC = f"projects/{DEMO_PROJECT}/topics/gmail-push"
 DEMO_PUSH_SERVICE_ACCOUNT = f"gmail-push@{DEMO_PROJECT}.iam.gserviceaccount.com"
+DEMO_SUBSCRIPTION = f"projects/{DEMO_PROJECT}/subscriptions/vrtx-gmail-push"
+# The audience the demo push subscription names in its tokens (Pub/Sub's default is the endpoint URL).
+DEMO_PUSH_AUDIENCE = "https://vrtx-demo.example/api/v1/webhooks/google_workspace"
 
 # The people the demo mailbox writes with: the CRM's demo contacts (name, address as the CRM holds it).
 DEMO_CONTACTS: tuple[tuple[str, str], ...] = (

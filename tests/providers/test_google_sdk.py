@@ -204,3 +204,41 @@ def test_google_auth_verifies_a_pubsub_push_token_against_the_sandbox_certs(sdk:
     with pytest.raises((ValueError, InvalidTokenError), match=r"(?i)audience"):
         id_token.verify_token(token, google.auth.transport.requests.Request(), audience="https://elsewhere.example",
                               certs_url=f"{sdk.base_url}/oauth2/v3/certs")  # fmt: skip
+
+
+def test_a_watch_through_the_sdk_publishes_each_change_as_a_signed_pubsub_push(sdk: Sdk) -> None:
+    """users.watch and users.stop through the client; the push a change makes, as Pub/Sub's envelope with a token
+    google-auth verifies."""
+    received: list[tuple[dict[str, Any], str]] = []
+
+    async def endpoint(scope: Any, receive: Any, send: Any) -> None:
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        headers = {k.decode(): v.decode() for k, v in scope["headers"]}
+        received.append((json.loads(body), headers["authorization"].removeprefix("Bearer ")))
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    topic, audience = "projects/vrtx-demo/topics/gmail-push", "https://crm.example/push"
+    with ServedApp(endpoint) as served:
+        sdk.sandbox.subscribe_push(served.base_url, topic=topic, audience=audience)
+        watch = sdk.gmail.users().watch(userId="me", body={"topicName": topic, "labelIds": ["INBOX"]}).execute()
+        assert int(watch["historyId"]) > 0 and int(watch["expiration"]) > 0
+        sdk.sandbox.create(DEMO_MAILBOX, "messages", 1)
+        assert sdk.sandbox.pubsub.flush()
+        assert sdk.gmail.users().stop(userId="me").execute() == ""  # Gmail's 204
+        sdk.sandbox.create(DEMO_MAILBOX, "messages", 1)  # not watched any more
+        assert sdk.sandbox.pubsub.flush()
+
+    ((envelope, token),) = received
+    notification = json.loads(base64.b64decode(envelope["message"]["data"]))
+    assert notification["emailAddress"] == DEMO_MAILBOX and int(notification["historyId"]) > int(watch["historyId"])
+    assert envelope["message"]["messageId"] and envelope["message"]["publishTime"].endswith("Z")
+    claims = id_token.verify_token(
+        token, google.auth.transport.requests.Request(), audience=audience, certs_url=f"{sdk.base_url}/oauth2/v3/certs"
+    )
+    assert claims["email"].endswith(".iam.gserviceaccount.com")

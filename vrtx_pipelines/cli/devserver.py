@@ -33,6 +33,7 @@ from vrtx_pipelines.db.session import engine_for, session_factory, session_scope
 from vrtx_pipelines.platform import ensure_demo_tenant, prepare_database
 from vrtx_pipelines.registry import load_providers
 from vrtx_pipelines.webhooks.config import subscribe_demo_webhooks
+from vrtx_pipelines.webhooks.watches import renew_watches
 
 
 def project_root() -> Path:
@@ -201,6 +202,10 @@ def _run_platform(
                 {slug: server.app for slug, server in served.items()},
                 f"http://{settings.api_host}:{settings.api_port}",
             )
+        # Mailboxes notify only while watched: started now, not at the schedule's next tick.
+        for slug in served:
+            if providers[slug].watches is not None:
+                renew_watches(settings, vault_from_settings(settings), providers[slug], tenant_id=tenant_id)
     api_url = f"http://{settings.api_host}:{settings.api_port}"
     dagster_url = f"http://127.0.0.1:{settings.dagster_port}"
     # From here on, `vrtx sync`, `vrtx connect`, ... in another shell reach the same sandboxes (cli/devstate.py).

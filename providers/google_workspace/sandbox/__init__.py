@@ -219,7 +219,7 @@ def create_app(sandbox: GoogleSandbox | None = None, *, knobs: GoogleKnobs | Non
     async def stop(request: Request) -> Response:
         return await admitted(
             request, scopes=GMAIL_READ, cost=gmail.COSTS["stop"], limits=current().gmail_limits(),
-            work=lambda user, _body: gmail.stop(box(user)) and None,
+            work=lambda user, _body: (gmail.stop(box(user)), None)[1],  # Gmail answers 204, no body
         )  # fmt: skip
 
     # --- Calendar: https://www.googleapis.com/calendar/v3/... -------------------------------------------------

@@ -77,16 +77,19 @@ class GoogleIdentity(OAuthServer):
         return {"refresh_token_expires_in": int(POLICY.refresh_idle_s or 0)}
 
     def revoke_any(self, token: str) -> bool:
-        """Revoke the grant ``token`` belongs to; False when no live token has that value."""
+        """Revoke the app's access to the user ``token`` belongs to; False when no live token has that value.
+        Google keeps one authorization per user and app: every token issued under any consent of theirs dies."""
         access = self.access_tokens.get(token)
         refresh = self.refresh_tokens.get(token)
         grant_id = access.grant_id if access is not None else refresh.grant_id if refresh is not None else None
         grant = self.grants.get(grant_id or "")
         if grant is None or grant.revoked:
             return False
-        grant.revoked = True
+        for other in self.grants.values():
+            if (other.client_id, other.user) == (grant.client_id, grant.user):
+                other.revoked = True
         for record in self.refresh_tokens.values():
-            if record.grant_id == grant.id:
+            if self.grants[record.grant_id].revoked:
                 record.revoked = True
         return True
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -76,6 +77,8 @@ class Mailbox:
     history_floor: int = 0  # a startHistoryId below this is out of date (404)
     next_seq: int = 0
     watch: Watch | None = None
+    # Told of every change (under the sandbox's lock): a watched mailbox's changes are published to its topic.
+    on_change: Callable[[Mailbox, Change], None] | None = field(default=None, repr=False)
     _listing: dict[tuple[object, ...], list[str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -192,10 +195,11 @@ class Mailbox:
     def record(self, kind: str, message: Message, labels: tuple[str, ...]) -> int:
         self.history_id += 1 + (self.history_id % 3)  # growing, not contiguous
         message.history_id = self.history_id
-        self.history.append(
-            Change(self.history_id, kind, message.id, message.thread_id, labels, tuple(sorted(message.labels)))
-        )
+        change = Change(self.history_id, kind, message.id, message.thread_id, labels, tuple(sorted(message.labels)))
+        self.history.append(change)
         self.changed()
+        if self.on_change is not None:
+            self.on_change(self, change)
         return self.history_id
 
     def add(self, mime: bytes, labels: set[str], now_ms: int, thread_id: str | None = None) -> Message:

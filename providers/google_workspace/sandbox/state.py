@@ -3,6 +3,7 @@ public half /oauth2/v3/certs serves, and the knobs."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -14,13 +15,17 @@ from joserfc.jwk import KeySet, RSAKey
 from providers.google_workspace.sandbox.calendar import Calendar, insert_event, seed_events
 from providers.google_workspace.sandbox.calendar import store as calendar_store
 from providers.google_workspace.sandbox.identity import GoogleIdentity
-from providers.google_workspace.sandbox.mailbox import Mailbox
+from providers.google_workspace.sandbox.mailbox import Change, Mailbox
+from providers.google_workspace.sandbox.pubsub import PubSub
 from providers.google_workspace.sandbox_credentials import (
     DEMO_APP_NAME,
     DEMO_CLIENT_ID,
     DEMO_CLIENT_SECRET,
     DEMO_MAILBOX,
+    DEMO_PUSH_AUDIENCE,
     DEMO_PUSH_SERVICE_ACCOUNT,
+    DEMO_SUBSCRIPTION,
+    DEMO_TOPIC,
 )
 from providers.sandbox_kit.clock import MINUTE_S
 from providers.sandbox_kit.faults import FaultKnobs
@@ -63,6 +68,9 @@ class GoogleSandbox:
         self.signing_key = RSAKey.generate_key(
             2048, parameters={"kid": f"sandbox-{seed}", "use": "sig", "alg": "RS256"}
         )
+        self.retired_keys: list[RSAKey] = []
+        self.certs_served = 0
+        self.pubsub = PubSub(lambda audience, email: self.push_token(audience, email=email), clock)
 
     def add_mailbox(
         self, address: str = DEMO_MAILBOX, *, messages: int = 120, days: float = 60.0, events: int = 12
@@ -73,7 +81,7 @@ class GoogleSandbox:
         now_ms = int(self.clock() * 1000)
         spacing = max(1, int(days * DAY_MS / max(messages, 1)))
         with self.lock:
-            self.tenants[key] = Mailbox(key, self.seed, messages, now_ms - spacing, spacing)
+            self.tenants[key] = Mailbox(key, self.seed, messages, now_ms - spacing, spacing, on_change=self._notify)
             primary = Calendar(key, key)
             seed_events(primary, self.seed, events, self.clock())
             self.calendars[key] = {key: primary}
@@ -186,10 +194,46 @@ class GoogleSandbox:
         with self.lock:
             return self.oauth.revoke_user(address)
 
+    # --- push notifications (users.watch -> Pub/Sub) -----------------------------------------------------------
+
+    def _notify(self, box: Mailbox, change: Change) -> None:
+        """Gmail publishes a watched mailbox's change to the watch's topic, if it touches a watched label."""
+        watch = box.watch
+        if watch is None or watch.expiration_ms <= int(self.clock() * 1000):
+            return
+        touched = set(change.labels) | set(change.message_labels)
+        named = bool(touched & set(watch.label_ids)) if watch.label_ids else True
+        if named == (watch.behaviour == "include"):
+            self.pubsub.publish(watch.topic, {"emailAddress": box.address, "historyId": box.history_id})
+
+    def subscribe_push(
+        self, endpoint: str, *, name: str = DEMO_SUBSCRIPTION, topic: str = DEMO_TOPIC,
+        audience: str = DEMO_PUSH_AUDIENCE, service_account: str = DEMO_PUSH_SERVICE_ACCOUNT,
+    ) -> dict[str, object]:  # fmt: skip
+        """A push subscription of ``topic`` delivering to ``endpoint`` (replacing one of the same name)."""
+        return self.pubsub.subscribe(name, topic, endpoint, audience=audience, service_account=service_account)
+
+    def subscribe_webhooks(self, url: str, key: str, tenants: list[str] | None = None) -> None:
+        """`vrtx dev`'s hook: the demo topic pushed to ``url``. Google signs with its own keys, not ``key``."""
+        self.subscribe_push(url)
+
+    def close(self) -> None:
+        self.pubsub.close()
+
     # --- signing (Pub/Sub push tokens) ----------------------------------------------------------------------
 
     def jwks(self) -> dict[str, object]:
-        return dict(KeySet([self.signing_key]).as_dict(private=False))
+        """The published signing keys (what /oauth2/v3/certs serves; counted in ``certs_served``)."""
+        self.certs_served += 1
+        return dict(KeySet([self.signing_key, *self.retired_keys]).as_dict(private=False))
+
+    def rotate_signing_key(self) -> str:
+        """Sign with a new key from now on, the old one still published (Google overlaps them); the new kid."""
+        with self.lock:
+            self.retired_keys = [self.signing_key]
+            kid = f"sandbox-{self.seed}-{secrets.token_hex(4)}"
+            self.signing_key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
+            return kid
 
     def push_token(self, audience: str, *, email: str = DEMO_PUSH_SERVICE_ACCOUNT, lifetime_s: int = 3600) -> str:
         """The OIDC token Pub/Sub signs for a push to an endpoint with ``audience``."""

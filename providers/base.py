@@ -271,16 +271,46 @@ def with_shared_secret(
 
 
 @dataclass(frozen=True)
-class WatchSpec:
-    """Change notifications a provider sends only while the platform keeps a subscription alive (Gmail's
-    ``users.watch``, Microsoft Graph's subscriptions). ``start`` creates or renews the connection's, calling as
-    the connection with the platform app's configuration (``VRTX_OAUTH_CLIENTS``: e.g. the Pub/Sub topic), and
-    answers when it ends, or None when the app is not configured for notifications (the schedule's pulls alone
-    keep the connection fresh). The core starts one for each connected connection, renews it ``renew_within_s``
-    before it ends, and records the end in the connection's metadata."""
+class WatchChannel:
+    """Where a connection's notifications are to be sent when the platform names the address itself: the
+    connection's webhook URL, and the token the provider is to send back with each (the connection's webhook
+    secret, checked by ``WebhookSpec.verify``); ``previous``: what the last ``start`` answered (its subscriptions,
+    to close once the new ones are open)."""
 
-    start: Callable[[ProviderConnection, Mapping[str, str]], datetime | None]
+    address: str
+    token: str
+    previous: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Watching:
+    """What a ``WatchSpec.start`` opened: when the first of it ends, and its state (subscription ids, JSON) that
+    the next ``start`` and a disconnect's ``RevocationSpec`` read from the connection's metadata."""
+
+    until: datetime
+    state: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WatchSpec:
+    """Change notifications a provider sends only while the platform keeps subscriptions alive (Gmail's
+    ``users.watch``, Calendar's channels, Microsoft Graph's subscriptions). ``start`` opens or renews the
+    connection's, calling as the connection with the platform app's configuration (``VRTX_OAUTH_CLIENTS``: e.g. the
+    Pub/Sub topic) and the ``WatchChannel``; None when there is nothing to watch (the schedule's pulls alone keep
+    the connection fresh). The core starts them for each connected connection, again ``renew_within_s`` before
+    they end, and keeps the answer in the connection's metadata (``watch``)."""
+
+    start: Callable[[ProviderConnection, Mapping[str, str], WatchChannel], Watching | None]
     renew_within_s: float = 86_400.0
+
+
+def from_body(parse: Callable[[bytes], list[WebhookEvent]]) -> Callable[[bytes, Mapping[str, str]], list[WebhookEvent]]:
+    """A ``WebhookSpec.parse`` from a parse of the body alone (every event is in it)."""
+
+    def parse_delivery(body: bytes, _headers: Mapping[str, str]) -> list[WebhookEvent]:
+        return parse(body)
+
+    return parse_delivery
 
 
 @dataclass(frozen=True)
@@ -290,7 +320,9 @@ class WebhookSpec:
     malformed. An empty event list from a verified body is a handshake (Xero's intent to receive)."""
 
     verify: Callable[[bytes, Mapping[str, str], WebhookProof], bool]
-    parse: Callable[[bytes], list[WebhookEvent]]
+    # (raw body, headers) -> events; headers matter where a notification says what changed in them (Google's
+    # Calendar channels); ``from_body`` adapts a parse of the body alone.
+    parse: Callable[[bytes, Mapping[str, str]], list[WebhookEvent]]
     # Where the provider publishes the public keys it signs deliveries with (a JWKS URL; Google's Pub/Sub push
     # tokens), for providers that sign with keys of their own instead of a shared secret.
     public_keys_url: str | None = None

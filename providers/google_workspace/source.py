@@ -182,7 +182,7 @@ def _records(body: Any) -> Records:
 # --- events ------------------------------------------------------------------------------------------------------
 
 
-def _calendars(client: ApiClient) -> list[str]:
+def synced_calendars(client: ApiClient) -> list[str]:
     if not _settings(client).get("sync_calendar", True):
         return []
     return [str(c) for c in _settings(client).get("calendar_ids") or ["primary"]]
@@ -243,7 +243,7 @@ class CalendarSync(ChangeFeed):
         since = datetime.fromtimestamp(_window_start(client), UTC).isoformat().replace("+00:00", "Z")
 
         def pages() -> Iterator[Records]:
-            for calendar_id in _calendars(client):
+            for calendar_id in synced_calendars(client):
                 yield from self._list(client, calendar_id, {"timeMin": since, "maxResults": EVENTS_PAGE}, tokens)
 
         return Changes(pages(), lambda: dict(tokens))
@@ -254,7 +254,7 @@ class CalendarSync(ChangeFeed):
         since = datetime.fromtimestamp(_window_start(client), UTC).isoformat().replace("+00:00", "Z")
 
         def pages() -> Iterator[Records]:
-            for calendar_id in _calendars(client):
+            for calendar_id in synced_calendars(client):
                 token = kept.get(calendar_id)
                 params: dict[str, Any] = {"maxResults": EVENTS_PAGE}
                 params.update({"syncToken": token} if token else {"timeMin": since})

@@ -10,12 +10,16 @@ push subscription delivers each to ``POST /api/v1/webhooks/google_workspace``
 - The body is Pub/Sub's envelope (``message.data``: base64 of ``{"emailAddress", "historyId"}``, ``messageId``,
   ``publishTime``). It names no message: it says the mailbox changed, and the pull from the stored history id
   fetches what did. Pub/Sub delivers at least once: the message id is the event's identity.
+- Calendar has no Pub/Sub: ``events.watch`` opens a channel to the connection's own webhook URL with the
+  connection's webhook secret as its token; each notification is an empty POST whose ``X-Goog-*`` headers name the
+  channel, the resource state and a message number (the event's identity), and it triggers the events pull.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,13 +34,20 @@ from providers.kit.values import iso_utc
 CERTS_URL = "https://www.googleapis.com/oauth2/v3/certs"
 ISSUERS = ("accounts.google.com", "https://accounts.google.com")
 EVENT_TYPE = "mailbox.changed"
+CALENDAR_EVENT_TYPE = "calendar.changed"
+CHANNEL_HEADER = "x-goog-channel-id"
+TOKEN_HEADER = "x-goog-channel-token"  # noqa: S105 -- a header's name
 MAX_TOKEN_CHARS = 8192
 MAX_DATA_CHARS = 4096
 LEEWAY_S = 60
 
 
 def verify(body: bytes, headers: Mapping[str, str], proof: WebhookProof) -> bool:
-    """Whether the push token is Google's, for our audience, from our push service account, and current."""
+    """A Calendar channel's notification: whether it carries the connection's token (compared in constant time).
+    A Pub/Sub push: whether its token is Google's, for our audience, from our push service account, and current."""
+    if CHANNEL_HEADER in headers:
+        sent = headers.get(TOKEN_HEADER, "")
+        return bool(proof.secret and sent) and hmac.compare_digest(sent.encode(), str(proof.secret).encode())
     audience, account = proof.app.get("push_audience"), proof.app.get("push_service_account")
     scheme, _, token = headers.get("authorization", "").partition(" ")
     if not (audience and account and proof.keys) or scheme.lower() != "bearer" or not 0 < len(token) <= MAX_TOKEN_CHARS:
@@ -57,7 +68,9 @@ def verify(body: bytes, headers: Mapping[str, str], proof: WebhookProof) -> bool
     return True
 
 
-def parse(body: bytes) -> list[WebhookEvent]:
+def parse(body: bytes, headers: Mapping[str, str]) -> list[WebhookEvent]:
+    if CHANNEL_HEADER in headers:
+        return _channel_notification(headers)
     envelope = strict_json.loads(body)
     message = envelope.get("message") if isinstance(envelope, dict) else None
     if not isinstance(message, dict):
@@ -90,6 +103,30 @@ def parse(body: bytes) -> list[WebhookEvent]:
             external_tenant_id=address.lower(),
             occurred_at=occurred,
             data={"historyId": str(history_id)},
+        )
+    ]
+
+
+def _channel_notification(headers: Mapping[str, str]) -> list[WebhookEvent]:
+    """A Calendar channel's notification (https://developers.google.com/calendar/api/guides/push#receiving): the
+    first, ``sync``, only says the channel is open; ``exists``/``not_exists`` say the calendar's events changed."""
+    channel, state = headers.get(CHANNEL_HEADER, ""), headers.get("x-goog-resource-state", "")
+    number = headers.get("x-goog-message-number", "")
+    if not 0 < len(channel) <= 64 or not number.isdigit() or len(number) > 20:
+        raise ValueError("a Calendar notification names its channel and message number")
+    if state == "sync":
+        return []
+    if state not in ("exists", "not_exists"):
+        raise ValueError(f"unknown X-Goog-Resource-State {state[:20]!r}")
+    return [
+        WebhookEvent(
+            event_id=f"channel:{channel}:{number}",
+            event_type=CALENDAR_EVENT_TYPE,
+            entity="events",
+            external_id=None,
+            external_tenant_id=None,
+            occurred_at=None,
+            data={"channel": channel, "resource_state": state},
         )
     ]
 

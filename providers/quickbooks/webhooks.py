@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from providers.base import WebhookEvent, WebhookSpec, with_shared_secret
+from providers.base import WebhookEvent, WebhookSpec, from_body, with_shared_secret
 from providers.kit.signatures import base64_signature_matches, hmac_sha256
 from providers.kit.values import iso_utc
 
@@ -123,5 +123,8 @@ def _time(value: str) -> datetime:
 
 
 WEBHOOKS = WebhookSpec(
-    verify=with_shared_secret(verify), parse=parse, tolerance_s=25 * 3600.0, refreshes={"payments": ("invoices",)}
+    verify=with_shared_secret(verify),
+    parse=from_body(parse),
+    tolerance_s=25 * 3600.0,
+    refreshes={"payments": ("invoices",)},
 )

@@ -26,7 +26,17 @@ from typing import Any
 import httpx
 
 Signer = Callable[[bytes, str], Mapping[str, str]]  # (raw body, subscription secret) -> headers to send
-Payload = Callable[[list[Any], int, int], Any]  # (events, first sequence, last sequence) -> the JSON body
+# (events, first sequence, last sequence) -> the JSON body, or a ``Raw`` delivery
+Payload = Callable[[list[Any], int, int], Any]
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A payload sent as these bytes with these headers, not as JSON: for providers whose notifications say what
+    changed in headers (Google's channel notifications have an empty body)."""
+
+    body: bytes = b""
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -152,8 +162,11 @@ class WebhookSender:
             self._deliver(http, subscription, self.payload(wanted, first, subscription.sequence), len(wanted))
 
     def _deliver(self, http: httpx.Client, subscription: Subscription, payload: Any, events: int) -> None:
-        body = json.dumps(payload, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", **self.sign(body, subscription.secret)}
+        if isinstance(payload, Raw):
+            body, headers = payload.body, {**payload.headers, **self.sign(payload.body, subscription.secret)}
+        else:
+            body = json.dumps(payload, separators=(",", ":")).encode()
+            headers = {"Content-Type": "application/json", **self.sign(body, subscription.secret)}
         for attempt in range(self.attempts):
             self.stats.attempts += 1
             try:

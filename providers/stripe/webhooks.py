@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from providers.base import WebhookEvent, WebhookSpec, with_shared_secret
+from providers.base import WebhookEvent, WebhookSpec, from_body, with_shared_secret
 from providers.kit import strict_json
 from providers.kit.signatures import hex_signature_matches, hmac_sha256
 
@@ -128,7 +128,7 @@ def complete(record: Mapping[str, Any]) -> bool:
 
 WEBHOOKS = WebhookSpec(
     verify=with_shared_secret(verify),
-    parse=parse,
+    parse=from_body(parse),
     # Stripe retries a failed delivery for up to three days; the signature's own 300 s window is what refuses a
     # replay, so a retried event (signed afresh) is kept however old its change is.
     tolerance_s=3 * 86_400 + 3600.0,

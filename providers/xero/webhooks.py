@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from providers.base import WebhookEvent, WebhookSpec, with_shared_secret
+from providers.base import WebhookEvent, WebhookSpec, from_body, with_shared_secret
 from providers.kit import strict_json
 from providers.kit.signatures import base64_signature_matches, hmac_sha256
 from providers.kit.values import iso_utc
@@ -71,7 +71,7 @@ def _event_date(value: str) -> datetime:
 
 WEBHOOKS = WebhookSpec(
     verify=with_shared_secret(verify),
-    parse=parse,
+    parse=from_body(parse),
     tolerance_s=25 * 3600.0,
     # Xero sends no payment events: a payment applied to (or removed from) an invoice arrives as an invoice update.
     refreshes={"invoices": ("payments",)},

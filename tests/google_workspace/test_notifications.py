@@ -226,7 +226,7 @@ def test_disconnecting_one_of_two_tenants_on_the_same_mailbox_keeps_the_others_g
     assert not refreshes(google, a_refresh)
 
 
-def test_no_watch_is_started_when_the_platform_app_names_no_topic(
+def test_without_a_topic_the_mailbox_is_not_watched_and_its_calendar_still_is(
     api: TestClient, settings: Settings, google: Google
 ) -> None:
     make_tenant(settings, "acme")
@@ -236,8 +236,9 @@ def test_no_watch_is_started_when_the_platform_app_names_no_topic(
 
     tick = renew_watches(bare, vault_from_settings(bare), get_provider(SLUG))
 
-    assert (tick.started, tick.unconfigured) == (0, 1)
+    assert (tick.started, tick.failed) == (1, 0)
     assert google.sandbox.mailbox(google.mailbox).watch is None
+    assert [c.calendar_key for c in google.sandbox.channels.open.values()] == [f"{google.mailbox}/{google.mailbox}"]
 
 
 def test_a_push_signed_with_a_key_google_published_since_verifies_after_one_fetch_of_the_certs(
@@ -259,3 +260,77 @@ def test_a_push_signed_with_a_key_google_published_since_verifies_after_one_fetc
     assert answer.status_code == 200
     assert [e.provider_event_id for e in inbox(settings)] == ["9001", "9002"]
     assert google.sandbox.certs_served == certs_before + 1  # fetched again once, not per delivery
+
+
+def channel_headers(channel_id: str, token: str, state: str = "exists", number: int = 2) -> dict[str, str]:
+    return {"x-goog-channel-id": channel_id, "x-goog-channel-token": token, "x-goog-resource-state": state,
+            "x-goog-message-number": str(number), "x-goog-resource-id": "r1"}  # fmt: skip
+
+
+def test_a_calendar_change_is_notified_on_the_connections_own_channel_and_pulls_the_events(
+    api: TestClient, settings: Settings, google: Google, instance: DagsterInstance, served_api: str
+) -> None:
+    token = make_tenant(settings, "acme")
+    connect(settings, "acme")
+    sync(settings, instance, ["events"])
+    public = settings.model_copy(update={"public_url": served_api})
+
+    assert renew(public).started == 1
+    (channel,) = google.sandbox.channels.open.values()
+    assert channel.token and channel.subscription.url == f"{served_api}/api/v1/webhooks/{SLUG}/acme"
+    assert google.sandbox.channels.sender.flush() and inbox(settings) == []  # "sync" only opens the channel
+    (new_id,) = google.sandbox.create(google.mailbox, "events", 1)
+
+    assert google.sandbox.channels.sender.flush()
+    (event,) = inbox(settings)
+    assert (event.event_type, event.payload["entity"]) == ("calendar.changed", "events")
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        (batch,) = claim_batches(session, get_provider(SLUG))
+    assert (batch.tenant_id, batch.entities) == ("acme", ("events",))
+    sync(settings, instance, list(batch.entities))
+    assert new_id in {r["external_id"] for r in records(api, token, "events")["records"]}
+
+
+def test_a_channel_notification_without_the_connections_token_is_401(
+    api: TestClient, settings: Settings, google: Google
+) -> None:
+    for tenant in ("acme", "other"):
+        make_tenant(settings, tenant)
+    connect(settings, "acme")
+    assert renew(settings).started == 1
+    (channel,) = google.sandbox.channels.open.values()
+    assert channel.token is not None
+    url = f"/api/v1/webhooks/{SLUG}/acme"
+
+    assert api.post(url, headers=channel_headers(channel.id, "guess")).status_code == 401
+    assert api.post(url, headers={**channel_headers(channel.id, ""), "x-goog-channel-token": ""}).status_code == 401
+    assert api.post(APP_URL, headers=channel_headers(channel.id, channel.token)).status_code == 401  # per connection
+    assert (
+        api.post(f"/api/v1/webhooks/{SLUG}/other", headers=channel_headers(channel.id, channel.token)).status_code
+        == 401
+    )
+    assert inbox(settings) == []
+    assert api.post(url, headers=channel_headers(channel.id, channel.token)).status_code == 200
+    assert api.post(url, headers=channel_headers(channel.id, channel.token)).status_code == 200  # a resend: one event
+    assert len(inbox(settings)) == 1
+    bad = api.post(url, headers=channel_headers(channel.id, channel.token, state="weird"))
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "webhook_malformed"
+
+
+def test_a_renewal_opens_a_new_channel_before_closing_the_old_and_a_disconnect_closes_its_own(
+    api: TestClient, settings: Settings, google: Google
+) -> None:
+    tokens = {tenant: make_tenant(settings, tenant) for tenant in ("a", "b")}
+    for tenant in tokens:
+        connect(settings, tenant)
+    assert renew(settings).started == 2
+    first = {c.id: c.subscription.url.rsplit("/", 1)[-1] for c in google.sandbox.channels.open.values()}
+    assert sorted(first.values()) == ["a", "b"]
+
+    assert renew(settings).current == 2  # not due yet
+    assert renew(settings, now=utcnow() + timedelta(days=2)).started == 2  # due: under 6 days left
+
+    renewed = {c.id: c.subscription.url.rsplit("/", 1)[-1] for c in google.sandbox.channels.open.values()}
+    assert sorted(renewed.values()) == ["a", "b"] and not set(renewed) & set(first)
+    assert api.delete(f"/api/v1/integrations/{SLUG}/disconnect", headers=bearer(tokens["b"])).status_code == 200
+    assert [c.subscription.url.rsplit("/", 1)[-1] for c in google.sandbox.channels.open.values()] == ["a"]

@@ -62,6 +62,21 @@ def _webhook_row(session: Session, connection_id: int) -> IntegrationWebhook | N
     )
 
 
+def connection_webhook_secret(
+    session: Session, vault: Vault, settings: Settings, provider: Provider, tenant_id: str
+) -> str:
+    """The connection's webhook secret, made (random, stored encrypted) when it has none: what the platform hands
+    a provider to send back with each notification where the platform opens the subscription itself (Google's
+    Calendar channel token)."""
+    connection = require_connection(session, tenant_id, provider.slug)
+    row = _webhook_row(session, connection.id)
+    if row is not None and row.secret_key:
+        return vault.decrypt_text(row.secret_key, webhook_secret_context(connection.id))
+    secret = secrets.token_urlsafe(32)
+    configure_webhook(session, vault, settings, provider, tenant_id, secret=secret, events=None, is_active=None)
+    return secret
+
+
 def read_webhook_config(session: Session, settings: Settings, provider: Provider, tenant_id: str) -> WebhookConfig:
     require_webhooks(provider)
     connection = require_connection(session, tenant_id, provider.slug)

@@ -368,12 +368,13 @@ def delivery(
     target: Target,
     body: bytes,
     *,
+    headers: Mapping[str, str] | None = None,
     targets: TargetCache | None = None,
     now: datetime | None = None,
 ) -> Delivery:
     """Parse a verified body and filter its events; ``WebhookMalformed`` (400) when it does not parse."""
     now = now or utcnow()
-    events = _parsed(provider, spec, body, now)
+    events = _parsed(provider, spec, body, headers or {}, now)
     kept, dropped = _keep(events, spec, target, now)
     by_id = {event_identity(event): event for event in kept}  # the same event twice in one body is still one
     rows = [_inbox_row(provider, target.connection_id, e, now) for e in by_id.values()]
@@ -418,7 +419,7 @@ def verified_app_events(
         raise WebhookTooLarge()
     if not spec.verify(body, headers, _proof(settings, provider.slug, app_key, keys)):
         raise WebhookRejected()
-    return _parsed(provider, spec, body, utcnow())
+    return _parsed(provider, spec, body, headers, utcnow())
 
 
 def organisations_of(events: Iterable[WebhookEvent]) -> set[str]:
@@ -495,12 +496,14 @@ def _due_for_touch(targets: TargetCache | None, target: Target, now: datetime) -
     return targets.touch_due(target.connection_id, now)
 
 
-def _parsed(provider: Provider, spec: WebhookSpec, body: bytes, now: datetime) -> list[WebhookEvent]:
+def _parsed(
+    provider: Provider, spec: WebhookSpec, body: bytes, headers: Mapping[str, str], now: datetime
+) -> list[WebhookEvent]:
     """The events of a verified body; ``WebhookMalformed`` (400) when it is not the provider's shape, or when an
     event is dated in the future or carries a field the inbox cannot hold as it is (see ``_refusal``): the whole
     delivery is refused and nothing of it stored."""
     try:
-        events = spec.parse(body)
+        events = spec.parse(body, headers)
     except ValueError as exc:
         raise WebhookMalformed(f"the webhook body is not a valid {provider.name} payload: {exc}") from exc
     latest = now + FUTURE_SKEW

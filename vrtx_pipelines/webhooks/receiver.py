@@ -213,7 +213,7 @@ class WebhookReceiver:
         if len(body) > MAX_BODY_BYTES:
             raise WebhookTooLarge()
         target = await self._verified(provider, tenant_id, body, headers)
-        return await self._store(delivery(provider, spec, target, body, targets=self.targets))
+        return await self._store(delivery(provider, spec, target, body, headers=headers, targets=self.targets))
 
     async def receive_for_app(self, provider: Provider, body: bytes, headers: Mapping[str, str]) -> IngestResult:
         """A delivery to the platform app's URL, routed by each event's organisation; same errors as ``receive``."""

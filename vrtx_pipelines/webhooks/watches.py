@@ -1,5 +1,5 @@
 """Keeping providers' change notifications on (``WatchSpec``): each connected connection of a provider with watches
-gets one started, and renewed before it ends; the end is recorded in the connection's metadata (``watch_until``).
+gets them started, and renewed before they end; what was started is kept in the connection's metadata (``watch``).
 
 Run by the ``provider_watches`` schedule (``vrtx_pipelines.orchestration.schedules``), and by ``vrtx dev`` for the
 demo tenant at start. A connection the provider refuses is marked by the client as for any call (expired); any
@@ -10,12 +10,14 @@ for the scheduled pull.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select
 
-from providers.base import Provider
+from providers.base import Provider, WatchChannel
 from providers.errors import ProviderError
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect.context import ConnectionContext, Status
@@ -24,10 +26,11 @@ from vrtx_pipelines.credentials.vault import Vault
 from vrtx_pipelines.db.models import Integration, TenantIntegration, utcnow
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.errors import IntegrationError
+from vrtx_pipelines.webhooks.config import connection_webhook_secret, endpoint_url
 
 log = logging.getLogger("vrtx.watches")
 
-META_KEY = "watch_until"
+META_KEY = "watch"
 # The app keys a provider's watch may read: never its client secret.
 _APP_SECRETS = frozenset({"client_secret", "webhook_key"})
 
@@ -44,8 +47,16 @@ class WatchTick:
         return f"started={self.started} current={self.current} failed={self.failed} unconfigured={self.unconfigured}"
 
 
+def watch_state(meta: Mapping[str, Any] | None) -> dict[str, Any]:
+    """What the connection's last watch start answered (``Watching.state``), from its metadata."""
+    found = (meta or {}).get(META_KEY)
+    state = found.get("state") if isinstance(found, dict) else None
+    return dict(state) if isinstance(state, dict) else {}
+
+
 def watch_until(connection: TenantIntegration) -> datetime | None:
-    value = (connection.meta or {}).get(META_KEY)
+    found = (connection.meta or {}).get(META_KEY)
+    value = found.get("until") if isinstance(found, dict) else None
     try:
         return datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
@@ -84,19 +95,26 @@ def renew_watches(
                 tick.current += 1
                 continue
             try:
+                tenant = connection.tenant_id
+                channel = WatchChannel(
+                    address=endpoint_url(settings, provider.slug, tenant),
+                    token=connection_webhook_secret(session, vault, settings, provider, tenant),
+                    previous=watch_state(connection.meta),
+                )
                 with ctx.client_factory(settings) as http:
                     as_connection = provider_connection(
                         ctx, provider, connection_id, http, governor_for(settings, provider)
                     )
-                    until = spec.start(as_connection, app)
+                    watching = spec.start(as_connection, app, channel)
             except (ProviderError, IntegrationError) as exc:
                 tick.failed += 1
                 log.warning("%s watch not started for tenant %s: %s", provider.name, connection.tenant_id, exc)
                 continue
-            if until is None:
+            if watching is None:
                 tick.unconfigured += 1
                 continue
             session.refresh(connection)
-            connection.meta = {**(connection.meta or {}), META_KEY: until.isoformat()}
+            record = {"until": watching.until.isoformat(), "state": dict(watching.state)}
+            connection.meta = {**(connection.meta or {}), META_KEY: record}
             tick.started += 1
     return tick

@@ -258,6 +258,21 @@ def create_app(sandbox: GoogleSandbox | None = None, *, knobs: GoogleKnobs | Non
             request, calendar_id, lambda cal, body: calendar.insert_event(cal, body, sandbox.clock()), write=True
         )
 
+    @app.post("/calendar/v3/calendars/{calendar_id}/events/watch")
+    async def watch_events(request: Request, calendar_id: str) -> Response:
+        return await calendar_call(
+            request, calendar_id, lambda cal, body: sandbox.channels.watch(cal, calendar_id, body, now_ms())
+        )
+
+    @app.post("/calendar/v3/channels/stop")
+    async def stop_channel(request: Request) -> Response:
+        def stop(user: str, body: Any) -> None:  # answered 204, no body
+            sandbox.channels.stop(user, body)
+
+        return await admitted(
+            request, scopes=CALENDAR_READ, cost=1, limits=current().calendar_limits(), work=stop
+        )  # fmt: skip
+
     @app.get("/calendar/v3/calendars/{calendar_id}/events/{event_id}")
     async def get_event(request: Request, calendar_id: str, event_id: str) -> Response:
         return await calendar_call(request, calendar_id, lambda cal, _body: calendar.get_event(cal, event_id))

@@ -11,7 +11,7 @@ import base64
 import binascii
 import hashlib
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,6 +34,8 @@ class Calendar:
     sequence: int = 0  # grows with every change: an event's "updated" order and sync tokens' position
     changed_at: dict[str, int] = field(default_factory=dict)  # event id -> sequence of its last change
     token_epoch: int = 0  # bumped to invalidate every sync token given so far
+    # Told of every change of its events (under the sandbox's lock): its push channels are notified.
+    on_change: Callable[[Calendar], None] | None = field(default=None, repr=False)
 
 
 def _iso(at: datetime) -> str:
@@ -92,6 +94,8 @@ def store(calendar: Calendar, event_id: str, fields: Body, now: float, *, create
     calendar.events.pop(event_id, None)  # re-inserted last: the listing's order is the order of change
     calendar.events[event_id] = event
     calendar.changed_at[event_id] = calendar.sequence
+    if calendar.on_change is not None:
+        calendar.on_change(calendar)
     return event
 
 

@@ -14,6 +14,7 @@ from joserfc.jwk import KeySet, RSAKey
 
 from providers.google_workspace.sandbox.calendar import Calendar, insert_event, seed_events
 from providers.google_workspace.sandbox.calendar import store as calendar_store
+from providers.google_workspace.sandbox.channels import Channels
 from providers.google_workspace.sandbox.identity import GoogleIdentity
 from providers.google_workspace.sandbox.mailbox import Change, Mailbox
 from providers.google_workspace.sandbox.pubsub import PubSub
@@ -70,6 +71,7 @@ class GoogleSandbox:
         )
         self.retired_keys: list[RSAKey] = []
         self.certs_served = 0
+        self.channels = Channels()
         self.pubsub = PubSub(lambda audience, email: self.push_token(audience, email=email), clock)
 
     def add_mailbox(
@@ -84,6 +86,7 @@ class GoogleSandbox:
             self.tenants[key] = Mailbox(key, self.seed, messages, now_ms - spacing, spacing, on_change=self._notify)
             primary = Calendar(key, key)
             seed_events(primary, self.seed, events, self.clock())
+            primary.on_change = lambda cal: self.channels.changed(cal, int(self.clock() * 1000))
             self.calendars[key] = {key: primary}
         return key
 
@@ -219,6 +222,7 @@ class GoogleSandbox:
 
     def close(self) -> None:
         self.pubsub.close()
+        self.channels.close()
 
     # --- signing (Pub/Sub push tokens) ----------------------------------------------------------------------
 

@@ -37,7 +37,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from pull import fresh_database  # noqa: E402 -- after the path is set
+from benchlib import Platform  # noqa: E402 -- after the path is set
+from pull import fresh_database  # noqa: E402
 
 SLUG = "google_workspace"
 SERVE = "import sys; sys.path.insert(0, 'bench'); from gmail import serve_sandbox; serve_sandbox(int(sys.argv[1]))"
@@ -57,39 +58,19 @@ def serve_sandbox(messages: int) -> None:
         pass
 
 
-def platform_sync(base_url: str, database_url: str, home: Path) -> dict[str, Any]:
+def platform_sync(base_url: str, admin_url: str, home: Path) -> dict[str, Any]:
     from dagster._core.test_utils import instance_for_test
 
     from vrtx_pipelines.cli.sync import sync_now
-    from vrtx_pipelines.config import Settings, reset_settings_cache
-    from vrtx_pipelines.connect.consent import consent_in_sandbox
-    from vrtx_pipelines.connect.context import ConnectionContext
-    from vrtx_pipelines.credentials.vault import generate_key, vault_from_settings
-    from vrtx_pipelines.db.session import engine_for, session_scope
-    from vrtx_pipelines.platform import prepare_database
-    from vrtx_pipelines.registry import get_provider
-    from vrtx_pipelines.tenants import create_tenant
     from vrtx_pipelines.warehouse import pipeline_for
 
-    provider = get_provider(SLUG)
-    os.environ.update({
-        "VRTX_HOME": str(home), "VRTX_PACING": "headers", "VRTX_DATABASE_URL": database_url,
-        "VRTX_VAULT_KEYS": generate_key("bench").render(), "VRTX_PROVIDER_BASE_URLS": json.dumps({SLUG: base_url}),
-        "VRTX_OAUTH_CLIENTS": json.dumps({SLUG: dict(provider.sandbox_credentials)}),
-    })  # fmt: skip
-    reset_settings_cache()
-    settings = Settings()
-    prepare_database(settings)
-    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
-        create_tenant(session, "bench")
-    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
-        ctx = ConnectionContext(session=session, vault=vault_from_settings(settings), settings=settings)
-        consent_in_sandbox(ctx, "bench", provider)
+    platform = Platform(admin_url, home, base_url, {"VRTX_PACING": "headers"}, slug=SLUG)
+    platform.connect_tenant("bench")
     with instance_for_test() as instance:
         started = time.perf_counter()
-        rows = sync_now(settings, SLUG, "bench", ["messages"], instance=instance)
+        rows = sync_now(platform.settings, SLUG, "bench", ["messages"], instance=instance)
         elapsed = time.perf_counter() - started
-    with pipeline_for(settings, SLUG, "bench").sql_client() as client:
+    with pipeline_for(platform.settings, SLUG, "bench").sql_client() as client:
         loaded = int(client.execute_sql("SELECT COUNT(*) FROM messages")[0][0])
     return {"elapsed_s": elapsed, "rows": rows, "warehouse_rows": loaded}
 
@@ -173,7 +154,7 @@ def main() -> None:
         print(f"  raw httpx + COPY baseline: {raw['rows']:,} messages in {raw['elapsed_s']:.1f} s "
               f"({raw['rows'] / raw['elapsed_s']:,.0f} messages/s)", flush=True)  # fmt: skip
         with tempfile.TemporaryDirectory() as home:
-            platform = platform_sync(base_url, fresh_database(admin_url), Path(home))
+            platform = platform_sync(base_url, admin_url, Path(home))
         per_s = platform["warehouse_rows"] / platform["elapsed_s"]
         print(f"  platform (Dagster asset, dlt, canonical records): {platform['warehouse_rows']:,} messages in "
               f"{platform['elapsed_s']:.1f} s ({per_s:,.0f} messages/s)")  # fmt: skip

@@ -2,7 +2,7 @@
 
 Set-up: app tables and Dagster storage on one fresh PostgreSQL database; the API served by uvicorn (`vrtx api`,
 one process), `dagster dev` (webserver + daemon + code server) on the same instance; a tenant connected to the
-provider's sandbox (Xero, the default: the real OAuth consent; Stripe: its secret key), its first full sync
+provider's sandbox (Xero, the default, and Google: the real OAuth consent; Stripe: its secret key), its first full sync
 launched by the daemon's partitions sensor and awaited; the sandbox subscribed to the API's webhook URL with the
 tenant's key, as `vrtx dev` does. Xero's webhooks name what changed (the fast path fetches it); Stripe's carry the
 changed object, signed `Stripe-Signature: t=...,v1=...`, and the API applies it without a fetch.
@@ -26,7 +26,11 @@ Prints, in one run:
    pushes/s until the last is done, and their p50/p95. Checks: every push done, distinct external ids, and the
    sandbox holds exactly as many new contacts as pushes were done (none lost, none duplicated). Xero only
    (bench/pushes.py measures pushes in batches).
-Run with `bench/run latency [--provider stripe]` (starts a throwaway PostgreSQL), or set VRTX_BENCH_POSTGRES_URL.
+Google's notifications name no record (a mailbox or a calendar changed): the platform's watch and channel are opened
+as its schedule would, and each round's record shows once the targeted incremental pull has run (no fast path);
+target p95 < 2 s.
+Run with `bench/run latency [--provider stripe|google_workspace]` (starts a throwaway PostgreSQL), or set
+VRTX_BENCH_POSTGRES_URL.
 """
 
 from __future__ import annotations
@@ -62,6 +66,26 @@ from benchlib import (
 POLL_S = 0.05
 
 
+def _subscribe(sandbox: Any, org: str, url: str, key: str) -> Callable[[], None]:
+    """The sandbox's deliveries for ``org`` sent to ``url`` signed with ``key``; returns how to stop them."""
+    subscription = sandbox.subscribe_webhooks(url, key, [org])
+    return lambda: sandbox.unsubscribe_webhooks(subscription)
+
+
+def _google_subscribe(sandbox: Any, org: str, url: str, key: str) -> Callable[[], None]:
+    """Pub/Sub pushes of the mailbox's changes and a channel of its calendar's, both to ``url`` (the channel's token:
+    ``key``): what the platform's watch sets up, without the platform."""
+    name = sandbox.subscribe_webhooks(url, key, [org])
+    sandbox.watch_mailbox(org)
+    channel = sandbox.open_channel(org, url, key)
+
+    def stop() -> None:
+        sandbox.unsubscribe_webhooks(name)
+        sandbox.close_channel(channel)
+
+    return stop
+
+
 @dataclass(frozen=True)
 class LatencyBench:
     """What the webhook rounds must know of a provider."""
@@ -71,6 +95,11 @@ class LatencyBench:
     entities: tuple[str, str]  # the rounds alternate them
     target_s: float  # webhook -> record p95, below (the provider's issue)
     raw_seen: str  # SQL: how many of the raw receiver's stored deliveries after row :after are about record :rid
+    baseline_subscribe: Callable[[Any, str, str, str], Callable[[], None]] = _subscribe
+    # The raw receiver's environment beyond its key, from the sandbox's base URL.
+    raw_env: Callable[[str], dict[str, str]] = lambda _base_url: {}
+    # The platform's own subscriptions where it opens them itself (Google: the watch and the calendar channel).
+    watches: bool = False
 
 
 def _xero_sandbox() -> tuple[Any, str, Any]:
@@ -92,6 +121,20 @@ def _stripe_sandbox() -> tuple[Any, str, Any]:
     return sandbox, account, create_app(sandbox)
 
 
+def _google_sandbox() -> tuple[Any, str, Any]:
+    from providers.google_workspace.sandbox import GoogleSandbox, create_app
+
+    sandbox = GoogleSandbox(seed=1)
+    mailbox = sandbox.add_mailbox(messages=500, days=30, events=50)
+    return sandbox, mailbox, create_app(sandbox)
+
+
+def _google_raw_env(base_url: str) -> dict[str, str]:
+    from providers.google_workspace.sandbox_credentials import DEMO_PUSH_AUDIENCE
+
+    return {"RAW_INGEST_JWKS_URL": f"{base_url}/oauth2/v3/certs", "RAW_INGEST_AUDIENCE": DEMO_PUSH_AUDIENCE}
+
+
 BENCHES = {
     bench.slug: bench
     for bench in (
@@ -103,6 +146,12 @@ BENCHES = {
         LatencyBench(
             "stripe", _stripe_sandbox, ("customers", "invoices"), 1.0,
             "SELECT count(*) FROM raw_webhook_inbox WHERE id > :after AND payload->'data'->'object'->>'id' = :rid",
+        ),
+        # Google's notifications name no record (the mailbox or calendar changed): the round's is the next one.
+        LatencyBench(
+            "google_workspace", _google_sandbox, ("messages", "events"), 2.0,
+            "SELECT count(*) FROM raw_webhook_inbox WHERE id > :after AND CAST(:rid AS text) IS NOT NULL",
+            baseline_subscribe=_google_subscribe, raw_env=_google_raw_env, watches=True,
         ),
     )
 }  # fmt: skip
@@ -132,7 +181,9 @@ def latest_cursor(api: httpx.Client, slug: str, entity: str, cursor: str | None 
             return cursor
 
 
-def raw_baseline(bench: LatencyBench, sandbox: Any, org: str, workdir: Path, children: Children, rounds: int) -> float:
+def raw_baseline(
+    bench: LatencyBench, sandbox: Any, org: str, sandbox_url: str, workdir: Path, children: Children, rounds: int
+) -> float:
     """The same rounds against a bare receiver of the sandbox's signed deliveries; returns its p95."""
     from raw_ingest import TABLE_DDL
     from sqlalchemy import create_engine, text
@@ -145,10 +196,11 @@ def raw_baseline(bench: LatencyBench, sandbox: Any, org: str, workdir: Path, chi
     with engine.begin() as conn:
         conn.execute(text(TABLE_DDL))
     key, port = secrets.token_urlsafe(32), free_port()
-    env = {"RAW_INGEST_DATABASE_URL": raw_url, "RAW_INGEST_KEY": key, "RAW_INGEST_SIGNATURE": bench.slug}
+    env = {"RAW_INGEST_DATABASE_URL": raw_url, "RAW_INGEST_KEY": key, "RAW_INGEST_SIGNATURE": bench.slug,
+           **bench.raw_env(sandbox_url)}  # fmt: skip
     uvicorn(children, "raw", "raw_ingest:create_app", port, 1, env)  # one process, as `vrtx api` runs
     children.wait_http("raw", f"http://127.0.0.1:{port}/ping", 60)
-    subscription = sandbox.subscribe_webhooks(f"http://127.0.0.1:{port}/ingest", key, [org])
+    unsubscribe = bench.baseline_subscribe(sandbox, org, f"http://127.0.0.1:{port}/ingest", key)
 
     def stored(record_id: str, after: int) -> int:
         with engine.connect() as conn:
@@ -170,7 +222,7 @@ def raw_baseline(bench: LatencyBench, sandbox: Any, org: str, workdir: Path, chi
             )
             latencies.append(time.perf_counter() - started)
     finally:
-        sandbox.unsubscribe_webhooks(subscription)
+        unsubscribe()
         children.stop("raw")
         engine.dispose()
     p95 = percentile(latencies, 95)
@@ -221,9 +273,10 @@ def webhook_to_record(
     before_run = before_start = 0
     for touched_at, seen_at, record_id in observed:
         # The round's delivery: the first about the record stored after its change (a record may be touched again).
+        # (A notification that names no record, Google's, is the round's by its time alone.)
         first = (
-            "FROM webhook_inbox WHERE payload->>'external_id' = :rid AND received_at >= to_timestamp(:at) "
-            "ORDER BY id LIMIT 1"
+            "FROM webhook_inbox WHERE coalesce(payload->>'external_id', :rid) = :rid "
+            "AND received_at >= to_timestamp(:at) ORDER BY id LIMIT 1"
         )
         received_at = platform.scalar(f"SELECT received_at {first}", rid=record_id, at=touched_at)
         batch = platform.scalar(f"SELECT run_id {first}", rid=record_id, at=touched_at)
@@ -411,7 +464,8 @@ def main() -> None:
             started = time.perf_counter()
 
             def synced() -> bool:
-                records = api.get(f"/api/v1/integrations/{bench.slug}/records/invoices", params={"limit": 1}).json()
+                entity = bench.entities[-1]
+                records = api.get(f"/api/v1/integrations/{bench.slug}/records/{entity}", params={"limit": 1}).json()
                 return bool(records["records"]) and runs.in_flight() == 0
 
             wait_for("the first full sync", synced, 240, every_s=0.5)
@@ -420,13 +474,19 @@ def main() -> None:
             )
             floor = None
             if args.only in (None, "webhooks"):  # before the platform subscribes: the sandbox sends only to it
-                floor = raw_baseline(bench, sandbox, org, workdir, children, args.rounds)
+                floor = raw_baseline(bench, sandbox, org, served.base_url, workdir, children, args.rounds)
             settings = platform.settings
             with session_scope(engine_for(settings.sqlalchemy_url)) as session:
                 subscribed = subscribe_demo_webhooks(
                     session, vault_from_settings(settings), settings, "bench", {bench.slug: served.app}, api_url
                 )
             assert subscribed == [bench.slug], subscribed
+            if bench.watches:
+                from vrtx_pipelines.webhooks.watches import renew_watches
+
+                public = settings.model_copy(update={"public_url": api_url})
+                tick = renew_watches(public, vault_from_settings(public), platform.provider, tenant_id="bench")
+                assert tick.started == 1, tick.summary
             if floor is not None:
                 p95 = webhook_to_record(api, bench, sandbox, org, platform, runs, args.rounds)
                 print(f"platform p95 / baseline p95: {p95 / floor:.1f}x ({p95 - floor:+.2f} s)")

@@ -2,10 +2,11 @@
 
 ``POST /ingest`` checks the delivery's signature with a key it already holds (``RAW_INGEST_SIGNATURE``: ``xero``,
 the default, ``x-xero-signature``: base64 HMAC-SHA256 of the raw body; ``stripe``, ``Stripe-Signature: t=...,v1=...``:
-hex HMAC-SHA256 of ``"{t}.{body}"``, any v1, 300 s tolerance; constant-time compares), and runs one
-``INSERT ... ON CONFLICT DO NOTHING`` through a SQLAlchemy core connection pool, on the thread pool like the
-platform's route. No tenant lookup, no JSON parsing, no secret decryption, no framework
-beyond Starlette. ``GET /ping`` answers an empty 200: the load generator's ceiling on this machine.
+hex HMAC-SHA256 of ``"{t}.{body}"``, any v1, 300 s tolerance; ``google_workspace``, a Pub/Sub push's RS256 OIDC
+token for ``RAW_INGEST_AUDIENCE`` against the key set at ``RAW_INGEST_JWKS_URL``, or a Calendar channel's token;
+constant-time compares), and runs one ``INSERT ... ON CONFLICT DO NOTHING`` through a SQLAlchemy core connection
+pool, on the thread pool like the platform's route. No tenant lookup, no JSON parsing, no secret decryption, no
+framework beyond Starlette. ``GET /ping`` answers an empty 200: the load generator's ceiling on this machine.
 Served by uvicorn with the same settings as the platform: ``uvicorn --factory raw_ingest:create_app``.
 Environment: ``RAW_INGEST_DATABASE_URL``, ``RAW_INGEST_KEY``, ``RAW_INGEST_SIGNATURE``.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import os
 import time
 
@@ -52,7 +54,34 @@ def stripe_signed(request: Request, body: bytes, key: bytes) -> bool:
     return any(hmac.compare_digest(value, expected) for name, value in pairs if name == "v1")
 
 
-SIGNATURES = {"xero": xero_signed, "stripe": stripe_signed}
+_GOOGLE_KEYS: list[object] = []
+
+
+def google_signed(request: Request, body: bytes, key: bytes) -> bool:
+    """A Calendar channel notification with the channel's token, or a Pub/Sub push whose OIDC token verifies
+    against the key set at RAW_INGEST_JWKS_URL (fetched once) for RAW_INGEST_AUDIENCE."""
+    from joserfc import jwt
+    from joserfc.errors import JoseError
+    from joserfc.jwk import KeySet
+
+    if "x-goog-channel-id" in request.headers:
+        return hmac.compare_digest(request.headers.get("x-goog-channel-token", "").encode(), key)
+    if not _GOOGLE_KEYS:
+        import httpx
+
+        _GOOGLE_KEYS.append(KeySet.import_key_set(httpx.get(os.environ["RAW_INGEST_JWKS_URL"]).json()))
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    try:
+        decoded = jwt.decode(token, _GOOGLE_KEYS[0], algorithms=["RS256"])  # type: ignore[arg-type]
+        jwt.JWTClaimsRegistry(aud={"essential": True, "value": os.environ["RAW_INGEST_AUDIENCE"]}).validate(
+            decoded.claims
+        )
+    except (JoseError, ValueError):
+        return False
+    return scheme.lower() == "bearer"
+
+
+SIGNATURES = {"xero": xero_signed, "stripe": stripe_signed, "google_workspace": google_signed}
 
 
 def create_app() -> Starlette:
@@ -69,6 +98,8 @@ def create_app() -> Starlette:
         body = await request.body()
         if not signed(request, body, key):
             return Response(status_code=401)
+        if not body:  # a notification told in its headers (Google's channels): they are what is stored
+            body = json.dumps({k: v for k, v in request.headers.items() if k.startswith("x-goog-")}).encode()
         await run_in_threadpool(store, body)
         return Response(status_code=200)
 

@@ -36,8 +36,13 @@ def start(connection: ProviderConnection, app: Mapping[str, str], channel: Watch
     state: dict[str, Any] = {}
     topic = app.get("pubsub_topic")
     if topic:
-        ends.append(_watch_mailbox(client, connection, topic))
+        until, history_id = _watch_mailbox(client, connection, topic)
+        ends.append(until)
         state["mailbox_topic"] = topic
+        # The fast path reads the mailbox's changes from here when a notification comes (it names no message);
+        # a renewal keeps the position the fast path has reached.
+        kept = channel.previous.get("positions")
+        state["positions"] = dict(kept) if isinstance(kept, Mapping) and kept else {"messages": history_id}
     calendars = synced_calendars(client)
     if calendars:
         opened = [_open_channel(client, calendar, channel) for calendar in calendars]
@@ -49,12 +54,16 @@ def start(connection: ProviderConnection, app: Mapping[str, str], channel: Watch
     return Watching(min(ends), state) if ends else None
 
 
-def _watch_mailbox(client: GoogleClient, connection: ProviderConnection, topic: str) -> datetime:
+def _watch_mailbox(client: GoogleClient, connection: ProviderConnection, topic: str) -> tuple[datetime, str]:
+    """Until when the mailbox is watched, and its history id when the watch began."""
     labels = [str(label) for label in connection.settings.get("mailbox_labels") or ("INBOX", "SENT")]
     body = {"topicName": topic, "labelIds": labels, "labelFilterBehavior": "include"}
     # Renewing is idempotent: retried like a read.
     answer = client.send("POST", "watch", headers=JSON_HEADERS, content=json.dumps(body).encode(), read_only=True)
-    return _expiration(answer, "users.watch")
+    history_id = str(json.loads(answer.content).get("historyId") or "")
+    if not history_id.isdigit():
+        raise ProviderError("Google answered users.watch without a history id.", status=answer.status_code)
+    return _expiration(answer, "users.watch"), history_id
 
 
 def _open_channel(client: GoogleClient, calendar: str, channel: WatchChannel) -> tuple[dict[str, str], datetime]:

@@ -33,8 +33,9 @@ from vrtx_pipelines.config import Settings
 from vrtx_pipelines.credentials.stored import read_credentials
 from vrtx_pipelines.credentials.vault import vault_from_settings
 from vrtx_pipelines.db.models import TenantIntegration, WebhookInbox, utcnow
-from vrtx_pipelines.db.session import engine_for, session_scope
+from vrtx_pipelines.db.session import engine_for, session_factory, session_scope
 from vrtx_pipelines.registry import get_provider
+from vrtx_pipelines.webhooks.apply import DagsterReporter, WebhookApplier
 from vrtx_pipelines.webhooks.dispatch import claim_batches
 from vrtx_pipelines.webhooks.keys import PublicKeys
 from vrtx_pipelines.webhooks.watches import renew_watches, watch_until
@@ -334,3 +335,30 @@ def test_a_renewal_opens_a_new_channel_before_closing_the_old_and_a_disconnect_c
     assert sorted(renewed.values()) == ["a", "b"] and not set(renewed) & set(first)
     assert api.delete(f"/api/v1/integrations/{SLUG}/disconnect", headers=bearer(tokens["b"])).status_code == 200
     assert [c.subscription.url.rsplit("/", 1)[-1] for c in google.sandbox.channels.open.values()] == ["a"]
+
+
+def test_the_fast_path_reads_a_notified_mailboxs_changes_from_its_own_position_without_a_run(
+    api: TestClient, settings: Settings, google: Google, instance: DagsterInstance, served_api: str
+) -> None:
+    token = make_tenant(settings, "acme")
+    connect(settings, "acme")
+    sync(settings, instance, ["messages"])
+    assert renew(settings).started == 1
+    google.sandbox.subscribe_push(served_api + APP_URL)
+    applier = WebhookApplier(
+        session_factory(engine_for(settings.sqlalchemy_url)), vault_from_settings(settings), settings,
+        reporter=DagsterReporter(from_environment=False),
+    )  # fmt: skip
+    seen = {r["external_id"] for r in records(api, token, "messages")["records"]}
+
+    for round_ in range(2):  # the second reads on from where the first left its position
+        (new_id,) = google.sandbox.create(google.mailbox, "messages", 1)
+        assert google.sandbox.pubsub.flush()
+        with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+            (batch,) = claim_batches(session, get_provider(SLUG))
+        (applied,) = applier.apply(get_provider(SLUG), batch)
+
+        assert (applied.entity, applied.changed) == ("messages", 1), round_
+        now = {r["external_id"] for r in records(api, token, "messages")["records"]}
+        assert now - seen == {new_id}  # in the records API with no pull run
+        seen = now

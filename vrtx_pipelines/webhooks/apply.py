@@ -4,7 +4,9 @@ A Dagster run costs a fresh process (seconds of spawn and imports) before it pul
 in the provider to show in the records API within seconds. Webhooks name the records that changed, so the API
 fetches those by id (the kit's ``fetch_by_ids``), maps them with the same mappers the pull uses and upserts them as
 canonical records right away; the CRM hears ``records.changed`` in the same transaction, and data engineers see a
-runless materialization of the asset partition. The targeted run still follows and refreshes the warehouse; its
+runless materialization of the asset partition. Notifications that name no record (Gmail's "the mailbox changed")
+are read through the stream's change feed instead, from a position of the fast path's own that the connection's
+watch keeps (``vrtx_pipelines.webhooks.watches``). The targeted run still follows and refreshes the warehouse; its
 canonical apply of identical content changes nothing.
 
 Everything here is best effort: any failure (provider error, token, mapping) is logged without secrets and leaves
@@ -27,18 +29,19 @@ from providers.base import Provider, ProviderConnection
 from providers.errors import ProviderError
 from providers.kit.client import GIVE_UP_FAST
 from providers.kit.governor import RateGovernor
-from providers.kit.streams import fetch_by_ids
+from providers.kit.streams import ChangesExpired, fetch_by_ids
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect.context import ConnectionContext
 from vrtx_pipelines.connect.http import provider_client
 from vrtx_pipelines.connect.provider_connection import governor_for, provider_connection
 from vrtx_pipelines.credentials.vault import Vault
-from vrtx_pipelines.db.models import CanonicalRecord
+from vrtx_pipelines.db.models import CanonicalRecord, TenantIntegration
 from vrtx_pipelines.errors import IntegrationError
 from vrtx_pipelines.events.record import EventType, record_event
 from vrtx_pipelines.mapping import pull_mapper
 from vrtx_pipelines.records.store import apply_records, canonical_json, encode_cursor
 from vrtx_pipelines.webhooks.dispatch import Batch
+from vrtx_pipelines.webhooks.watches import keep_positions, watch_state
 
 log = logging.getLogger("vrtx.webhooks")
 
@@ -147,7 +150,9 @@ class WebhookApplier:
 
     def apply(self, provider: Provider, batch: Batch) -> list[Applied]:
         """Apply the batch's records; never raises (what fails is left to the run)."""
-        if provider.pulls is None or provider.client is None or not provider.pulls.fetchable:
+        # Records are fetched by id, or (for a provider that keeps watches) read through a change feed.
+        readable = provider.pulls is not None and (provider.pulls.fetchable or provider.watches is not None)
+        if provider.pulls is None or provider.client is None or not readable:
             return []
         started = time.monotonic()
         try:
@@ -185,6 +190,9 @@ class WebhookApplier:
                 ids_by_entity = _resource_ids(batch, connection)
                 carried = _carried_records(batch, connection)
                 results = []
+                for entity, rows in self._feed_rows(session, provider, batch, client).items():
+                    if rows:
+                        results.append(self._apply_entity(session, provider, batch, entity, rows))
                 for entity in batch.entities:
                     ids = ids_by_entity.get(entity)
                     if not ids or entity not in provider.pulls.mappers:
@@ -200,6 +208,37 @@ class WebhookApplier:
             return results
         finally:
             session.close()
+
+    def _feed_rows(
+        self, session: Session, provider: Provider, batch: Batch, client: Any
+    ) -> dict[str, list[Mapping[str, Any]]]:
+        """For notifications that name no record (Gmail's "the mailbox changed"): the changes the stream's change
+        feed has after the position the connection's watch keeps for the fast path (``Watching.state``'s
+        ``positions``), and that position moved past them. Nothing where no position is kept: the run reads them."""
+        assert provider.pulls is not None
+        wanted = {e for event in batch.events if not event.external_id for e in event.entities} & set(batch.entities)
+        streams = {s.name: s for s in provider.pulls.streams if s.name in wanted and s.feed is not None}
+        if not streams:
+            return {}
+        connection = session.get_one(TenantIntegration, batch.connection_id)
+        positions = dict(watch_state(connection.meta).get("positions") or {})
+        found: dict[str, list[Mapping[str, Any]]] = {}
+        moved: dict[str, Any] = {}
+        for entity, stream in streams.items():
+            if entity not in positions or entity not in provider.pulls.mappers:
+                continue
+            session.commit()  # no transaction stays open across the provider call
+            assert stream.feed is not None
+            try:
+                changes = stream.feed.changes(client, stream, positions[entity], None)
+                found[entity] = [row for page in changes.pages for row in page]
+                moved[entity] = changes.position()
+            except ChangesExpired as exc:
+                log.info("webhook fast path: %s %s (%s); the run lists it again", batch.slug, entity, exc.why)
+                moved[entity] = None
+        if moved:
+            keep_positions(session, batch.connection_id, moved)
+        return found
 
     def _apply_entity(
         self, session: Session, provider: Provider, batch: Batch, entity: str, rows: Sequence[Mapping[str, Any]]

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from providers.base import Provider, WatchChannel
 from providers.errors import ProviderError
@@ -52,6 +53,18 @@ def watch_state(meta: Mapping[str, Any] | None) -> dict[str, Any]:
     found = (meta or {}).get(META_KEY)
     state = found.get("state") if isinstance(found, dict) else None
     return dict(state) if isinstance(state, dict) else {}
+
+
+def keep_positions(session: Session, connection_id: int, moved: Mapping[str, Any]) -> None:
+    """Keep the fast path's change-feed positions (entity -> position; None forgets it) in the watch's state, in
+    the caller's transaction; the connection's row is read afresh so a renewal's record is kept."""
+    connection = session.get_one(TenantIntegration, connection_id, populate_existing=True)
+    record = dict((connection.meta or {}).get(META_KEY) or {})
+    state = dict(record.get("state") or {})
+    positions = {**(state.get("positions") or {}), **moved}
+    state["positions"] = {entity: p for entity, p in positions.items() if p is not None}
+    connection.meta = {**(connection.meta or {}), META_KEY: {**record, "state": state}}
+    session.commit()
 
 
 def watch_until(connection: TenantIntegration) -> datetime | None:

@@ -136,13 +136,16 @@ class GoogleSandbox:
         raise ValueError(f"unknown entity {entity!r}: messages or events")
 
     def touch(self, address: str, entity: str, n: int) -> list[str]:
-        """Change ``n`` records now (messages: starred; events: retitled), oldest first; their pulled ids."""
+        """Change ``n`` records now (messages: starred, or unstarred when they are; events: retitled), oldest
+        first; their pulled ids."""
         with self.lock:
             if entity == "messages":
                 box = self.mailbox(address)
                 ids = box.listing(("count",), lambda m: not m.labels & {"SPAM", "TRASH"}, content=False)[-n:]
                 for message_id in ids:
-                    box.relabel(message_id, {"STARRED"}, set())
+                    found = box.get(message_id)
+                    starred = found is not None and "STARRED" in found.labels
+                    box.relabel(message_id, set() if starred else {"STARRED"}, {"STARRED"} if starred else set())
                 return list(ids)
             if entity == "events":
                 cal = self.calendar(address)
@@ -216,9 +219,33 @@ class GoogleSandbox:
         """A push subscription of ``topic`` delivering to ``endpoint`` (replacing one of the same name)."""
         return self.pubsub.subscribe(name, topic, endpoint, audience=audience, service_account=service_account)
 
-    def subscribe_webhooks(self, url: str, key: str, tenants: list[str] | None = None) -> None:
-        """`vrtx dev`'s hook: the demo topic pushed to ``url``. Google signs with its own keys, not ``key``."""
-        self.subscribe_push(url)
+    def subscribe_webhooks(self, url: str, key: str, tenants: list[str] | None = None) -> str:
+        """`vrtx dev`'s hook: the demo topic pushed to ``url`` (Google signs with its own keys, not ``key``; the
+        platform watches the mailboxes and opens the calendar channels itself). The subscription's name."""
+        return str(self.subscribe_push(url)["name"])
+
+    def unsubscribe_webhooks(self, name: str) -> None:
+        self.pubsub.unsubscribe(name)
+
+    def watch_mailbox(self, address: str, topic: str = DEMO_TOPIC) -> None:
+        """What ``users.watch`` does, for benches and tests without a platform: the mailbox's changes published."""
+        from providers.google_workspace.sandbox.gmail import watch
+
+        with self.lock:
+            watch(self.mailbox(address), {"topicName": topic}, int(self.clock() * 1000))
+
+    def open_channel(self, address: str, url: str, token: str) -> str:
+        """What ``events.watch`` on the primary calendar does; the channel's id."""
+        with self.lock:
+            body = {"id": secrets.token_hex(16), "type": "web_hook", "address": url, "token": token}
+            opened = self.channels.watch(self.calendar(address), "primary", body, int(self.clock() * 1000))
+            return str(opened["id"])
+
+    def close_channel(self, channel_id: str) -> None:
+        with self.lock:
+            channel = self.channels.open.get(channel_id)
+            if channel is not None:
+                self.channels.stop(channel.owner, {"id": channel.id, "resourceId": channel.resource_id})
 
     def close(self) -> None:
         self.pubsub.close()

@@ -36,6 +36,7 @@ VRTX_BENCH_POSTGRES_URL.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import statistics
@@ -130,9 +131,10 @@ def _google_sandbox() -> tuple[Any, str, Any]:
 
 
 def _google_raw_env(base_url: str) -> dict[str, str]:
-    from providers.google_workspace.sandbox_credentials import DEMO_PUSH_AUDIENCE
+    from providers.google_workspace.sandbox_credentials import DEMO_PUSH_AUDIENCE, DEMO_PUSH_SERVICE_ACCOUNT
 
-    return {"RAW_INGEST_JWKS_URL": f"{base_url}/oauth2/v3/certs", "RAW_INGEST_AUDIENCE": DEMO_PUSH_AUDIENCE}
+    app = {"push_audience": DEMO_PUSH_AUDIENCE, "push_service_account": DEMO_PUSH_SERVICE_ACCOUNT}
+    return {"RAW_INGEST_JWKS_URL": f"{base_url}/oauth2/v3/certs", "RAW_INGEST_APP": json.dumps(app)}
 
 
 BENCHES = {

@@ -2,11 +2,12 @@
 
 ``POST /ingest`` checks the delivery's signature with a key it already holds (``RAW_INGEST_SIGNATURE``: ``xero``,
 the default, ``x-xero-signature``: base64 HMAC-SHA256 of the raw body; ``stripe``, ``Stripe-Signature: t=...,v1=...``:
-hex HMAC-SHA256 of ``"{t}.{body}"``, any v1, 300 s tolerance; ``google_workspace``, a Pub/Sub push's RS256 OIDC
-token for ``RAW_INGEST_AUDIENCE`` against the key set at ``RAW_INGEST_JWKS_URL``, or a Calendar channel's token;
-constant-time compares), and runs one ``INSERT ... ON CONFLICT DO NOTHING`` through a SQLAlchemy core connection
-pool, on the thread pool like the platform's route. No tenant lookup, no JSON parsing, no secret decryption, no
-framework beyond Starlette. ``GET /ping`` answers an empty 200: the load generator's ceiling on this machine.
+hex HMAC-SHA256 of ``"{t}.{body}"``, any v1, 300 s tolerance; ``google_workspace``, the provider's own check of a
+Pub/Sub push's OIDC token (``RAW_INGEST_APP``: its audience and service account; the keys at
+``RAW_INGEST_JWKS_URL``) or of a Calendar channel's token; constant-time compares), and runs one
+``INSERT ... ON CONFLICT DO NOTHING`` through a SQLAlchemy core connection pool, on the thread pool like the
+platform's route. No tenant lookup, no JSON parsing, no secret decryption, no framework beyond Starlette.
+``GET /ping`` answers an empty 200: the load generator's ceiling on this machine.
 Served by uvicorn with the same settings as the platform: ``uvicorn --factory raw_ingest:create_app``.
 Environment: ``RAW_INGEST_DATABASE_URL``, ``RAW_INGEST_KEY``, ``RAW_INGEST_SIGNATURE``.
 """
@@ -19,6 +20,7 @@ import hmac
 import json
 import os
 import time
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from starlette.applications import Starlette
@@ -54,31 +56,17 @@ def stripe_signed(request: Request, body: bytes, key: bytes) -> bool:
     return any(hmac.compare_digest(value, expected) for name, value in pairs if name == "v1")
 
 
-_GOOGLE_KEYS: list[object] = []
-
-
 def google_signed(request: Request, body: bytes, key: bytes) -> bool:
-    """A Calendar channel notification with the channel's token, or a Pub/Sub push whose OIDC token verifies
-    against the key set at RAW_INGEST_JWKS_URL (fetched once) for RAW_INGEST_AUDIENCE."""
-    from joserfc import jwt
-    from joserfc.errors import JoseError
-    from joserfc.jwk import KeySet
+    """The platform's own check of Google's deliveries (a channel's token, or a Pub/Sub push's OIDC token), against
+    the key set fetched once at start from RAW_INGEST_JWKS_URL."""
+    from providers.base import WebhookProof
+    from providers.google_workspace.webhooks import verify
 
-    if "x-goog-channel-id" in request.headers:
-        return hmac.compare_digest(request.headers.get("x-goog-channel-token", "").encode(), key)
-    if not _GOOGLE_KEYS:
-        import httpx
+    headers = {name.lower(): value for name, value in request.headers.items()}
+    return verify(body, headers, WebhookProof(key.decode(), _GOOGLE[0], _GOOGLE[1]))
 
-        _GOOGLE_KEYS.append(KeySet.import_key_set(httpx.get(os.environ["RAW_INGEST_JWKS_URL"]).json()))
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    try:
-        decoded = jwt.decode(token, _GOOGLE_KEYS[0], algorithms=["RS256"])  # type: ignore[arg-type]
-        jwt.JWTClaimsRegistry(aud={"essential": True, "value": os.environ["RAW_INGEST_AUDIENCE"]}).validate(
-            decoded.claims
-        )
-    except (JoseError, ValueError):
-        return False
-    return scheme.lower() == "bearer"
+
+_GOOGLE: list[Any] = [None, {}]  # the key set and the app's push configuration, set by create_app
 
 
 SIGNATURES = {"xero": xero_signed, "stripe": stripe_signed, "google_workspace": google_signed}
@@ -88,6 +76,10 @@ def create_app() -> Starlette:
     engine = create_engine(os.environ["RAW_INGEST_DATABASE_URL"], pool_size=10, max_overflow=10)
     key = os.environ["RAW_INGEST_KEY"].encode()
     signed = SIGNATURES[os.environ.get("RAW_INGEST_SIGNATURE", "xero")]
+    if signed is google_signed:  # fetched here, not on the first delivery's path
+        import httpx
+
+        _GOOGLE[:] = [httpx.get(os.environ["RAW_INGEST_JWKS_URL"]).json(), json.loads(os.environ["RAW_INGEST_APP"])]
 
     def store(body: bytes) -> None:
         # The body's hash is the event id: every distinct delivery is a real insert, a replay is dropped.

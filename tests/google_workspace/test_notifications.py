@@ -80,6 +80,14 @@ def connection(settings: Settings, tenant_id: str) -> TenantIntegration:
         return found
 
 
+def synced_tenant(settings: Settings, instance: DagsterInstance, entity: str) -> str:
+    """Tenant acme connected to the sandbox's mailbox and ``entity`` pulled once; its API token."""
+    token = make_tenant(settings, "acme")
+    connect(settings, "acme")
+    sync(settings, instance, [entity])
+    return token
+
+
 def envelope(address: str, history_id: int = 12345, message_id: str = "9001") -> bytes:
     data = base64.b64encode(json.dumps({"emailAddress": address, "historyId": history_id}).encode()).decode()
     published = utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -90,9 +98,7 @@ def envelope(address: str, history_id: int = 12345, message_id: str = "9001") ->
 def test_a_watched_mailboxs_new_message_is_pushed_verified_routed_and_pulled(
     api: TestClient, settings: Settings, google: Google, instance: DagsterInstance, served_api: str
 ) -> None:
-    token = make_tenant(settings, "acme")
-    connect(settings, "acme")
-    sync(settings, instance, ["messages"])
+    token = synced_tenant(settings, instance, "messages")
     before = records(api, token, "messages")["records"]
 
     tick = renew(settings)
@@ -271,9 +277,7 @@ def channel_headers(channel_id: str, token: str, state: str = "exists", number: 
 def test_a_calendar_change_is_notified_on_the_connections_own_channel_and_pulls_the_events(
     api: TestClient, settings: Settings, google: Google, instance: DagsterInstance, served_api: str
 ) -> None:
-    token = make_tenant(settings, "acme")
-    connect(settings, "acme")
-    sync(settings, instance, ["events"])
+    token = synced_tenant(settings, instance, "events")
     public = settings.model_copy(update={"public_url": served_api})
 
     assert renew(public).started == 1
@@ -340,9 +344,7 @@ def test_a_renewal_opens_a_new_channel_before_closing_the_old_and_a_disconnect_c
 def test_the_fast_path_reads_a_notified_mailboxs_changes_from_its_own_position_without_a_run(
     api: TestClient, settings: Settings, google: Google, instance: DagsterInstance, served_api: str
 ) -> None:
-    token = make_tenant(settings, "acme")
-    connect(settings, "acme")
-    sync(settings, instance, ["messages"])
+    token = synced_tenant(settings, instance, "messages")
     assert renew(settings).started == 1
     google.sandbox.subscribe_push(served_api + APP_URL)
     applier = WebhookApplier(

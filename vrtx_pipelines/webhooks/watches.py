@@ -56,8 +56,8 @@ def watch_state(meta: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def keep_positions(session: Session, connection_id: int, moved: Mapping[str, Any]) -> None:
-    """Keep the fast path's change-feed positions (entity -> position; None forgets it) in the watch's state, in
-    the caller's transaction; the connection's row is read afresh so a renewal's record is kept."""
+    """Keep the fast path's change-feed positions (entity -> position; None forgets it) in the watch's state, and
+    commit; the connection's row is read afresh so a renewal's record is kept."""
     connection = session.get_one(TenantIntegration, connection_id, populate_existing=True)
     record = dict((connection.meta or {}).get(META_KEY) or {})
     state = dict(record.get("state") or {})

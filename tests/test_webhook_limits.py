@@ -195,6 +195,6 @@ def test_the_core_refuses_nul_characters_whatever_the_providers_body_format() ->
                 **bad,
             }
         )
-        spec = dataclasses.replace(xero_provider.webhooks, parse=lambda _body, e=event: [e])
+        spec = dataclasses.replace(xero_provider.webhooks, parse=lambda _body, _headers, e=event: [e])
         with pytest.raises(WebhookMalformed):
             delivery(xero_provider, spec, target, b"form=encoded", now=now)

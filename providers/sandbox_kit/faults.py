@@ -45,6 +45,7 @@ class FaultKnobs:
     # client's timeout, whose client resends while the first answer is still coming.
     slow_write_answers: int = 0
     slow_write_answer_s: float = 0.0
+    release_held_answers: bool = False  # set: a held answer goes out now (a test done looking at the wait)
     write_count: int = 0
 
     def seen(self) -> None:
@@ -95,7 +96,10 @@ class FaultKnobs:
         if self.slow_write_answers <= 0:
             return
         self.slow_write_answers -= 1
-        await asyncio.sleep(self.slow_write_answer_s)
+        loop = asyncio.get_running_loop()
+        until = loop.time() + self.slow_write_answer_s
+        while not self.release_held_answers and loop.time() < until:
+            await asyncio.sleep(min(0.05, max(0.0, until - loop.time())))
 
     def take_lost_response(self) -> bool:
         """True when a write that succeeded must be answered as if its response was lost (a 504)."""

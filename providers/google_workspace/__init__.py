@@ -115,9 +115,7 @@ PROVIDER = Provider(
         ),
         RateLimit(240000, 60, "app", "1,200,000 quota units a minute per Google Cloud project"),
     ),
-    # "webhooks" (Gmail watch + Pub/Sub, Calendar channels) works and is tested in tests/google_workspace; it is
-    # listed here once the generic webhook flows (tests/flows) cover notifications that name no record.
-    implemented=frozenset({"connect", *PULLS, *PUSH_CAPABILITIES}),
+    implemented=frozenset({"connect", *PULLS, *PUSH_CAPABILITIES, "webhooks"}),
     discover_tenants=discover_tenants,
     client=GoogleClient.for_connection,
     pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, models=MODELS, record_fields=RECORD_FIELDS),

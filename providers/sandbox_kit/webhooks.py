@@ -39,6 +39,16 @@ class Raw:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """A delivery as it was sent: what a test replays to send "the same delivery again"."""
+
+    url: str
+    body: bytes
+    headers: Mapping[str, str]
+    payload: Any
+
+
 @dataclass
 class Subscription:
     url: str
@@ -58,7 +68,7 @@ class WebhookStats:
     failed: int = 0
     attempts: int = 0
     events: int = 0
-    recent: deque[Any] = field(default_factory=lambda: deque(maxlen=200))  # payloads delivered
+    recent: deque[Delivery] = field(default_factory=lambda: deque(maxlen=200))  # deliveries answered 2xx
 
 
 class WebhookSender:
@@ -175,7 +185,7 @@ class WebhookSender:
                     subscription.delivered += 1
                     self.stats.delivered += 1
                     self.stats.events += events
-                    self.stats.recent.append(payload)
+                    self.stats.recent.append(Delivery(subscription.url, body, headers, payload))
                     return
             except httpx.HTTPError:
                 pass  # counted below like any failed attempt: providers retry unreachable endpoints too

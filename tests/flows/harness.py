@@ -4,12 +4,12 @@ over every provider whose ``implemented`` lists the flow's capability, and a pro
 a ``Flows`` fails ``test_every_implemented_flow_has_fixtures``.
 
 The sandbox is the kit's (``providers.sandbox_kit.sandbox.Sandbox``): ``count``/``touch``/``create`` for data,
-``subscribe_webhooks``/``flush_webhooks`` for its signed deliveries, and the fault knobs on its app.
+``subscribe_webhooks`` and its ``webhooks`` sender for its signed deliveries (``Flows`` adapts sandboxes whose
+announcements go another way), and the fault knobs on its app.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from providers.base import AuthType, Provider
 from providers.sandbox_kit.faults import FaultKnobs, knobs_of
 from providers.sandbox_kit.serve import load_sandbox
+from providers.sandbox_kit.webhooks import WebhookSender
 from tests.helpers import bearer
 from vrtx_pipelines.connect.consent import _ConsentForm
 from vrtx_pipelines.registry import get_provider
@@ -74,6 +75,7 @@ class Flows:
     pushes: Mapping[str, PushCase] = field(default_factory=dict)  # push entity -> its case, in push order
     push_settings: Mapping[str, Any] = field(default_factory=dict)  # connection settings the pushes need
     webhook_entity: str = ""  # a pull entity whose changes the provider announces by webhook
+    webhook_names_record: bool = True  # whether a notification names the changed record, or only its entity
 
     @property
     def provider(self) -> Provider:
@@ -81,6 +83,15 @@ class Flows:
 
     def start(self) -> Started:
         return Started(load_sandbox(self.provider))
+
+    def subscribe_webhooks(self, started: Started, url: str, secret: str) -> None:
+        """Have the sandbox announce ``started.tenant``'s changes of ``webhook_entity`` to ``url`` with ``secret``."""
+        started.sandbox.subscribe_webhooks(url, secret, [started.tenant])
+
+    def webhook_sender(self, started: Started) -> WebhookSender:
+        """The sandbox's sender of those announcements."""
+        sender: WebhookSender = started.sandbox.webhooks
+        return sender
 
     def sandbox_entity(self, entity: str) -> str:
         return self.sandbox_entities.get(entity, entity)
@@ -137,8 +148,3 @@ def consent(url: str, *, accept: bool = True) -> str:
     location = answer.headers["location"]
     assert "state" in parse_qs(urlsplit(location).query), location
     return location
-
-
-def replay_body(payload: Any) -> bytes:
-    """A delivered webhook payload serialised as the kit's sender serialised it."""
-    return json.dumps(payload, separators=(",", ":")).encode()

@@ -15,6 +15,7 @@ from providers.quickbooks.sandbox import QuickBooksSandbox
 from providers.quickbooks.sandbox import create_app as quickbooks_app
 from providers.quickbooks.sandbox_credentials import DEMO_CLIENT_ID as QBO_CLIENT_ID
 from providers.quickbooks.sandbox_credentials import DEMO_CLIENT_SECRET as QBO_CLIENT_SECRET
+from providers.sandbox_kit.webhooks import WebhookSender
 from providers.stripe.sandbox import DEMO_ACCOUNT_ID, demo_sandbox
 from providers.stripe.sandbox import create_app as stripe_app
 from providers.stripe.sandbox.wire import StripeIds
@@ -51,9 +52,19 @@ class StripeFlows(Flows):
 
 @dataclass
 class GoogleFlows(Flows):
+    """Calendar changes come through a channel whose token is the connection's secret (Gmail's come through
+    Pub/Sub, signed by Google's keys: tests/google_workspace/test_notifications.py)."""
+
     def start(self) -> Started:
         sandbox = google_sandbox(seed=7)
         return Started(google_app(sandbox), sandbox, DEMO_MAILBOX)
+
+    def subscribe_webhooks(self, started: Started, url: str, secret: str) -> None:
+        started.sandbox.open_channel(DEMO_MAILBOX, url, secret)
+
+    def webhook_sender(self, started: Started) -> WebhookSender:
+        sender: WebhookSender = started.sandbox.channels.sender
+        return sender
 
 
 STRIPE_SEED = 7
@@ -182,6 +193,8 @@ FLOWS: dict[str, Flows] = {
                 ),
                 "event": PushCase("events", _meeting("Demo"), _meeting("Demo, rescheduled"), "title"),
             },
+            webhook_entity="events",
+            webhook_names_record=False,
         ),
         Flows(
             "twilio",

@@ -128,12 +128,26 @@ class ProviderConnection:
     # The connection's settings, schema defaults applied: what a pull reads of them (Google's labels, calendars,
     # history window and privacy choice) travels with the client.
     settings: Mapping[str, Any] = field(default_factory=dict)
+    # Set while the connection keeps its private fields (``PullSpec.sealing``): (entity, record id, field, text)
+    # -> the sealed value a row carries instead of the text. None: the fields are not kept at all.
+    seal: Callable[[str, str, str, str], str] | None = None
 
 
 class ClientFactory(Protocol):
     """A connection's ``ApiClient`` (``ApiClient.for_connection``); ``retry`` says how patient it is."""
 
     def __call__(self, connection: ProviderConnection, retry: Retry = ...) -> ApiClient: ...
+
+
+@dataclass(frozen=True)
+class Sealing:
+    """Private fields a tenant may choose to keep (``vrtx_pipelines.records.sealed``): kept, sealed under the
+    connection's own key, while its setting ``setting`` is ``keep``; never fetched into a row otherwise.
+    ``fields``: entity -> the row and canonical fields holding them."""
+
+    setting: str
+    keep: Any
+    fields: Mapping[str, tuple[str, ...]]
 
 
 @dataclass(frozen=True)
@@ -153,6 +167,7 @@ class PullSpec:
     # mappings are offered for these entities, checked against the model's fields. One name is one model for every
     # provider (Xero's and QuickBooks' "contacts" and Stripe's "customers" are all Contact).
     models: Mapping[str, type[Any]] = field(default_factory=dict)
+    sealing: Sealing | None = None
 
     @property
     def entities(self) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from api.deps import SessionDep
+from api.deps import SessionDep, get_vault
 from api.pages.common import abilities, provider_page, require_connection
 from api.pages.forms import field_errors, parse_settings, settings_fields
 from api.pages.render import render
@@ -81,6 +81,6 @@ def save_settings(slug: str, request: Request, page: PageDep, form: FormDep, ses
     errors = {**field_errors(connections.settings_errors(provider, values)), **unreadable}
     if errors:
         return _page(request, page, provider, values, errors, status_code=422)
-    connections.update_settings(session, page.tenant_id, provider, values)
+    connections.update_settings(session, page.tenant_id, provider, values, get_vault(request))
     session.commit()
     return RedirectResponse(f"/marketplace/{slug}/settings?saved=true", status_code=303)

@@ -8,11 +8,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from api.deps import ProviderDep, SessionDep, TenantDep
+from api.deps import ProviderDep, SessionDep, TenantDep, VaultDep
 from api.responses import INTEGRATION_ROUTE
 from vrtx_pipelines.connect.context import get_connection
 from vrtx_pipelines.errors import NotConnected, NotFound
 from vrtx_pipelines.records import store as records
+from vrtx_pipelines.records.sealed import open_fields, sealer_of
 
 router = APIRouter(prefix="/api/v1/integrations/{slug}/records", tags=["records"], responses=INTEGRATION_ROUTE)
 
@@ -42,6 +43,7 @@ def list_records(
     provider: ProviderDep,
     tenant: TenantDep,
     session: SessionDep,
+    vault: VaultDep,
     cursor: Annotated[str | None, Query(description="From the previous page; omit to start at the beginning.")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RecordsOut:
@@ -52,13 +54,14 @@ def list_records(
     if connection is None:
         raise NotConnected(f"{provider.slug} has never been connected for this tenant")
     page = records.changed_since(session, connection.id, entity, cursor, limit)
+    sealer = sealer_of(vault, connection)  # private fields the tenant keeps (a message's body) open for it
     return RecordsOut(
         records=[
             RecordOut(
                 external_id=row.external_id,
                 entity=row.entity_type,
                 deleted=row.deleted,
-                data=row.data,
+                data=open_fields(sealer, provider, entity, row.external_id, row.data),
                 remote_updated_at=row.remote_updated_at,
                 synced_at=row.updated_at,
             )

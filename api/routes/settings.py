@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body
 
-from api.deps import ProviderDep, SessionDep, TenantDep
+from api.deps import ProviderDep, SessionDep, TenantDep, VaultDep
 from api.responses import INTEGRATION_ROUTE, JSON_BODY
 from api.schemas import SettingsOut
 from vrtx_pipelines.connect import connections
@@ -27,8 +27,12 @@ def get_settings(provider: ProviderDep, tenant: TenantDep, session: SessionDep) 
     responses=JSON_BODY,
 )
 def put_settings(
-    provider: ProviderDep, tenant: TenantDep, session: SessionDep, body: Annotated[dict[str, Any], Body()]
+    provider: ProviderDep,
+    tenant: TenantDep,
+    session: SessionDep,
+    vault: VaultDep,
+    body: Annotated[dict[str, Any], Body()],
 ) -> SettingsOut:
-    saved = connections.update_settings(session, tenant.id, provider, body)
+    saved = connections.update_settings(session, tenant.id, provider, body, vault)
     session.commit()
     return SettingsOut(integration=provider.slug, settings=saved)

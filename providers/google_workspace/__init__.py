@@ -6,7 +6,7 @@ become canonical EmailMessage and CalendarEvent records.
 
 from __future__ import annotations
 
-from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, PullSpec, RateLimit
+from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, PullSpec, RateLimit, Sealing
 from providers.schema import settings_schema
 
 from .client import GoogleClient
@@ -36,7 +36,8 @@ PROVIDER = Provider(
     tier=1,
     description=(
         "Logs a Google account's Gmail conversations and Google Calendar meetings in VRTX: messages (headers, "
-        "labels, snippet; never bodies) and events with their attendees' answers, kept in step incrementally. "
+        "labels, snippet; bodies only if the tenant chooses, encrypted) and events with their attendees' answers, "
+        "kept in step incrementally. "
         "VRTX sends email through the mailbox (replies thread) and books meetings with invitations."
     ),
     icon="📧",
@@ -91,6 +92,17 @@ PROVIDER = Provider(
                 "uniqueItems": True,
                 "default": ["primary"],
             },
+            "message_bodies": {
+                "type": "string",
+                "title": "Message bodies",
+                "description": (
+                    "not_stored: only headers, labels and the snippet are kept. encrypted: the text and html bodies "
+                    "are kept too, encrypted under this connection's own key; switching back to not_stored deletes "
+                    "that key, and with it every body kept so far. Attachments' content is never kept."
+                ),
+                "enum": ["not_stored", "encrypted"],
+                "default": "not_stored",
+            },
             "history_days": {
                 "type": "integer",
                 "title": "History on first sync (days)",
@@ -118,7 +130,13 @@ PROVIDER = Provider(
     implemented=frozenset({"connect", *PULLS, *PUSH_CAPABILITIES, "webhooks"}),
     discover_tenants=discover_tenants,
     client=GoogleClient.for_connection,
-    pulls=PullSpec(streams=STREAMS, mappers=MAPPERS, models=MODELS, record_fields=RECORD_FIELDS),
+    pulls=PullSpec(
+        streams=STREAMS,
+        mappers=MAPPERS,
+        models=MODELS,
+        record_fields=RECORD_FIELDS,
+        sealing=Sealing("message_bodies", "encrypted", {"messages": ("body_text", "body_html")}),
+    ),
     pushes=PUSHES,
     webhooks=WEBHOOKS,
     watches=WATCHES,

@@ -70,6 +70,8 @@ def to_message(row: Mapping[str, Any]) -> CanonicalModel:
         direction="outbound" if outbound else "inbound",
         snippet=str(row.get("snippet") or ""),
         labels=labels,
+        body_text=row.get("body_text"),  # sealed values (source.bodies): the records API opens them for the tenant
+        body_html=row.get("body_html"),
         attachments=[Attachment(**item) for item in row.get("attachments") or []],
     )
 

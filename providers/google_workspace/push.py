@@ -100,7 +100,7 @@ def build_message(email: OutgoingEmail, mailbox: str, message_id: str, original:
 
 def _read_message(client: ApiClient, gmail_id: str) -> tuple[PushOutcome, dict[str, Any]]:
     found = client.get(f"messages/{gmail_id}", params={"format": "full"})
-    row = message_row(found, str(client.tenant_id or ""))
+    row = message_row(found, str(client.tenant_id or ""), client.seal)
     return pushes.outcome(gmail_id, to_message(row), row, {"id": gmail_id, "threadId": found.get("threadId")}), row
 
 

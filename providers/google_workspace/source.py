@@ -12,13 +12,18 @@ the position of.
   calendar; later runs list from the tokens (cancelled events are deleted). A 410 means the tokens are void: every
   calendar is listed again.
 
-Bodies never reach the warehouse: a row keeps headers, labels, snippet and the attachments' names and sizes.
+A row keeps headers, labels, snippet and the attachments' names and sizes. Bodies are kept only where the tenant
+chose so (``message_bodies: encrypted``): the text and html bodies, each sealed under the connection's own key
+before the row exists (``vrtx_pipelines.records.sealed``), so the warehouse and the records hold ciphertext only.
+Attachments' content is never kept.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +42,8 @@ EVENTS_PAGE = 250
 PARALLEL_READS = 8  # messages.get in flight per mailbox, well inside Gmail's per-user concurrency
 HISTORY_TYPES = ("messageAdded", "messageDeleted", "labelAdded", "labelRemoved")
 DAY_S = 86_400
+MAX_BODY_CHARS = 1_000_000  # a longer body part is not kept (Gmail's own limit is 25 MB for the whole message)
+BODY_FIELDS = {"text/plain": "body_text", "text/html": "body_html"}
 
 
 def _settings(client: ApiClient) -> Mapping[str, Any]:
@@ -59,8 +66,43 @@ def _parts(part: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
             yield from _parts(child)
 
 
-def message_row(message: Mapping[str, Any], mailbox: str) -> dict[str, Any]:
-    """A Gmail message resource as it lands: headers, labels, snippet, attachment descriptions; no body."""
+def bodies(payload: Mapping[str, Any]) -> dict[str, str]:
+    """The message's first text and first html body part (not attachments), decoded by their charsets."""
+    found: dict[str, str] = {}
+    for part in _parts(payload):
+        field = BODY_FIELDS.get(str(part.get("mimeType") or "").lower())
+        data = (part.get("body") or {}).get("data")
+        if field is None or field in found or part.get("filename") or not isinstance(data, str):
+            continue
+        try:
+            raw = base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+        except (binascii.Error, ValueError):
+            continue
+        text = raw.decode(_charset(part), errors="replace")
+        if len(text) <= MAX_BODY_CHARS:
+            found[field] = text
+    return found
+
+
+def _charset(part: Mapping[str, Any]) -> str:
+    content_type = header(dict(part), "Content-Type") or ""
+    for param in content_type.split(";")[1:]:
+        name, _, value = param.strip().partition("=")
+        if name.lower() == "charset" and value.strip('"'):
+            charset = value.strip('"')
+            try:
+                "".encode(charset)
+            except LookupError:
+                break
+            return charset
+    return "utf-8"
+
+
+def message_row(
+    message: Mapping[str, Any], mailbox: str, seal: Callable[[str, str, str, str], str] | None = None
+) -> dict[str, Any]:
+    """A Gmail message resource as it lands: headers, labels, snippet, attachment descriptions; its bodies only
+    sealed, and only with ``seal`` (the connection keeps them)."""
     payload = message.get("payload") or {}
     attachments = [
         {"filename": str(part.get("filename")), "mime_type": str(part.get("mimeType") or ""),
@@ -89,6 +131,11 @@ def message_row(message: Mapping[str, Any], mailbox: str) -> dict[str, Any]:
         "references": header(payload, "References"),
         "attachments": attachments,
         "deleted": False,
+        **(
+            {field: seal("messages", str(message["id"]), field, text) for field, text in bodies(payload).items()}
+            if seal is not None
+            else {}
+        ),
     }
 
 
@@ -102,7 +149,7 @@ def _read(client: ApiClient, ids: Sequence[str]) -> Records:
             if exc.status == 404:
                 return None
             raise
-        return message_row(found, str(client.tenant_id or ""))
+        return message_row(found, str(client.tenant_id or ""), client.seal)
 
     with ThreadPoolExecutor(max_workers=PARALLEL_READS, thread_name_prefix="gmail-get") as pool:
         return [row for row in pool.map(one, ids) if row is not None]

@@ -123,6 +123,7 @@ class ApiClient:
         jitter: Callable[[float], float] = equal_jitter,
         settings: Mapping[str, Any] | None = None,
         other_base_urls: Sequence[str] = (),
+        seal: Callable[[str, str, str, str], str] | None = None,
     ) -> None:
         self._http = http
         if tenant_id is not None:
@@ -137,6 +138,7 @@ class ApiClient:
         self.tenant_id = tenant_id
         self.credentials: Mapping[str, str] = credentials or {}
         self.settings: Mapping[str, Any] = settings or {}
+        self.seal = seal  # ProviderConnection.seal: private fields are kept only when it is set
         # The provider's other API hosts (Google Calendar beside Gmail): absolute URLs there get the credentials too.
         self.other_bases = tuple(httpx.URL(url.rstrip("/")) for url in other_base_urls)
         self.retry = retry
@@ -172,6 +174,7 @@ class ApiClient:
             retry=retry,
             settings=connection.settings,
             other_base_urls=tuple(connection.url(url) for url in cls.other_base_urls),
+            seal=connection.seal,
         )
 
     @property

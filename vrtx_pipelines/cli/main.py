@@ -289,7 +289,7 @@ def keys_rotate() -> None:
     click.echo(
         f"primary key {vault.primary.kid}: re-encrypted {report.credentials} credentials, "
         f"{report.webhook_secrets} webhook secrets, {report.oauth_verifiers} OAuth verifiers, "
-        f"{report.callback_secrets} event callback secrets "
+        f"{report.callback_secrets} event callback secrets, {report.sealing_keys} sealing keys "
         f"({report.already_current} already current)"
     )
 

@@ -21,6 +21,7 @@ from vrtx_pipelines.connect.context import ConnectionContext, Status, get_connec
 from vrtx_pipelines.connect.purge import drop_warehouse, purge_rows
 from vrtx_pipelines.connect.revocation import Released, release_at_provider
 from vrtx_pipelines.credentials.stored import read_credentials, store_credentials
+from vrtx_pipelines.credentials.vault import Vault
 from vrtx_pipelines.db.models import (
     TenantIntegration,
     utcnow,
@@ -31,6 +32,7 @@ from vrtx_pipelines.errors import (
     ValidationFailed,
 )
 from vrtx_pipelines.events.record import EventType, record_event
+from vrtx_pipelines.records.sealed import apply_sealing
 
 
 def validate_credentials(provider: Provider, values: Mapping[str, Any]) -> dict[str, str]:
@@ -217,13 +219,17 @@ def read_settings(session: Session, tenant_id: str, provider: Provider) -> dict[
     return {**defaults_from_schema(provider.config_schema), **(connection.settings or {})}
 
 
-def update_settings(session: Session, tenant_id: str, provider: Provider, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Replace the tenant's settings after validating them against the provider's ``config_schema``."""
+def update_settings(
+    session: Session, tenant_id: str, provider: Provider, values: Mapping[str, Any], vault: Vault
+) -> dict[str, Any]:
+    """Replace the tenant's settings after validating them against the provider's ``config_schema``; a choice
+    about keeping private fields takes effect at once (a data key made, or dropped with what it sealed)."""
     connection = require_connection(session, tenant_id, provider.slug)
     problems = settings_errors(provider, values)
     if problems:
         raise ValidationFailed(f"the settings for {provider.name} are not valid", details=problems)
     merged = {**defaults_from_schema(provider.config_schema), **dict(values)}
     connection.settings = merged
+    apply_sealing(session, vault, connection, provider)
     session.flush()
     return merged

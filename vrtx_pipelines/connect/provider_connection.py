@@ -21,6 +21,7 @@ from vrtx_pipelines.connect import oauth
 from vrtx_pipelines.connect.context import ConnectionContext, Status, mark_unusable
 from vrtx_pipelines.credentials.stored import read_credentials
 from vrtx_pipelines.db.models import TenantIntegration
+from vrtx_pipelines.records.sealed import keeps_sealed, sealer_of
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,8 @@ def provider_connection(
         with session_turn:
             credentials_refused(ctx, provider, connection_id, reason, oauth_based=oauth_based)
 
+    settings = {**defaults_from_schema(provider.config_schema), **(connection.settings or {})}
+    sealer = sealer_of(ctx.vault, connection) if keeps_sealed(provider, settings) else None
     return ProviderConnection(
         http=http,
         url=lambda url: ctx.settings.provider_url(provider.slug, url),
@@ -66,7 +69,8 @@ def provider_connection(
         credentials={k: str(v) for k, v in credentials.items()},
         credentials_refused=refused,
         app_credentials={k: str(app[k]) for k in ("client_id", "client_secret") if app.get(k)},
-        settings={**defaults_from_schema(provider.config_schema), **(connection.settings or {})},
+        settings=settings,
+        seal=sealer.seal if sealer is not None else None,
     )
 
 

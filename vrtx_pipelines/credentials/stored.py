@@ -30,6 +30,13 @@ def oauth_verifier_context(state_id: str) -> str:
     return f"oauth_states/{state_id}/code_verifier"
 
 
+SEALING_KEY_META = "sealing_key"  # in a connection's metadata: its data key for sealed fields (records.sealed)
+
+
+def sealing_key_context(connection: TenantIntegration) -> str:
+    return f"tenant_integrations/{connection.tenant_id}/{connection.id}/sealing_key"
+
+
 def store_credentials(vault: Vault, connection: TenantIntegration, slug: str, values: Mapping[str, Any]) -> None:
     connection.credentials = vault.encrypt_json(dict(values), credentials_context(connection.tenant_id, slug))
 
@@ -47,11 +54,14 @@ class RotationReport:
     webhook_secrets: int = 0
     oauth_verifiers: int = 0
     callback_secrets: int = 0
+    sealing_keys: int = 0
     already_current: int = 0
 
     @property
     def total(self) -> int:
-        return self.credentials + self.webhook_secrets + self.oauth_verifiers + self.callback_secrets
+        return (
+            self.credentials + self.webhook_secrets + self.oauth_verifiers + self.callback_secrets + self.sealing_keys
+        )
 
 
 def reencrypt_all(session: Session, vault: Vault) -> RotationReport:
@@ -86,6 +96,14 @@ def reencrypt_all(session: Session, vault: Vault) -> RotationReport:
         )
         report.callback_secrets += rotated
         report.already_current += not rotated
+    for connection in session.scalars(select(TenantIntegration).where(TenantIntegration.meta.is_not(None))):
+        key = (connection.meta or {}).get(SEALING_KEY_META)
+        if isinstance(key, str):
+            rotated_key, rotated = _rotated_text(vault, key, sealing_key_context(connection))
+            if rotated:
+                connection.meta = {**(connection.meta or {}), SEALING_KEY_META: rotated_key}
+            report.sealing_keys += rotated
+            report.already_current += not rotated
     session.flush()
     return report
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from providers.google_workspace.sandbox_credentials import DEMO_MAILBOX
-from tests.google_workspace.conftest import SLUG, Google, by_id, connect, sync, warehouse
+from tests.google_workspace.conftest import SLUG, Google, by_id, connect, records, sync, warehouse
 from tests.helpers import bearer, make_tenant
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.credentials.stored import SEALING_KEY_META, reencrypt_all
@@ -89,6 +89,12 @@ def test_kept_bodies_are_ciphertext_at_rest_and_plain_text_in_the_tenants_record
     other = next(key for key in served if key != new)
     assert sealer.open("messages", other, "body_text", text) is None
     assert sealer.open("messages", new, "body_html", text) is None
+
+    # Read again unchanged (the whole window listed again), sealed bodies are no change for the CRM.
+    cursor = records(api, connected, "messages")["next_cursor"]
+    google.sandbox.expire_history(DEMO_MAILBOX)
+    assert sync(settings, instance, ["messages"])["messages"]["rows_loaded"] == len(served)
+    assert records(api, connected, "messages", cursor)["records"] == []
 
 
 def test_a_key_rotation_keeps_kept_bodies_readable(

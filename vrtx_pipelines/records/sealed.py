@@ -2,8 +2,10 @@
 
 A provider names them (``PullSpec.sealing``: the setting that keeps them, and the fields of each entity). A
 connection that keeps them has a data key of its own: random, held in the connection's metadata under the vault.
-The provider's rows carry each value sealed with AES-GCM under that key and bound to its place (entity, record,
+The provider's rows carry each value sealed with AES-GCM-SIV under that key and bound to its place (entity, record,
 field), so the warehouse and the records hold ciphertext only and a sealed value copied elsewhere does not open.
+SIV is deterministic: the same text at the same place seals the same, so a record read again unchanged stays
+unchanged (no new change for the CRM), and nothing but that sameness shows.
 The records API opens them for the tenant. Turning the setting off drops the key, and so does a purge: whatever
 was sealed under it, in the records or the warehouse, can no longer be read by anyone, and the records shed it.
 """
@@ -12,12 +14,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.ciphers.aead import AESGCMSIV
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -28,18 +29,18 @@ from vrtx_pipelines.credentials.vault import Vault
 from vrtx_pipelines.db.models import CanonicalRecord, TenantIntegration
 
 PREFIX = "sealed.v1."
+NONCE = bytes(12)  # SIV: the synthetic IV makes the nonce's uniqueness unneeded (RFC 8452)
 
 
 class Sealer:
     """Seals and opens one connection's private fields."""
 
     def __init__(self, key: bytes) -> None:
-        self._aead = AESGCM(key)
+        self._aead = AESGCMSIV(key)
 
     def seal(self, entity: str, external_id: str, field: str, text: str) -> str:
-        nonce = os.urandom(12)
-        sealed = self._aead.encrypt(nonce, text.encode(), _place(entity, external_id, field))
-        return PREFIX + base64.urlsafe_b64encode(nonce + sealed).decode()
+        sealed = self._aead.encrypt(NONCE, text.encode(), _place(entity, external_id, field))
+        return PREFIX + base64.urlsafe_b64encode(sealed).decode()
 
     def open(self, entity: str, external_id: str, field: str, value: Any) -> str | None:
         """The text, or None for a value that is not sealed, or not under this key, or not for this place."""
@@ -47,7 +48,7 @@ class Sealer:
             return None
         try:
             raw = base64.urlsafe_b64decode(value[len(PREFIX) :])
-            return self._aead.decrypt(raw[:12], raw[12:], _place(entity, external_id, field)).decode()
+            return self._aead.decrypt(NONCE, raw, _place(entity, external_id, field)).decode()
         except (binascii.Error, ValueError, InvalidTag):
             return None
 
@@ -79,7 +80,7 @@ def apply_sealing(session: Session, vault: Vault, connection: TenantIntegration,
     meta = dict(connection.meta or {})
     if keeps_sealed(provider, connection.settings):
         if KEY_META not in meta:
-            key = base64.b64encode(AESGCM.generate_key(bit_length=256)).decode()
+            key = base64.b64encode(AESGCMSIV.generate_key(bit_length=256)).decode()
             meta[KEY_META] = vault.encrypt_text(key, key_context(connection))
             connection.meta = meta
         return 0

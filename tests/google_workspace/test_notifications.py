@@ -36,6 +36,7 @@ from vrtx_pipelines.db.models import TenantIntegration, WebhookInbox, utcnow
 from vrtx_pipelines.db.session import engine_for, session_factory, session_scope
 from vrtx_pipelines.registry import get_provider
 from vrtx_pipelines.webhooks.apply import DagsterReporter, WebhookApplier
+from vrtx_pipelines.webhooks.config import subscribe_demo_webhooks
 from vrtx_pipelines.webhooks.dispatch import claim_batches
 from vrtx_pipelines.webhooks.keys import PublicKeys
 from vrtx_pipelines.webhooks.watches import renew_watches, watch_until
@@ -122,6 +123,26 @@ def test_a_watched_mailboxs_new_message_is_pushed_verified_routed_and_pulled(
     sync(settings, instance, list(batch.entities))
     after = records(api, token, "messages")["records"]
     assert {r["external_id"] for r in after} - {r["external_id"] for r in before} == {new_id}
+
+
+def test_the_dev_platforms_demo_subscription_pushes_the_mailboxs_changes_to_the_tenants_endpoint(
+    settings: Settings, google: Google, served_api: str
+) -> None:
+    make_tenant(settings, "acme")
+    connect(settings, "acme")
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        sandboxes = {SLUG: google.served.app}
+        subscribed = subscribe_demo_webhooks(
+            session, vault_from_settings(settings), settings, "acme", sandboxes, served_api
+        )
+    assert subscribed == [SLUG]  # what `vrtx dev` does for each sandbox that sends webhooks
+    assert renew(settings).started == 1
+
+    google.sandbox.create(google.mailbox, "messages", 1)
+
+    assert google.sandbox.pubsub.flush() and google.sandbox.pubsub.delivered() == 1
+    (event,) = inbox(settings)
+    assert (event.event_type, event.payload["entity"]) == ("mailbox.changed", "messages")
 
 
 def test_a_redelivered_pubsub_message_is_stored_once_and_another_mailbox_reaches_no_other_tenant(

@@ -5,7 +5,7 @@ unchanged (tests/providers/test_google_sdk.py).
 
     sandbox = demo_sandbox()                       # the demo user's mailbox and calendar
     sandbox.add_mailbox("big@example.com", messages=50_000)
-    app = create_app(sandbox)                      # app.state.google is the sandbox, app.state.sandbox the knobs
+    app = create_app(sandbox)                      # app.state.google_workspace is the sandbox, app.state.sandbox the knobs
     app.state.sandbox.rate_limit_next = 2          # the next two API calls get Google's 429
 
 Wire facts: the shared reference's section 5 and the Gmail discovery document (``specs/``). Gmail meters quota
@@ -83,7 +83,7 @@ def create_app(sandbox: GoogleSandbox | None = None, *, knobs: GoogleKnobs | Non
     """The sandbox ASGI app. Default sandbox: ``demo_sandbox()``."""
     sandbox = sandbox or demo_sandbox()
     app = FastAPI(title="Google Workspace sandbox", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.google, app.state.sandbox = sandbox, knobs or GoogleKnobs()
+    app.state.google_workspace, app.state.sandbox = sandbox, knobs or GoogleKnobs()
 
     def current() -> GoogleKnobs:
         return knobs_of(app, GoogleKnobs)

@@ -56,7 +56,7 @@ class GoogleKnobs(FaultKnobs):
 
 class GoogleSandbox:
     """Every user's mailbox and calendars, the apps, grants and tokens; thread-safe (one lock). Reachable as
-    ``app.state.google``; ``tenants`` are the mailboxes by (lower-case) address. (Not the kit's ``Sandbox``: a
+    ``app.state.google_workspace``; ``tenants`` are the mailboxes by (lower-case) address. (Not the kit's ``Sandbox``: a
     mailbox is no table store.)"""
 
     def __init__(self, *, seed: int = 42, clock: Callable[[], float] = time.time) -> None:

@@ -24,9 +24,10 @@ import httpx
 from providers.base import Holdings, ProviderConnection, RevocationSpec, WatchChannel, Watching, WatchSpec
 from providers.errors import ProviderError, ProviderRejected
 from providers.google_workspace.client import GoogleClient
-from providers.google_workspace.source import synced_calendars
+from providers.google_workspace.source import STREAMS, synced_calendars
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+EVENTS = next(stream for stream in STREAMS if stream.name == "events")
 CHANNEL_TTL = timedelta(days=7)
 
 
@@ -34,24 +35,40 @@ def start(connection: ProviderConnection, app: Mapping[str, str], channel: Watch
     client = GoogleClient.for_connection(connection)
     ends: list[datetime] = []
     state: dict[str, Any] = {}
+    # The fast path reads a stream's changes from its own position when a notification comes (they name no
+    # record): taken as the watch begins, before the channels open, so no change falls between; a renewal keeps
+    # the position the fast path has reached.
+    previous = channel.previous.get("positions")
+    kept = dict(previous) if isinstance(previous, Mapping) else {}
+    positions: dict[str, Any] = {}
     topic = app.get("pubsub_topic")
     if topic:
         until, history_id = _watch_mailbox(client, connection, topic)
         ends.append(until)
         state["mailbox_topic"] = topic
-        # The fast path reads the mailbox's changes from here when a notification comes (it names no message);
-        # a renewal keeps the position the fast path has reached.
-        kept = channel.previous.get("positions")
-        state["positions"] = dict(kept) if isinstance(kept, Mapping) and kept else {"messages": history_id}
+        positions["messages"] = kept.get("messages") or history_id
     calendars = synced_calendars(client)
     if calendars:
+        positions["events"] = kept.get("events") or _calendar_position(client)
         opened = [_open_channel(client, calendar, channel) for calendar in calendars]
         ends += [until for _, until in opened]
         state["channels"] = [found for found, _ in opened]
     # The old channels close once the new ones are open: no change falls between them.
     for old in channel.previous.get("channels") or []:
         _close_channel(client, old)
+    if positions:
+        state["positions"] = positions
     return Watching(min(ends), state) if ends else None
+
+
+def _calendar_position(client: GoogleClient) -> Any:
+    """The synced calendars' sync tokens as of now: Calendar gives one only at the end of a listing."""
+    listing = EVENTS.feed.listing(client, EVENTS) if EVENTS.feed is not None else None
+    if listing is None:
+        return None
+    for _page in listing.pages:
+        pass
+    return listing.position() or None
 
 
 def _watch_mailbox(client: GoogleClient, connection: ProviderConnection, topic: str) -> tuple[datetime, str]:

@@ -317,6 +317,34 @@ def test_a_calendar_change_is_notified_on_the_connections_own_channel_and_pulls_
     assert new_id in {r["external_id"] for r in records(api, token, "events")["records"]}
 
 
+def test_the_fast_path_reads_a_notified_calendars_changes_from_its_own_sync_tokens_without_a_run(
+    api: TestClient, settings: Settings, google: Google, instance: DagsterInstance, served_api: str
+) -> None:
+    token = synced_tenant(settings, instance, "events")
+    assert renew(settings.model_copy(update={"public_url": served_api})).started == 1
+    assert google.sandbox.channels.sender.flush()
+    applier = WebhookApplier(
+        session_factory(engine_for(settings.sqlalchemy_url)), vault_from_settings(settings), settings,
+        reporter=DagsterReporter(from_environment=False),
+    )  # fmt: skip
+
+    for round_ in range(2):  # the second reads on from the tokens the first moved to
+        (changed,) = (
+            google.sandbox.touch(google.mailbox, "events", 1)
+            if round_
+            else google.sandbox.create(google.mailbox, "events", 1)
+        )
+        assert google.sandbox.channels.sender.flush()
+        with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+            (batch,) = claim_batches(session, get_provider(SLUG))
+        (applied,) = applier.apply(get_provider(SLUG), batch)
+
+        assert (applied.entity, applied.changed) == ("events", 1), round_
+        shown = {r["external_id"]: r["data"] for r in records(api, token, "events")["records"]}
+        assert changed in shown, round_  # in the records API with no pull run
+    assert shown[changed]["title"].endswith("(moved)")
+
+
 def test_a_channel_notification_without_the_connections_token_is_401(
     api: TestClient, settings: Settings, google: Google
 ) -> None:

@@ -5,7 +5,7 @@ unchanged (tests/providers/test_google_sdk.py).
 
     sandbox = demo_sandbox()                       # the demo user's mailbox and calendar
     sandbox.add_mailbox("big@example.com", messages=50_000)
-    app = create_app(sandbox)                      # app.state.google_workspace is the sandbox, app.state.sandbox the knobs
+    app = create_app(sandbox)                      # app.state.google_workspace: the sandbox; app.state.sandbox: knobs
     app.state.sandbox.rate_limit_next = 2          # the next two API calls get Google's 429
 
 Wire facts: the shared reference's section 5 and the Gmail discovery document (``specs/``). Gmail meters quota

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 from providers.base import WebhookEvent, WebhookSpec, from_body, with_shared_secret
+from providers.kit import strict_json
 from providers.kit.signatures import base64_signature_matches, hmac_sha256
 from providers.kit.values import iso_utc
 
@@ -49,9 +49,9 @@ def verify(body: bytes, headers: Mapping[str, str], secret: str) -> bool:
 
 def parse(body: bytes) -> list[WebhookEvent]:
     try:
-        payload = json.loads(body)
+        payload = strict_json.loads(body)  # bounded depth and size, no BOM, NaN or duplicate keys
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError("the QuickBooks webhook body is not JSON") from exc
+        raise ValueError(f"the QuickBooks webhook body is not accepted JSON: {exc}") from exc
     if isinstance(payload, list):
         return [_cloud_event(raw) for raw in payload]
     notifications = payload.get("eventNotifications") if isinstance(payload, dict) else None

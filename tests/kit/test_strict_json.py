@@ -52,3 +52,12 @@ def test_limits_can_be_set_per_call() -> None:
         loads(b'{"a": "0123456789"}', max_bytes=10)
     with pytest.raises(JSONRefused, match="deeper than 2"):
         loads(b"[[[1]]]", max_depth=2)
+
+
+def test_quickbooks_webhook_bodies_go_through_the_strict_parser() -> None:
+    """A deep, BOM-led or NaN-bearing body is a clear ValueError (a 400), never a RecursionError (a 500)."""
+    from providers.quickbooks.webhooks import parse
+
+    for body in (b"[" * 5000 + b"]" * 5000, b"\xef\xbb\xbf" + b'{"eventNotifications": []}', b'[{"id": NaN}]'):
+        with pytest.raises(ValueError):
+            parse(body)

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.message import Message
 from typing import Any
 
 from providers.errors import ProviderError
@@ -85,17 +87,15 @@ def bodies(payload: Mapping[str, Any]) -> dict[str, str]:
 
 
 def _charset(part: Mapping[str, Any]) -> str:
-    content_type = header(dict(part), "Content-Type") or ""
-    for param in content_type.split(";")[1:]:
-        name, _, value = param.strip().partition("=")
-        if name.lower() == "charset" and value.strip('"'):
-            charset = value.strip('"')
-            try:
-                "".encode(charset)
-            except LookupError:
-                break
-            return charset
-    return "utf-8"
+    """The part's declared charset, when Python knows it; UTF-8 otherwise (the stdlib parses the header)."""
+    declared = Message()
+    declared["Content-Type"] = header(dict(part), "Content-Type") or "text/plain"
+    charset = declared.get_content_charset() or "utf-8"
+    try:
+        codecs.lookup(charset)
+    except LookupError:
+        return "utf-8"
+    return charset
 
 
 def message_row(

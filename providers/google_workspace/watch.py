@@ -63,9 +63,8 @@ def start(connection: ProviderConnection, app: Mapping[str, str], channel: Watch
 
 def _calendar_position(client: GoogleClient) -> Any:
     """The synced calendars' sync tokens as of now: Calendar gives one only at the end of a listing."""
-    listing = EVENTS.feed.listing(client, EVENTS) if EVENTS.feed is not None else None
-    if listing is None:
-        return None
+    assert EVENTS.feed is not None
+    listing = EVENTS.feed.listing(client, EVENTS)
     for _page in listing.pages:
         pass
     return listing.position() or None

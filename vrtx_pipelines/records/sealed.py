@@ -23,8 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from providers.base import Provider, Sealing
-from vrtx_pipelines.credentials.stored import SEALING_KEY_META as KEY_META
-from vrtx_pipelines.credentials.stored import sealing_key_context as key_context
+from vrtx_pipelines.credentials.stored import SEALING_KEY_META, sealing_key_context
 from vrtx_pipelines.credentials.vault import Vault
 from vrtx_pipelines.db.models import CanonicalRecord, TenantIntegration
 
@@ -65,10 +64,10 @@ def keeps_sealed(provider: Provider, settings: Mapping[str, Any] | None) -> bool
 
 def sealer_of(vault: Vault, connection: TenantIntegration) -> Sealer | None:
     """The connection's sealer, or None when it keeps no data key (its private fields are not kept)."""
-    stored = (connection.meta or {}).get(KEY_META)
+    stored = (connection.meta or {}).get(SEALING_KEY_META)
     if not isinstance(stored, str):
         return None
-    return Sealer(base64.b64decode(vault.decrypt_text(stored, key_context(connection))))
+    return Sealer(base64.b64decode(vault.decrypt_text(stored, sealing_key_context(connection))))
 
 
 def apply_sealing(session: Session, vault: Vault, connection: TenantIntegration, provider: Provider) -> int:
@@ -79,12 +78,12 @@ def apply_sealing(session: Session, vault: Vault, connection: TenantIntegration,
         return 0
     meta = dict(connection.meta or {})
     if keeps_sealed(provider, connection.settings):
-        if KEY_META not in meta:
+        if SEALING_KEY_META not in meta:
             key = base64.b64encode(AESGCMSIV.generate_key(bit_length=256)).decode()
-            meta[KEY_META] = vault.encrypt_text(key, key_context(connection))
+            meta[SEALING_KEY_META] = vault.encrypt_text(key, sealing_key_context(connection))
             connection.meta = meta
         return 0
-    meta.pop(KEY_META, None)
+    meta.pop(SEALING_KEY_META, None)
     connection.meta = meta
     changed = 0
     for entity, fields in sealing.fields.items():

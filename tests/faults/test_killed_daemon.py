@@ -47,6 +47,9 @@ BATCH = 50
 # under the run's client timeout so the wait alone never makes the run resend.
 HELD_ANSWER_S = 60.0
 CLIENT_TIMEOUT_S = 90.0
+# The sync log is written by the run-status sensors, which tick every 30 s (Dagster's default): a run that ended
+# just after a tick waits a whole interval, longer on a loaded machine.
+SYNC_LOG_WAIT_S = 90.0
 
 
 @dataclass(frozen=True)
@@ -302,7 +305,8 @@ def test_a_push_run_killed_with_its_daemon_mid_batch_is_resent_by_a_fresh_daemon
 
     # The sync log: the killed run failed with its pushes retried, the resend succeeded (the run-status sensor
     # writes that a moment after the run ended).
-    log = poll(lambda: logged(settings, {killed, *retry_runs}), "the sync log of every push run", 30, daemons.log)
+    every_run = {killed, *retry_runs}
+    log = poll(lambda: logged(settings, every_run), "the sync log of every push run", SYNC_LOG_WAIT_S, daemons.log)
     runs = push_runs(daemons.env)
     assert runs[killed] == DagsterRunStatus.FAILURE
     assert all(runs[run_id] == DagsterRunStatus.SUCCESS for run_id in retry_runs), runs
@@ -351,7 +355,7 @@ def test_a_push_run_whose_daemon_alone_is_killed_mid_batch_finishes_and_is_not_r
     assert [names_in(write) for write in xero.writes] == [names[:BATCH], names[BATCH:]]  # nothing sent twice
     assert len({write.idempotency_key for write in xero.writes}) == 2
 
-    log = poll(lambda: logged(settings, {run_id}), "the run's sync log", 30, daemons.log)
+    log = poll(lambda: logged(settings, {run_id}), "the run's sync log", SYNC_LOG_WAIT_S, daemons.log)
     assert push_runs(daemons.env) == {run_id: DagsterRunStatus.SUCCESS}
     [(key, row)] = log.items()
     assert key == (run_id, "contact") and row.status == "success" and row.counts["done"] == PUSHES

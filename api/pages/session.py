@@ -32,6 +32,7 @@ from api.deps import SessionDep, TenantDep, VaultDep
 from api.pages.config import pages_settings
 from api.pages.render import PageError
 from api.pages.theme import Brand, brand_of
+from api.responses import JSON_BODY, TENANT_ROUTE
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.credentials.vault import Vault
 from vrtx_pipelines.db.models import MarketplaceLink, Tenant, table_of, utcnow
@@ -119,6 +120,7 @@ def marketplace_url(settings: Settings, vault: Vault, tenant: Tenant, path: str 
     response_model=SessionLinkOut,
     status_code=201,
     summary="Create a marketplace link for the tenant",
+    responses=TENANT_ROUTE | JSON_BODY,
     description="A short-lived, single-use signed URL that opens the tenant's marketplace pages in a browser "
     "without its API token: any page (`path`: the marketplace, an integration, or its settings, sync or mappings "
     "page). Open it once, before it expires; the browser session it starts lasts an hour. Rotating the tenant's "

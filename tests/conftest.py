@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 
 from api.main import create_app
 from providers.sandbox_kit.serve import ServedApp
+from tests.faults.matrix import MatrixReport
 from vrtx_pipelines.cli.sandboxes import sandbox_base_urls, start_sandboxes, stop_sandboxes
 from vrtx_pipelines.config import Settings, reset_settings_cache
 from vrtx_pipelines.credentials.vault import generate_key
@@ -50,6 +51,10 @@ def running_time_rank(item: pytest.Item) -> int:
     if any(part in path for part in REAL_PROCESSES):
         return 0
     return 1 if item.get_closest_marker("dagster") else 2
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(MatrixReport(), "fault-matrix")
 
 
 @pytest.hookimpl(trylast=True)  # after tests/browser/conftest.py has marked its tests

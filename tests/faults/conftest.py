@@ -13,9 +13,7 @@ import pytest
 
 from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, XeroSandbox, create_app
-from tests.faults.matrix import MATRIX, table
-
-_results: dict[str, str] = {}
+from tests.faults.matrix import MATRIX, ROW_PROPERTY
 
 
 @pytest.fixture
@@ -43,23 +41,8 @@ def oauth_clients() -> dict[str, dict[str, str]]:
     return {"xero": {"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET}}
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    name = report.nodeid.split("::")[-1].split("[")[0]
-    if name not in MATRIX:
-        return
-    if report.when == "call" or (report.when == "setup" and not report.passed):
-        if report.skipped:
-            reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else "skipped"
-            _results[name] = f"skipped ({str(reason).removeprefix('Skipped: ')})"
-        else:
-            _results[name] = report.outcome
-    elif report.when == "teardown" and report.failed:
-        _results[name] = "failed (teardown)"
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _results:
-        return
-    terminalreporter.section("fault matrix (issue 13)")
-    for line in table(_results):
-        terminalreporter.write_line(line)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        row = MATRIX.get(getattr(item, "originalname", item.name))
+        if row is not None:
+            item.user_properties.append((ROW_PROPERTY, (row.fault, row.checked)))

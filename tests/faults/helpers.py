@@ -11,9 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
+from dagster import DagsterInstance
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
+from tests.helpers import bearer
+from tests.test_synclog import evaluate_sensors
+from vrtx_pipelines.cli.devserver import dagster_environment, dagster_instance
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import CanonicalRecord, TenantIntegration
 from vrtx_pipelines.db.session import engine_for, session_scope
@@ -34,6 +39,36 @@ def run_sync(tenant: str, entities: list[str], timeout_s: float = 600) -> subpro
     done = subprocess.run(sync_command(tenant, entities), cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
     assert done.returncode == 0, done.stderr[-4000:]
     return done
+
+
+@contextmanager
+def cli_runs(settings: Settings) -> Iterator[DagsterInstance]:
+    """The Dagster instance the runs of `vrtx sync` (``run_sync``) are recorded in."""
+    instance = dagster_instance(dagster_environment(settings, ROOT))
+    try:
+        yield instance
+    finally:
+        instance.dispose()
+
+
+def mirror_latest_run(instance: DagsterInstance) -> str:
+    """The sync log of the run that just ended, written as the daemon's sensors write it; its run id."""
+    run = instance.get_runs(limit=1)[0]
+    evaluate_sensors(instance, run)
+    return run.run_id
+
+
+def sync_logs(api: TestClient, token: str) -> list[dict[str, Any]]:
+    """The tenant's Xero sync log as the API serves it, oldest first."""
+    answer = api.get("/api/v1/integrations/xero/sync/logs", headers=bearer(token))
+    assert answer.status_code == 200, answer.text
+    return list(reversed(answer.json()["logs"]))
+
+
+def connection_status(api: TestClient, token: str) -> dict[str, Any]:
+    answer = api.get("/api/v1/integrations/xero/status", headers=bearer(token))
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
 
 
 def poll(condition: Callable[[], object], what: str, timeout_s: float = 180) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import XeroSandbox, XeroSandboxKnobs
-from tests.faults.helpers import ROOT
+from tests.faults.helpers import ROOT, connection_status, sync_logs
 from tests.faults.matrix import fault
 from tests.helpers import make_tenant
 from tests.xero.conftest import connect_xero
@@ -70,13 +70,14 @@ def expire_stored_access_token(settings: Settings, tenant_id: str) -> tuple[int,
 @fault(
     "four processes refreshing one connection at once",
     "4 real processes released together: exactly one refresh at Xero, all four get the same new token and a 200 "
-    "from the API, the rotated refresh token is the one stored",
+    "from the API, the rotated refresh token is the one stored; the connection shows connected with no error "
+    "and the sync log no failure",
 )
 def test_four_processes_refreshing_one_connection_at_once_make_one_refresh_and_all_get_a_working_token(
     api: TestClient, settings: Settings, xero: Xero, tmp_path: Path
 ) -> None:
     sandbox, served, org = xero
-    make_tenant(settings, "acme")
+    token = make_tenant(settings, "acme")
     connect_xero(settings, "acme")
     connection_id, old_refresh = expire_stored_access_token(settings, "acme")
     knobs: XeroSandboxKnobs = served.app.state.sandbox
@@ -114,3 +115,6 @@ def test_four_processes_refreshing_one_connection_at_once_make_one_refresh_and_a
         tokens = read_credentials(vault_from_settings(settings), row, "xero")
     assert tokens["refresh_token"] != old_refresh and row.status == "connected"
     assert hashlib.sha256(str(tokens["access_token"]).encode()).hexdigest()[:16] == answers[0][1]
+    status = connection_status(api, token)
+    assert status["status"] == "connected" and status["last_error"] is None
+    assert [row for row in sync_logs(api, token) if row["status"] != "success"] == []

@@ -20,9 +20,10 @@ import vrtx_pipelines.webhooks.dispatch as dispatch
 from providers.sandbox_kit.serve import ServedApp, free_port
 from providers.xero.sandbox import XeroSandbox, XeroSandboxKnobs
 from providers.xero.webhooks import sign
-from tests.faults.helpers import ROOT
+from tests.faults.helpers import ROOT, connection_status, sync_logs
 from tests.faults.matrix import fault
 from tests.helpers import bearer, make_tenant
+from tests.test_synclog import evaluate_sensors
 from tests.test_webhooks import KEY, xero_event, xero_payload
 from tests.test_webhooks_dispatch import run_pull, tick
 from tests.xero.conftest import connect_xero
@@ -82,7 +83,8 @@ def kill(process: subprocess.Popen[bytes]) -> None:
     "kill the API after a webhook is acknowledged, before its fast path ran",
     "API and worker in their own processes: the API answers 200 once stored and is SIGKILLed, the worker claims "
     "the event and is SIGKILLed while its fast-path fetch is at Xero; the webhook sensor releases the orphaned "
-    "claim, its targeted pull applies the change once and the event ends processed",
+    "claim, its targeted pull applies the change once and the event ends processed; the sync log has that "
+    "pull's success, started by the webhook, and the connection stays connected with no error",
 )
 def test_an_acknowledged_webhook_whose_api_and_worker_died_before_the_fast_path_is_still_applied_later(
     api: TestClient, settings: Settings, xero: Xero, instance: DagsterInstance, monkeypatch: pytest.MonkeyPatch
@@ -138,10 +140,19 @@ def test_an_acknowledged_webhook_whose_api_and_worker_died_before_the_fast_path_
     assert request.partition_key == "acme" and [key.path for key in request.asset_selection or []] == [
         ["xero", "contacts"]
     ]
-    assert run_pull(instance, request).success
+    pulled = run_pull(instance, request)
+    assert pulled.success
     assert isinstance(tick(instance), SkipReason)
+    evaluate_sensors(instance, pulled.dagster_run)
 
     [event] = inbox(settings)
     assert event.status == "processed" and event.error_message is None
     after = record(settings, changed)
     assert after["data"] != before["data"] and after["change_seq"] > before["change_seq"]
+    logged = [row for row in sync_logs(api, token) if row["run_id"] == pulled.run_id]
+    assert [(row["entity"], row["status"], row["request_data"]["trigger"]) for row in logged] == [
+        ("contacts", "success", "webhook")
+    ]
+    assert logged[0]["counts"]["records_changed"] == 1
+    status = connection_status(api, token)
+    assert status["status"] == "connected" and status["last_error"] is None

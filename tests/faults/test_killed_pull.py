@@ -7,6 +7,7 @@ import signal
 import subprocess
 from typing import Any
 
+from dagster import DagsterRunStatus
 from fastapi.testclient import TestClient
 
 from providers.sandbox_kit.serve import ServedApp
@@ -14,11 +15,15 @@ from providers.xero.sandbox import XeroSandbox
 from tests.faults.helpers import (
     ROOT,
     canonical_counts,
+    cli_runs,
+    connection_status,
     database,
     last_change,
+    mirror_latest_run,
     poll,
     run_sync,
     sync_command,
+    sync_logs,
     warehouse_keys,
 )
 from tests.faults.matrix import fault
@@ -51,7 +56,8 @@ def pending_packages(settings: Settings, tenant: str) -> list[str]:
     "kill -9 a pull run mid-load, then rerun",
     "incremental pull in its own process held inside its warehouse merge, SIGKILLed with its load package "
     "pending; the rerun loads every change exactly once (warehouse rows unique per id, one canonical change "
-    "per changed record) and the connection stays connected",
+    "per changed record); the killed run is no sync-log row (it never ended) and the rerun's rows are successes "
+    "counting the changes; the connection stays connected with no error",
 )
 def test_a_pull_killed_mid_load_then_rerun_loads_every_change_exactly_once(
     api: TestClient, settings: Settings, xero: Xero
@@ -99,7 +105,13 @@ def test_a_pull_killed_mid_load_then_rerun_loads_every_change_exactly_once(
             assert cursor.fetchone()[0] == len(changed_invoices)
 
     assert pending_packages(settings, "acme")  # what the rerun finds
-    run_sync("acme", entities)
+    logged_before = sync_logs(api, token)
+    with cli_runs(settings) as instance:
+        [killed_run] = instance.get_runs(limit=1)
+        assert killed_run.status == DagsterRunStatus.STARTED  # what Dagster knows of a run whose process died
+        run_sync("acme", entities)
+        rerun = mirror_latest_run(instance)
+        killed_rows = [row for row in sync_logs(api, token) if row["run_id"] == killed_run.run_id]
 
     contacts, invoices = sandbox.count(org, "contacts"), sandbox.count(org, "invoices")
     assert warehouse_keys(settings, "acme", "contacts", "contact_id") == (contacts, contacts)
@@ -110,6 +122,16 @@ def test_a_pull_killed_mid_load_then_rerun_loads_every_change_exactly_once(
         "contacts": len(new_contacts),
         "invoices": len(changed_invoices),
     }
-    status = api.get("/api/v1/integrations/xero/status", headers={"Authorization": f"Bearer {token}"}).json()
+    assert not killed_rows  # nothing says the killed run finished, let alone succeeded
+    logged = sync_logs(api, token)[len(logged_before) :]
+    assert {(row["run_id"], row["entity"], row["status"]) for row in logged} == {
+        (rerun, "contacts", "success"),
+        (rerun, "invoices", "success"),
+    }
+    assert {row["entity"]: row["counts"]["records_changed"] for row in logged} == {
+        "contacts": len(new_contacts),
+        "invoices": len(changed_invoices),
+    }
+    status = connection_status(api, token)
     assert status["status"] == "connected" and status["last_error"] is None
     assert not pending_packages(settings, "acme")

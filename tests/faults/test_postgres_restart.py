@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance
 from fastapi.testclient import TestClient
 
 from providers.sandbox_kit.serve import ServedApp
@@ -24,6 +23,7 @@ from tests.faults.helpers import (
     canonical_counts,
     database,
     last_change,
+    mirror_latest_run,
     poll,
     run_sync,
     sync_command,
@@ -31,7 +31,6 @@ from tests.faults.helpers import (
 )
 from tests.faults.matrix import fault
 from tests.helpers import bearer, make_tenant
-from tests.test_synclog import evaluate_sensors
 from tests.xero.conftest import connect_xero
 from vrtx_pipelines.cli.devserver import dagster_environment, dagster_instance
 from vrtx_pipelines.config import Settings
@@ -96,13 +95,6 @@ def sessions_of_run(db: Any, *, waiting: bool = False) -> list[int]:
             (RUN, waiting),
         )
         return [row[0] for row in cursor.fetchall()]
-
-
-def mirror_latest_run(instance: DagsterInstance) -> str:
-    """The sync log of the run that just ended, written as the daemon's sensors write it; its run id."""
-    run = instance.get_runs(limit=1)[0]
-    evaluate_sensors(instance, run)
-    return run.run_id
 
 
 @fault(

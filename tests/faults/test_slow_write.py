@@ -9,8 +9,10 @@ from sqlalchemy import select
 
 from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import XeroSandbox, XeroSandboxKnobs
+from tests.faults.helpers import connection_status, sync_logs
 from tests.faults.matrix import fault
 from tests.helpers import bearer, make_tenant
+from tests.test_synclog import evaluate_sensors
 from tests.xero.conftest import connect_xero
 from vrtx_pipelines.config import Settings, reset_settings_cache
 from vrtx_pipelines.db.models import EntityLink
@@ -29,7 +31,8 @@ CLIENT_TIMEOUT_S = 1.0
 @fault(
     "provider slower than the client timeout on a write",
     "Xero applies a contact create and answers after 3 s, the client gives up at 1 s: the push run resends "
-    "under the same Idempotency-Key, Xero holds one contact and one key, the push is done and linked once",
+    "under the same Idempotency-Key, Xero holds one contact and one key, the push is done and linked once; the "
+    "sync log's push row is one success and the connection stays connected with no error",
 )
 def test_a_write_answered_after_the_client_timeout_is_resent_under_its_key_and_applied_once(
     api: TestClient,
@@ -64,3 +67,9 @@ def test_a_write_answered_after_the_client_timeout_is_resent_under_its_key_and_a
     with session_scope(engine_for(settings.sqlalchemy_url)) as session:
         links = session.scalars(select(EntityLink).where(EntityLink.vrtx_id == "crm-1")).all()
     assert [link.external_id for link in links] == [done["external_id"]]
+    evaluate_sensors(instance, result.dagster_run)
+    logged = [row for row in sync_logs(api, token) if row["run_id"] == result.run_id]
+    assert [(row["entity"], row["status"], row["error_message"]) for row in logged] == [("contact", "success", None)]
+    assert {k: logged[0]["counts"][k] for k in ("pushed", "done", "failed")} == {"pushed": 1, "done": 1, "failed": 0}
+    status = connection_status(api, token)
+    assert status["status"] == "connected" and status["last_error"] is None

@@ -1,8 +1,9 @@
 """Rate-limit governor: paces a connection's calls under its provider's budgets instead of tripping them.
 
-One governor per (provider, tenant) connection, inside the run that syncs it; the run queue allows one run per
-connection at a time (``vrtx/connection`` tag limit), so pacing in-process covers the connection's budget.
-Provider clients tell it what the provider's headers say is left (``observe``) and about 429s (``backoff``).
+One governor per (provider, tenant) connection, inside the run that syncs it; the run queue allows one pull run per
+connection at a time (``vrtx/connection`` tag limit). It counts only its own process's calls: what the connection
+spends elsewhere in the same window (a push run beside the pull, the webhook worker's fetches, the connect's
+discovery just before a first sync) is learnt from the provider's headers (``observe``) and 429s (``backoff``).
 """
 
 from __future__ import annotations

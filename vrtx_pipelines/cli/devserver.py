@@ -16,6 +16,7 @@ from types import FrameType
 
 import httpx
 from dagster import DagsterInstance
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from providers.base import AuthType
@@ -57,8 +58,28 @@ def dagster_environment(settings: Settings, root: Path) -> dict[str, str]:
         template = root / "dagster_home" / "postgres" / "dagster.yaml"
         url = make_url(settings.sqlalchemy_url).set(drivername="postgresql+psycopg2")
         env["VRTX_DAGSTER_POSTGRES_URL"] = url.render_as_string(hide_password=False)
+        ensure_dagster_tables(settings)
     shutil.copyfile(template, home / "dagster.yaml")
     return env
+
+
+# The table each of Dagster's PostgreSQL storages looks for before it creates its schema.
+DAGSTER_TABLES = ("runs", "instance_info", "event_logs", "jobs")
+
+
+def ensure_dagster_tables(settings: Settings) -> None:
+    """Create Dagster's tables in the app database unless they are there: the instance file turns Dagster's own
+    check off (it lists every table of the database, warehouse schemas included, each time a storage opens). One
+    lookup per table by name when they exist."""
+    checks = ", ".join(f"to_regclass('{name}') IS NOT NULL" for name in DAGSTER_TABLES)
+    with engine_for(settings.sqlalchemy_url).connect() as connection:
+        if all(connection.execute(text(f"SELECT {checks}")).one()):
+            return
+    from dagster_postgres import DagsterPostgresStorage
+
+    url = make_url(settings.sqlalchemy_url).set(drivername="postgresql+psycopg2")
+    # Creates and stamps the tables (concurrent creators are retried by Dagster); its engines hold no connection.
+    DagsterPostgresStorage(url.render_as_string(hide_password=False), should_autocreate_tables=True)
 
 
 def dagster_instance(env: dict[str, str]) -> DagsterInstance:

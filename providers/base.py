@@ -67,7 +67,8 @@ class OAuth2Spec:
     scopes: tuple[str, ...]
     revoke_url: str | None = None
     pkce: bool = False
-    # True when every refresh returns a new refresh token and the old one stops working.
+    # True when every refresh returns a new refresh token the platform must store (most providers retire the old
+    # one: Xero after a grace; Microsoft leaves it valid until its own expiry).
     refresh_token_rotates: bool = False
     access_token_lifetime_s: int | None = None
     scope_separator: str = " "
@@ -80,6 +81,10 @@ class OAuth2Spec:
     # Revoking a grant the provider's own way when it is not RFC 7009's form body at ``revoke_url``: Intuit's JSON
     # ``{"token": ...}``, Stripe Connect's ``/oauth/deauthorize``. None: RFC 7009 at ``revoke_url``.
     revoke: GrantRevoker | None = None
+    # Whether a refusal (the OAuth ``error`` and its ``error_description``, at the callback or the token endpoint)
+    # says an administrator of the user's organisation must consent to the app first (Microsoft's AADSTS65001): the
+    # tenant is told that, not only that the provider refused. None: no provider answer means it.
+    needs_admin_consent: Callable[[str, str], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -365,6 +370,8 @@ class ExternalTenant:
     name: str
     kind: str = "organisation"
     connection_id: str | None = None  # the provider's id for the grant-to-tenant link, if it has one
+    # Where the tenant is one user's mailbox: the provider-side organisation it belongs to (Microsoft's tenant id).
+    directory_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ def test_catalog_lists_all_17_integrations_in_display_order(api: TestClient, set
         "quickbooks",
         "stripe",
         "google_workspace",
+        "microsoft365",
         "twilio",
         "mailchimp",
     }

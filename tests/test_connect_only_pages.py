@@ -1,4 +1,4 @@
-"""A connect-only integration (Twilio, Mailchimp today: only ``connect`` is implemented) shows what its
+"""A connect-only integration (Twilio, Mailchimp, Microsoft 365 today: only ``connect`` is implemented) shows what its
 connection can do and nothing else: no sync status, no last sync, no schedule settings, no field mappings."""
 
 from __future__ import annotations

@@ -106,6 +106,7 @@ def test_vrtx_dev_serves_api_and_dagster_ui_and_stops_cleanly_on_ctrl_c(tmp_path
             "twilio",
             "mailchimp",
             "google_workspace",
+            "microsoft365",
         }
         # The daemon's sensor adds the demo tenant to each connected provider's partitions.
         dagster_env = {"VRTX_DAGSTER_POSTGRES_URL": db_url} if db_url.startswith("postgresql") else {}

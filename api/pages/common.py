@@ -38,7 +38,7 @@ SYNC_SETTINGS = ("sync_enabled", "sync_frequency_minutes", "entities")
 @dataclass(frozen=True)
 class Abilities:
     """What a connection to the provider can do today, so that a page offers only that: a connect-only
-    integration (Stripe, Twilio, Mailchimp so far) shows no sync status, no sync settings and no mappings."""
+    integration (Twilio, Mailchimp, Microsoft 365 so far) shows no sync status, no sync settings and no mappings."""
 
     syncs: bool  # it pulls: sync status and log, last and next sync, Sync now, the schedule's settings
     maps: bool  # it has records the tenant can map fields of

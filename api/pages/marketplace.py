@@ -41,6 +41,10 @@ CONNECT_ONLY_NOTICES = {
     "purged": "Disconnected, and everything stored for it was deleted.",
 }
 OAUTH_FAILURES = {
+    "admin_consent_required": (
+        "An administrator of your {name} organisation must consent to the permissions VRTX asks for before it can "
+        "be connected. Ask them to approve VRTX for the organisation, then connect again."
+    ),
     "oauth_denied": "The connection was not authorised at {name}{reason}. Nothing was connected; you can try again.",
     "oauth_state_invalid": "This authorisation took too long or was already used. Start connecting again.",
     "provider_auth_failed": "{name} refused the authorisation{reason}. Try again, or check the account's permissions.",

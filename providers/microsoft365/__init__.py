@@ -1,9 +1,15 @@
-"""Microsoft Graph v1.0 for Outlook mail and calendar (https://learn.microsoft.com/en-us/graph/overview)."""
+"""Microsoft Graph v1.0 for Outlook mail and calendar (https://learn.microsoft.com/en-us/graph/overview). One
+connection is one Microsoft 365 mailbox, connected by its user through the Microsoft identity platform. Connecting
+works today; the mail and calendar syncs, sending and change notifications are on the roadmap.
+"""
 
 from __future__ import annotations
 
 from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, RateLimit
 from providers.schema import settings_schema
+
+from .identity import discover_tenants, needs_admin_consent
+from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 ENTITIES = ("messages", "events")
 
@@ -13,8 +19,11 @@ PROVIDER = Provider(
     category=Category.EMAIL,
     tier=1,
     description=(
-        "Will log Outlook conversations and calendar meetings with your contacts against their VRTX records, "
-        "and send email from VRTX through the user's own mailbox."
+        "Outlook mail and calendar. Connect a Microsoft 365 mailbox through Microsoft's sign-in: VRTX records "
+        "which mailbox and organisation it belongs to. Disconnecting deletes the tokens VRTX holds (Microsoft "
+        "offers apps no way to revoke them: the user withdraws VRTX's access among their Microsoft account's app "
+        "permissions). Logging Outlook conversations and meetings against VRTX contacts, sending email from the "
+        "user's mailbox and Outlook change notifications are on the roadmap."
     ),
     icon="📬",
     docs_url="https://learn.microsoft.com/en-us/graph/overview",
@@ -24,15 +33,17 @@ PROVIDER = Provider(
             # "common" lets any work, school or personal account sign in; the token's tid names its tenant.
             authorize_url="https://login.microsoftonline.com/common/oauth2/v2.0/authorize",
             token_url="https://login.microsoftonline.com/common/oauth2/v2.0/token",  # noqa: S106 -- a URL, not a secret
-            # The identity platform has no token revocation endpoint.
+            # The identity platform has no token revocation endpoint: a disconnect deletes the stored tokens only.
             revoke_url=None,
             scopes=("offline_access", "User.Read", "Mail.Read", "Mail.Send", "Calendars.Read"),
             pkce=True,
-            # Each refresh returns a new refresh token, but the old one stays valid until it expires (90 d).
-            refresh_token_rotates=False,
+            # Each refresh returns a new refresh token, stored at once (single-flight); the old one stays valid
+            # until its own expiry (90 days), so a refresh whose answer was lost is retried with it.
+            refresh_token_rotates=True,
             # Lifetimes are randomised between 60 and 90 minutes; plan for the shortest.
             access_token_lifetime_s=3600,
-            tenant_discovery="tid claim of the token; GET https://graph.microsoft.com/v1.0/me -> the mailbox",
+            tenant_discovery="GET https://graph.microsoft.com/v1.0/me -> mail; the organisation: the token's tid",
+            needs_admin_consent=needs_admin_consent,
         ),
     ),
     config_schema=settings_schema(
@@ -75,6 +86,8 @@ PROVIDER = Provider(
         RateLimit(10000, 600, "mailbox", "Outlook: 10,000 requests per 10 minutes per app per mailbox (4 in flight)"),
         RateLimit(130000, 10, "app", "130,000 requests per 10 seconds per app across all tenants"),
     ),
-    implemented=frozenset(),
-    connection_tester=None,
+    implemented=frozenset({"connect"}),
+    discover_tenants=discover_tenants,
+    sandbox="providers.microsoft365.sandbox:create_app",
+    sandbox_credentials={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
 )

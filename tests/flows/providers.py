@@ -11,6 +11,8 @@ from providers.google_workspace.sandbox_credentials import DEMO_CLIENT_ID as GOO
 from providers.google_workspace.sandbox_credentials import DEMO_CLIENT_SECRET as GOOGLE_CLIENT_SECRET
 from providers.google_workspace.sandbox_credentials import DEMO_MAILBOX
 from providers.mailchimp.sandbox_credentials import DEMO_DATACENTER
+from providers.microsoft365.sandbox_credentials import DEMO_CLIENT_ID as MICROSOFT_CLIENT_ID
+from providers.microsoft365.sandbox_credentials import DEMO_CLIENT_SECRET as MICROSOFT_CLIENT_SECRET
 from providers.quickbooks.sandbox import QuickBooksSandbox
 from providers.quickbooks.sandbox import create_app as quickbooks_app
 from providers.quickbooks.sandbox_credentials import DEMO_CLIENT_ID as QBO_CLIENT_ID
@@ -196,6 +198,7 @@ FLOWS: dict[str, Flows] = {
             webhook_entity="events",
             webhook_names_record=False,
         ),
+        Flows("microsoft365", oauth_app={"client_id": MICROSOFT_CLIENT_ID, "client_secret": MICROSOFT_CLIENT_SECRET}),
         Flows(
             "twilio",
             rejected_credentials={

@@ -68,6 +68,30 @@ class ConnectionExpired(IntegrationError):
     http_status = 409
 
 
+class AdminConsentRequired(ProviderAuthError):
+    """The provider refused because an administrator of the user's organisation must consent to the app first
+    (``OAuth2Spec.needs_admin_consent``): something the tenant can act on, said as such."""
+
+    code = "admin_consent_required"
+
+
+def _admin_consent_reason(provider: Provider) -> str:
+    return (
+        f"an administrator of your {provider.name} organisation must consent to the permissions VRTX asks for: "
+        "ask them to approve VRTX for the organisation"
+    )
+
+
+def _admin_consent_required(provider: Provider, provider_code: str | None) -> AdminConsentRequired:
+    reason = _admin_consent_reason(provider)
+    return AdminConsentRequired(f"{reason[0].upper()}{reason[1:]}, then connect again.", provider_code=provider_code)
+
+
+def _needs_admin_consent(provider: Provider, error: str | None, description: str | None) -> bool:
+    check = provider.auth.oauth2.needs_admin_consent if provider.auth.oauth2 is not None else None
+    return check is not None and check(error or "", description or "")
+
+
 @dataclass(frozen=True)
 class CallbackResult:
     tenant_id: str
@@ -199,6 +223,8 @@ def _token_record(token: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _provider_error(exc: Exception, provider: Provider, action: str) -> ProviderError:
+    if isinstance(exc, OAuthError) and _needs_admin_consent(provider, exc.error, exc.description):
+        return _admin_consent_required(provider, exc.error)
     if isinstance(exc, OAuthError):
         return ProviderAuthError(f"{provider.name} refused to {action}: {exc.error}", provider_code=exc.error)
     if isinstance(exc, httpx.HTTPStatusError) and exc.response.status_code < 500:
@@ -212,6 +238,8 @@ def complete_authorization(ctx: ConnectionContext, provider: Provider, params: M
     assert provider.auth.oauth2 is not None and provider.discover_tenants is not None
     state_row = _consume_state(ctx, provider, params.get("state", ""))
     tenant_id = state_row.tenant_id
+    if params.get("error") and _needs_admin_consent(provider, params["error"], params.get("error_description")):
+        raise _admin_consent_required(provider, params["error"])
     if params.get("error"):
         raise OAuthDenied(f"{provider.name} did not authorise the connection: {params['error']}")
     if not params.get("code"):
@@ -247,7 +275,14 @@ def complete_authorization(ctx: ConnectionContext, provider: Provider, params: M
     store_credentials(ctx.vault, connection, provider.slug, _token_record(token))
     connection.meta = {
         "organisations": [
-            {"id": o.id, "name": o.name, "kind": o.kind, "connection_id": o.connection_id} for o in organisations
+            {
+                "id": o.id,
+                "name": o.name,
+                "kind": o.kind,
+                "connection_id": o.connection_id,
+                **({"directory_id": o.directory_id} if o.directory_id else {}),
+            }
+            for o in organisations
         ],
         "refresh_failures": 0,
     }
@@ -277,6 +312,7 @@ def select_organisation(
         "external_account_id": chosen["id"],
         "external_account_name": chosen["name"],
         "provider_connection_id": chosen.get("connection_id"),
+        **({"external_directory_id": chosen["directory_id"]} if chosen.get("directory_id") else {}),
     }
     connection.settings = {**defaults_from_schema(provider.config_schema), **(connection.settings or {})}
     connection.status = Status.CONNECTED
@@ -362,6 +398,8 @@ def _refresh(
             with _oauth_client(ctx.settings, provider) as client:
                 token = client.refresh_token(token_url, refresh_token=refresh_token)
         except OAuthError as exc:
+            if _needs_admin_consent(provider, exc.error, exc.description):
+                return _refresh_failed(ctx, provider, connection, _admin_consent_reason(provider))
             return _refresh_failed(ctx, provider, connection, f"{provider.name} refused the refresh: {exc.error}")
         except httpx.HTTPError as exc:
             last_error = f"{provider.name} could not be reached to refresh the token ({type(exc).__name__})"

@@ -1,0 +1,155 @@
+"""A local stand-in for Microsoft 365: the Microsoft identity platform v2.0 (login.microsoftonline.com) and
+Microsoft Graph v1.0 (graph.microsoft.com) on their real paths under one origin (the platform maps both hosts onto
+it). What connecting needs is served: authorize, consent and token (``identity``), and ``GET /v1.0/me``.
+
+    sandbox = demo_sandbox()                        # the demo organisation and its user's mailbox
+    sandbox.add_user("ada@contoso.example", "Ada Lovelace", tenant_id="...")
+    app = create_app(sandbox)                       # app.state.microsoft365: the sandbox; app.state.sandbox: knobs
+    app.state.sandbox.admin_consent_required = "token"   # the token endpoint answers AADSTS65001
+
+Graph errors are Graph's body (``{"error": {"code", "message", "innerError"}}``): 401 InvalidAuthenticationToken
+for a missing, unknown or expired token, 403 for a token without the scope, 429 with ``Retry-After`` past Outlook's
+per-mailbox limits. Mail and calendar endpoints are not served yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from fastapi import FastAPI, Request, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from providers.microsoft365.sandbox.errors import (
+    INSUFFICIENT_PRIVILEGES,
+    TOKEN_EMPTY,
+    TOKEN_EXPIRED,
+    TOKEN_INVALID,
+    GraphError,
+)
+from providers.microsoft365.sandbox.identity import graph_scope, register_identity_routes
+from providers.microsoft365.sandbox.state import MicrosoftKnobs as MicrosoftKnobs
+from providers.microsoft365.sandbox.state import MicrosoftSandbox as MicrosoftSandbox
+from providers.microsoft365.sandbox.state import demo_sandbox as demo_sandbox
+from providers.sandbox_kit.faults import knobs_of
+from providers.sandbox_kit.gate import Answers, Caller, Gate
+from providers.sandbox_kit.metering import Refusal
+from providers.sandbox_kit.oauth import AccessToken
+from providers.sandbox_kit.wire import bearer_token, json_response
+
+__all__ = ["MicrosoftKnobs", "MicrosoftSandbox", "create_app", "demo_sandbox"]
+JSON = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+CHALLENGE = (
+    'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
+    'client_id="00000003-0000-0000-c000-000000000000"'
+)
+# Who may read the signed-in user's profile (https://learn.microsoft.com/en-us/graph/api/user-get#permissions).
+PROFILE_SCOPES = frozenset({"user.read"})
+
+
+@dataclass(frozen=True)
+class GraphCaller:
+    """An access token's holder as Graph checks it: scopes by their short lower-case names."""
+
+    client_id: str
+    scopes: frozenset[str]
+    user: str
+
+
+def create_app(sandbox: MicrosoftSandbox | None = None, *, knobs: MicrosoftKnobs | None = None) -> FastAPI:
+    """The sandbox ASGI app. Default sandbox: ``demo_sandbox()``."""
+    sandbox = sandbox or demo_sandbox()
+    app = FastAPI(title="Microsoft 365 sandbox", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.microsoft365, app.state.sandbox = sandbox, knobs or MicrosoftKnobs()
+
+    def current() -> MicrosoftKnobs:
+        return knobs_of(app, MicrosoftKnobs)
+
+    sandbox.admin_consent = lambda: current().admin_consent_required
+
+    def error(request: Request, exc: GraphError, headers: dict[str, str] | None = None) -> Response:
+        body = exc.body(sandbox.clock(), request.headers.get("client-request-id"))
+        return json_response(exc.status, body, headers, JSON)
+
+    def unauthorized(request: Request, insufficient: bool) -> Response:
+        if insufficient:
+            return error(request, INSUFFICIENT_PRIVILEGES)
+        token = bearer_token(request)
+        found = TOKEN_EMPTY if not token else TOKEN_EXPIRED if sandbox.oauth.authenticate(token) == "expired" else None
+        return error(request, found or TOKEN_INVALID, {"WWW-Authenticate": CHALLENGE})
+
+    def rate_limited(request: Request, refusal: Refusal) -> Response:
+        message = f"Application is over its {refusal.problem} limit."
+        throttled = GraphError(429, "ApplicationThrottled", message)
+        return error(request, throttled, {"Retry-After": str(refusal.retry_after_s)})
+
+    def server_error(request: Request, status: int) -> Response:
+        code = {503: "ServiceUnavailable", 504: "GatewayTimeout"}.get(status, "InternalServerError")
+        return error(request, GraphError(status, code, "The service is unavailable." if status == 503 else
+                                         "An internal server error occurred."))  # fmt: skip
+
+    def authenticate(request: Request) -> Caller | None:
+        found = sandbox.oauth.authenticate(bearer_token(request))
+        if not isinstance(found, AccessToken):
+            return None
+        return GraphCaller(found.client_id, frozenset(graph_scope(s) for s in found.scopes), found.user)
+
+    def user_of(request: Request, caller: Caller) -> str | None:
+        user = getattr(caller, "user", "")
+        return user if user in sandbox.users else None
+
+    gate = Gate(
+        authenticate=authenticate,
+        answers=Answers(
+            unauthorized=unauthorized,
+            forbidden=lambda request: error(request, TOKEN_INVALID, {"WWW-Authenticate": CHALLENGE}),
+            rate_limited=rate_limited,
+            server_error=server_error,
+            storm_problem="MailboxConcurrency",
+        ),
+        meter=sandbox.meter,
+        stats=sandbox.stats,
+        lock=sandbox.lock,
+        clock=sandbox.clock,
+        expire_tokens=sandbox.oauth.expire_all,
+    )
+
+    async def prepare(request: Request) -> None:
+        found = current()
+        gate.prepare(found)
+        await found.delay()
+
+    register_identity_routes(app, sandbox.oauth, sandbox.lock, prepare=prepare)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def not_served(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            return error(request, GraphError(405, "Request_BadRequest", "Specified HTTP method is not allowed for "
+                                             "the request target."))  # fmt: skip
+        segment = request.url.path.removeprefix("/v1.0/").split("/")[0]
+        return error(request, GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'."))
+
+    async def graph_read(request: Request, scopes: frozenset[str], work: Callable[[str], object]) -> Response:
+        knobs = current()
+        gate.prepare(knobs)
+        call = gate.admit(request, knobs, limits=knobs.mailbox_limits(), tenant_of=user_of, scopes=scopes)
+        if isinstance(call, Response):
+            return call
+        user = call.tenant_id
+
+        def locked() -> object:
+            with sandbox.lock:
+                return work(user)
+
+        with call:
+            answer = await gate.run(request, call, knobs, locked)
+        if isinstance(answer, Response):
+            return answer
+        return json_response(200, answer, call.headers, JSON)
+
+    # https://learn.microsoft.com/en-us/graph/api/user-get (the signed-in user)
+    @app.get("/v1.0/me")
+    async def me(request: Request) -> Response:
+        return await graph_read(request, PROFILE_SCOPES, lambda user: sandbox.users[user].me())
+
+    return app

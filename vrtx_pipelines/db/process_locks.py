@@ -42,30 +42,29 @@ class ProcessLock:
 def hold(settings: Settings, lock: ProcessLock, *, wait: bool) -> Iterator[bool]:
     """Hold ``lock`` for the block; yields False (holding nothing) when ``wait`` is off and another holds it."""
     if settings.uses_postgres:
-        engine = engine_for(settings.sqlalchemy_url)
-        try:
-            with engine.connect() as conn:
-                function = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
-                params = {"ns": lock.namespace, "key": lock.key}
-                got = conn.execute(text(f"SELECT {function}(:ns, :key)"), params).scalar()
-                conn.commit()  # the lock is the session's, not the transaction's: hold no transaction open meanwhile
-                held = True if wait else bool(got)
-                try:
-                    yield held
-                finally:
-                    if held:
-                        try:
-                            conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), params)
-                            conn.commit()
-                        except Exception as exc:
-                            conn.invalidate()  # a pooled connection must never keep the lock: closing it frees it
-                            if not (isinstance(exc, DBAPIError) and exc.connection_invalidated):
-                                raise
-                            # The session is gone (the server restarted, the network dropped) and its lock with
-                            # it: nothing is left to release, and what the block did or raised stands.
-                            log.warning("process lock lost with its database session lock=%s/%d", lock.folder, lock.key)
-        finally:
-            engine.dispose()
+        # The app's pooled engine: the lock's connection goes back to the pool only unlocked (or invalidated).
+        # Never dispose of it here: other threads' sessions hold its connections, which a disposed pool orphans
+        # (open until the cyclic collector finds them; a batch of 1,000 tenants ran out of connections so).
+        with engine_for(settings.sqlalchemy_url).connect() as conn:
+            function = "pg_advisory_lock" if wait else "pg_try_advisory_lock"
+            params = {"ns": lock.namespace, "key": lock.key}
+            got = conn.execute(text(f"SELECT {function}(:ns, :key)"), params).scalar()
+            conn.commit()  # the lock is the session's, not the transaction's: hold no transaction open meanwhile
+            held = True if wait else bool(got)
+            try:
+                yield held
+            finally:
+                if held:
+                    try:
+                        conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"), params)
+                        conn.commit()
+                    except Exception as exc:
+                        conn.invalidate()  # a pooled connection must never keep the lock: closing it frees it
+                        if not (isinstance(exc, DBAPIError) and exc.connection_invalidated):
+                            raise
+                        # The session is gone (the server restarted, the network dropped) and its lock with
+                        # it: nothing is left to release, and what the block did or raised stands.
+                        log.warning("process lock lost with its database session lock=%s/%d", lock.folder, lock.key)
         return
     path = lock.file(settings)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,12 @@ from dataclasses import dataclass, field
 from alembic.script import ScriptDirectory
 
 from vrtx_pipelines.config import Settings
+from vrtx_pipelines.connect.consent import consent_in_sandbox
+from vrtx_pipelines.connect.context import ConnectionContext
+from vrtx_pipelines.credentials.vault import vault_from_settings
 from vrtx_pipelines.db import migrate
 from vrtx_pipelines.db.session import engine_for, session_scope
+from vrtx_pipelines.registry import get_provider
 from vrtx_pipelines.tenants import create_tenant
 from vrtx_pipelines.webhooks.launch import ImmediateDispatcher
 from vrtx_pipelines.webhooks.worker import WebhookWorker
@@ -22,6 +26,14 @@ def make_tenant(settings: Settings, tenant_id: str, name: str | None = None) -> 
     with session_scope(engine_for(settings.sqlalchemy_url)) as session:
         _tenant, token = create_tenant(session, tenant_id, name)
     return token
+
+
+def consent(settings: Settings, tenant_id: str, slug: str, accounts: list[str] | None = None) -> None:
+    """The real OAuth flow through the provider sandbox's consent page (what `vrtx connect <slug>` does);
+    ``accounts``: the organisations (realms, ...) to tick on it, else the sandbox's default."""
+    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
+        ctx = ConnectionContext(session=session, vault=vault_from_settings(settings), settings=settings)
+        consent_in_sandbox(ctx, tenant_id, get_provider(slug), accounts)
 
 
 def bearer(token: str) -> dict[str, str]:

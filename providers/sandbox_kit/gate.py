@@ -16,10 +16,10 @@ The provider supplies its wire shapes (``Answers``) and who a caller is (``authe
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from fastapi import Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -28,6 +28,9 @@ from providers.sandbox_kit.clock import Clock
 from providers.sandbox_kit.faults import FaultKnobs
 from providers.sandbox_kit.metering import CallStats, RateLimits, RateMeter, Refusal
 from providers.sandbox_kit.wire import accepts_json, bearer_token
+
+if TYPE_CHECKING:
+    from providers.sandbox_kit.oauth import OAuthServer
 
 R = TypeVar("R")
 
@@ -40,6 +43,25 @@ class Caller(Protocol):
 
     @property
     def scopes(self) -> frozenset[str]: ...
+
+
+class Gated(Protocol):
+    """What a gate runs on: a sandbox's meter, stats, lock and clock, and its OAuth server if it has one."""
+
+    @property
+    def meter(self) -> RateMeter: ...
+
+    @property
+    def stats(self) -> CallStats: ...
+
+    @property
+    def lock(self) -> threading.RLock: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def oauth(self) -> OAuthServer | None: ...
 
 
 def bearer_caller(authenticate: Callable[[str | None], Caller | str]) -> Callable[[Request], Caller | None]:
@@ -103,6 +125,34 @@ class Gate:
         self._authenticate, self._answers = authenticate, answers
         self.meter, self.stats, self._lock, self._clock = meter, stats, lock, clock
         self._expire_tokens = expire_tokens
+
+    @classmethod
+    def of(
+        cls,
+        sandbox: Gated,
+        *,
+        authenticate: Callable[[Request], Caller | None],
+        answers: Answers,
+        expire_tokens: bool = True,
+    ) -> Gate:
+        """The gate over a sandbox's meter, stats, lock and clock; a forced token expiry expires the tokens of its
+        OAuth server (``expire_tokens``, when it has one)."""
+        oauth = sandbox.oauth if expire_tokens else None
+        return cls(
+            authenticate=authenticate, answers=answers, meter=sandbox.meter, stats=sandbox.stats, lock=sandbox.lock,
+            clock=sandbox.clock, expire_tokens=oauth.expire_all if oauth is not None else lambda: None,
+        )  # fmt: skip
+
+    def preparer(self, knobs: Callable[[], FaultKnobs]) -> Callable[[Request], Awaitable[None]]:
+        """The ``prepare`` of a sandbox's non-API routes (OAuth, consent): ``prepare`` with the knobs in force, then
+        their delay."""
+
+        async def prepare(request: Request) -> None:
+            current = knobs()
+            self.prepare(current)
+            await current.delay()
+
+        return prepare
 
     def prepare(self, knobs: FaultKnobs, *, page: int | None = None) -> None:
         """What every request does first, API call or not: count it, and apply a forced token expiry (``page``:

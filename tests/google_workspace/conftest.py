@@ -13,14 +13,9 @@ from fastapi.testclient import TestClient
 from providers.google_workspace.sandbox import GoogleKnobs, GoogleSandbox, create_app, demo_sandbox
 from providers.google_workspace.sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_MAILBOX
 from providers.sandbox_kit.serve import ServedApp
-from tests.helpers import bearer, make_tenant
+from tests.helpers import bearer, consent, make_tenant
 from vrtx_pipelines.cli.sync import sync_now
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.connect.consent import consent_in_sandbox
-from vrtx_pipelines.connect.context import ConnectionContext
-from vrtx_pipelines.credentials.vault import vault_from_settings
-from vrtx_pipelines.db.session import engine_for, session_scope
-from vrtx_pipelines.registry import get_provider
 from vrtx_pipelines.warehouse import pipeline_for
 
 SLUG = "google_workspace"
@@ -54,9 +49,7 @@ def oauth_clients() -> dict[str, dict[str, str]]:
 
 def connect(settings: Settings, tenant_id: str) -> None:
     """The real OAuth flow through the sandbox's consent page (what `vrtx connect google_workspace` does)."""
-    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
-        ctx = ConnectionContext(session=session, vault=vault_from_settings(settings), settings=settings)
-        consent_in_sandbox(ctx, tenant_id, get_provider(SLUG))
+    consent(settings, tenant_id, SLUG)
 
 
 @pytest.fixture

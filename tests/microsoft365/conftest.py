@@ -11,13 +11,12 @@ import pytest
 from providers.microsoft365.sandbox import MicrosoftKnobs, MicrosoftSandbox, create_app, demo_sandbox
 from providers.microsoft365.sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from providers.sandbox_kit.serve import ServedApp
+from tests.helpers import consent
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.connect.consent import consent_in_sandbox
-from vrtx_pipelines.connect.context import ConnectionContext, get_connection
+from vrtx_pipelines.connect.context import get_connection
 from vrtx_pipelines.credentials.stored import read_credentials
 from vrtx_pipelines.credentials.vault import vault_from_settings
 from vrtx_pipelines.db.session import engine_for, session_scope
-from vrtx_pipelines.registry import get_provider
 
 SLUG = "microsoft365"
 
@@ -49,9 +48,7 @@ def oauth_clients() -> dict[str, dict[str, str]]:
 
 def connect(settings: Settings, tenant_id: str) -> None:
     """The real OAuth flow through the sandbox's consent page (what `vrtx connect microsoft365` does)."""
-    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
-        ctx = ConnectionContext(session=session, vault=vault_from_settings(settings), settings=settings)
-        consent_in_sandbox(ctx, tenant_id, get_provider(SLUG))
+    consent(settings, tenant_id, SLUG)
 
 
 def stored_tokens(settings: Settings, tenant_id: str) -> dict[str, Any]:

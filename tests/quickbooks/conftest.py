@@ -20,14 +20,9 @@ from providers.quickbooks.sandbox import (
 )
 from providers.sandbox_kit.clock import ManualClock
 from providers.sandbox_kit.serve import ServedApp
-from tests.helpers import bearer
+from tests.helpers import bearer, consent
 from vrtx_pipelines.cli.sync import sync_now
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.connect.consent import consent_in_sandbox
-from vrtx_pipelines.connect.context import ConnectionContext
-from vrtx_pipelines.credentials.vault import vault_from_settings
-from vrtx_pipelines.db.session import engine_for, session_scope
-from vrtx_pipelines.registry import get_provider
 
 SIZES = {"customers": 30, "invoices": 120, "lines_per_invoice": 3, "payments": 25, "items": 8}
 VERIFIER = "qbo-test-verifier-token-" + "v" * 20
@@ -66,9 +61,7 @@ def oauth_clients() -> dict[str, dict[str, str]]:
 
 def connect(settings: Settings, tenant_id: str, realms: list[str] | None = None) -> None:
     """The real OAuth flow through the sandbox's consent page (what `vrtx connect quickbooks` does)."""
-    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
-        ctx = ConnectionContext(session=session, vault=vault_from_settings(settings), settings=settings)
-        consent_in_sandbox(ctx, tenant_id, get_provider("quickbooks"), realms)
+    consent(settings, tenant_id, "quickbooks", realms)
 
 
 def sync(settings: Settings, instance: DagsterInstance, tenant: str = "acme", **kwargs: Any) -> dict[str, Any]:

@@ -10,13 +10,8 @@ from fastapi.testclient import TestClient
 
 from providers.sandbox_kit.serve import ServedApp
 from providers.xero.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, XeroSandbox, create_app
-from tests.helpers import bearer
+from tests.helpers import bearer, consent
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.connect.consent import consent_in_sandbox
-from vrtx_pipelines.connect.context import ConnectionContext
-from vrtx_pipelines.credentials.vault import vault_from_settings
-from vrtx_pipelines.db.session import engine_for, session_scope
-from vrtx_pipelines.registry import get_provider
 
 SIZES = {"contacts": 30, "invoices": 120, "lines_per_invoice": 3, "payments": 25, "items": 8}
 
@@ -42,9 +37,7 @@ def oauth_clients() -> dict[str, dict[str, str]]:
 
 def connect_xero(settings: Settings, tenant_id: str, organisations: list[str] | None = None) -> None:
     """The real OAuth flow through the sandbox's consent page (what `vrtx connect xero` does)."""
-    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
-        ctx = ConnectionContext(session=session, vault=vault_from_settings(settings), settings=settings)
-        consent_in_sandbox(ctx, tenant_id, get_provider("xero"), organisations)
+    consent(settings, tenant_id, "xero", organisations)
 
 
 def callback_path(location: str) -> str:

@@ -88,15 +88,8 @@ def create_app(sandbox: GoogleSandbox | None = None, *, knobs: GoogleKnobs | Non
     def current() -> GoogleKnobs:
         return knobs_of(app, GoogleKnobs)
 
-    gate = Gate(
-        authenticate=bearer_caller(sandbox.oauth.authenticate), answers=_answers(current), meter=sandbox.meter,
-        stats=sandbox.stats, lock=sandbox.lock, clock=sandbox.clock, expire_tokens=sandbox.oauth.expire_all,
-    )  # fmt: skip
-
-    async def prepare(request: Request) -> None:
-        found = current()
-        gate.prepare(found)
-        await found.delay()
+    gate = Gate.of(sandbox, authenticate=bearer_caller(sandbox.oauth.authenticate), answers=_answers(current))
+    prepare = gate.preparer(current)
 
     register_identity_routes(app, sandbox.oauth, sandbox.lock, prepare=prepare, jwks=sandbox.jwks)
 

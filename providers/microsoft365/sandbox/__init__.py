@@ -98,7 +98,8 @@ def create_app(sandbox: MicrosoftSandbox | None = None, *, knobs: MicrosoftKnobs
         user = getattr(caller, "user", "")
         return user if user in sandbox.users else None
 
-    gate = Gate(
+    gate = Gate.of(
+        sandbox,
         authenticate=authenticate,
         answers=Answers(
             unauthorized=unauthorized,
@@ -107,17 +108,8 @@ def create_app(sandbox: MicrosoftSandbox | None = None, *, knobs: MicrosoftKnobs
             server_error=server_error,
             storm_problem="MailboxConcurrency",
         ),
-        meter=sandbox.meter,
-        stats=sandbox.stats,
-        lock=sandbox.lock,
-        clock=sandbox.clock,
-        expire_tokens=sandbox.oauth.expire_all,
     )
-
-    async def prepare(request: Request) -> None:
-        found = current()
-        gate.prepare(found)
-        await found.delay()
+    prepare = gate.preparer(current)
 
     register_identity_routes(app, sandbox.oauth, sandbox.lock, prepare=prepare)
 

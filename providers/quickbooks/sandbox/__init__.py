@@ -58,7 +58,8 @@ def create_app(sandbox: QuickBooksSandbox | None = None, *, knobs: QuickBooksKno
     def now_ms() -> int:
         return int(sandbox.clock() * 1000)
 
-    gate = Gate(
+    gate = Gate.of(
+        sandbox,
         authenticate=bearer_caller(sandbox.oauth.authenticate),
         answers=Answers(
             unauthorized=lambda request, scope: answers.unauthorized(request, now_ms(), scope),
@@ -67,17 +68,8 @@ def create_app(sandbox: QuickBooksSandbox | None = None, *, knobs: QuickBooksKno
             server_error=lambda request, status: answers.server_error(now_ms(), status),
             storm_problem="minute",
         ),
-        meter=sandbox.meter,
-        stats=sandbox.stats,
-        lock=sandbox.lock,
-        clock=sandbox.clock,
-        expire_tokens=sandbox.oauth.expire_all,
     )
-
-    async def prepare(request: Request) -> None:
-        current = knobs_of(app, QuickBooksKnobs)
-        gate.prepare(current)
-        await current.delay()
+    prepare = gate.preparer(lambda: knobs_of(app, QuickBooksKnobs))
 
     register_identity_routes(
         app, sandbox.oauth, sandbox.lock, prepare=prepare, unauthorized=lambda r: answers.unauthorized(r, now_ms())

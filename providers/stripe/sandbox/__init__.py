@@ -132,15 +132,11 @@ def create_app(sandbox: StripeSandbox | None = None, *, knobs: StripeSandboxKnob
     app = FastAPI(title="Stripe sandbox", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.stripe, app.state.sandbox = sandbox, knobs or StripeSandboxKnobs()
     app.add_middleware(RequestIds, header="request-id", new_id=lambda: f"req_{secrets.token_urlsafe(10)}")
-    gate = Gate(
-        authenticate=lambda request: _caller(sandbox, request), answers=_ANSWERS, meter=sandbox.meter,
-        stats=sandbox.stats, lock=sandbox.lock, clock=sandbox.clock,
-    )  # fmt: skip
-
-    async def prepare(request: Request) -> None:
-        current = knobs_of(app, StripeSandboxKnobs)
-        gate.prepare(current)
-        await current.delay()
+    # Stripe's calls carry API keys: a forced token expiry has no OAuth token to expire.
+    gate = Gate.of(
+        sandbox, authenticate=lambda request: _caller(sandbox, request), answers=_ANSWERS, expire_tokens=False
+    )
+    prepare = gate.preparer(lambda: knobs_of(app, StripeSandboxKnobs))
 
     register_connect_routes(app, sandbox.oauth, sandbox.lock, prepare=prepare, key_owner=sandbox.key_owner)
 

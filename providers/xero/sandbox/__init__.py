@@ -73,20 +73,8 @@ def create_app(sandbox: XeroSandbox | None = None, *, knobs: XeroSandboxKnobs | 
     app.state.xero, app.state.sandbox = sandbox, knobs or XeroSandboxKnobs()
     # Xero's paths are case-insensitive (xero-python asks for /Connections, others /connections).
     app.add_middleware(RequestIds, header="xero-correlation-id", rewrite_path=_route_path)
-    gate = Gate(
-        authenticate=bearer_caller(sandbox.oauth.authenticate),
-        answers=_ANSWERS,
-        meter=sandbox.meter,
-        stats=sandbox.stats,
-        lock=sandbox.lock,
-        clock=sandbox.clock,
-        expire_tokens=sandbox.oauth.expire_all,
-    )
-
-    async def prepare(request: Request) -> None:
-        current = knobs_of(app, XeroSandboxKnobs)
-        gate.prepare(current)
-        await current.delay()
+    gate = Gate.of(sandbox, authenticate=bearer_caller(sandbox.oauth.authenticate), answers=_ANSWERS)
+    prepare = gate.preparer(lambda: knobs_of(app, XeroSandboxKnobs))
 
     register_identity_routes(app, sandbox.oauth, sandbox.lock, prepare=prepare, unauthorized=_unauthorized)
 

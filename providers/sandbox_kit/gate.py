@@ -10,7 +10,8 @@ limits; every answer from then on carries the provider's rate-limit headers.
         ...
 
 The provider supplies its wire shapes (``Answers``) and who a caller is (``authenticate``); the gate counts
-``api_calls`` and ``rate_limited_responses`` in ``CallStats``. Everything runs under the sandbox's lock.
+``api_calls``, ``rate_limited_responses`` and the peak of calls in flight (``max_in_flight``) in ``CallStats``.
+Everything runs under the sandbox's lock.
 """
 
 from __future__ import annotations
@@ -204,6 +205,7 @@ class Gate:
                 response = answers.rate_limited(request, refusal)
                 response.headers.update(headers)
                 return response
+            self.stats.in_flight(tenant_id, self.meter.in_flight(None, tenant_id))
 
         def release() -> None:
             with self._lock:

@@ -104,6 +104,7 @@ class TenantStats:
     token_requests: int = 0  # token endpoint calls that issued tokens (code exchanges and refreshes)
     refresh_requests: int = 0  # refresh_token grants among them
     rate_limited_responses: int = 0  # 429s answered (real or injected)
+    max_in_flight: int = 0  # the most admitted calls in flight at once (every app's together)
 
 
 @dataclass
@@ -122,6 +123,11 @@ class CallStats(TenantStats):
         for tenant_id in tenant_ids:
             stats = self[tenant_id]
             setattr(stats, name, getattr(stats, name) + 1)
+
+    def in_flight(self, tenant_id: str, calls: int) -> None:
+        """Note ``calls`` in flight for ``tenant_id`` now: the peaks per tenant and across tenants."""
+        self.max_in_flight = max(self.max_in_flight, calls)
+        self[tenant_id].max_in_flight = max(self[tenant_id].max_in_flight, calls)
 
     def page(self, tenant_id: str, entity: str) -> None:
         self.pages_served[entity] += 1

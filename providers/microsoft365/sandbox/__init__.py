@@ -1,25 +1,30 @@
 """A local stand-in for Microsoft 365: the Microsoft identity platform v2.0 (login.microsoftonline.com) and
 Microsoft Graph v1.0 (graph.microsoft.com) on their real paths under one origin (the platform maps both hosts onto
-it). What connecting needs is served: authorize, consent and token (``identity``), and ``GET /v1.0/me``.
+it). What connecting needs is served: authorize, consent and token (``identity``), and ``GET /v1.0/me``; and what
+pulling mail and calendars needs (``routes``): mail folders, a folder's messages delta, a message, calendarView
+delta, over each user's seeded mailbox and calendar (``mailbox``, ``calendar``; delta mechanics in ``delta``).
 
     sandbox = demo_sandbox()                        # the demo organisation and its user's mailbox
     sandbox.add_user("ada@contoso.example", "Ada Lovelace", tenant_id="...")
+    sandbox.add_mailbox("ada@contoso.example", messages=50_000, days=30)   # seeded lazily: free until read
     app = create_app(sandbox)                       # app.state.microsoft365: the sandbox; app.state.sandbox: knobs
     app.state.sandbox.admin_consent_required = "token"   # the token endpoint answers AADSTS65001
 
 Graph errors are Graph's body (``{"error": {"code", "message", "innerError"}}``): 401 InvalidAuthenticationToken
 for a missing, unknown or expired token, 403 for a token without the scope, 429 with ``Retry-After`` past Outlook's
-per-mailbox limits. Mail and calendar endpoints are not served yet.
+per-mailbox limits (10,000 requests in 10 minutes, 4 in flight), 410 syncStateNotFound for a voided delta token.
+The control API tests drive the mailboxes with is ``MicrosoftSandbox``'s (``count``, ``touch``, ``create``,
+``deliver``, ``delete_message``, ``move_message``, ``delete_event``, ``expire_delta``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from providers.microsoft365.sandbox.delta import Body
 from providers.microsoft365.sandbox.errors import (
     INSUFFICIENT_PRIVILEGES,
     TOKEN_EMPTY,
@@ -28,6 +33,7 @@ from providers.microsoft365.sandbox.errors import (
     GraphError,
 )
 from providers.microsoft365.sandbox.identity import graph_scope, register_identity_routes
+from providers.microsoft365.sandbox.routes import Work, register_graph_routes
 from providers.microsoft365.sandbox.state import MicrosoftKnobs as MicrosoftKnobs
 from providers.microsoft365.sandbox.state import MicrosoftSandbox as MicrosoftSandbox
 from providers.microsoft365.sandbox.state import demo_sandbox as demo_sandbox
@@ -79,7 +85,8 @@ def create_app(sandbox: MicrosoftSandbox | None = None, *, knobs: MicrosoftKnobs
         return error(request, found or TOKEN_INVALID, {"WWW-Authenticate": CHALLENGE})
 
     def rate_limited(request: Request, refusal: Refusal) -> Response:
-        message = f"Application is over its {refusal.problem} limit."
+        problem = "MailboxConcurrency" if refusal.problem == "concurrent" else refusal.problem
+        message = f"Application is over its {problem} limit."
         throttled = GraphError(429, "ApplicationThrottled", message)
         return error(request, throttled, {"Retry-After": str(refusal.retry_after_s)})
 
@@ -121,27 +128,34 @@ def create_app(sandbox: MicrosoftSandbox | None = None, *, knobs: MicrosoftKnobs
         segment = request.url.path.removeprefix("/v1.0/").split("/")[0]
         return error(request, GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'."))
 
-    async def graph_read(request: Request, scopes: frozenset[str], work: Callable[[str], object]) -> Response:
+    async def graph_read(request: Request, scopes: frozenset[str], work: Work, page: int | None = None) -> Response:
+        """A read through the gate: ``work(user)`` under the sandbox's lock answers the body (and headers), or
+        raises the ``GraphError`` answered instead; ``page``: the listing page asked for (1 for a first page)."""
         knobs = current()
-        gate.prepare(knobs)
+        gate.prepare(knobs, page=page)
         call = gate.admit(request, knobs, limits=knobs.mailbox_limits(), tenant_of=user_of, scopes=scopes)
         if isinstance(call, Response):
             return call
         user = call.tenant_id
 
-        def locked() -> object:
+        def locked() -> Body | tuple[Body, dict[str, str]]:
             with sandbox.lock:
                 return work(user)
 
         with call:
-            answer = await gate.run(request, call, knobs, locked)
+            try:
+                answer = await gate.run(request, call, knobs, locked, page=page)
+            except GraphError as refused:
+                return error(request, refused, call.headers)
         if isinstance(answer, Response):
             return answer
-        return json_response(200, answer, call.headers, JSON)
+        body, extra = answer if isinstance(answer, tuple) else (answer, {})
+        return json_response(200, body, {**call.headers, **extra}, JSON)
 
     # https://learn.microsoft.com/en-us/graph/api/user-get (the signed-in user)
     @app.get("/v1.0/me")
     async def me(request: Request) -> Response:
         return await graph_read(request, PROFILE_SCOPES, lambda user: sandbox.users[user].me())
 
+    register_graph_routes(app, sandbox, graph_read)
     return app

@@ -1,5 +1,5 @@
-"""The Microsoft 365 sandbox's state: its directory (organisations, users and their mailboxes), the identity
-platform's apps, grants and tokens, call stats and the knobs."""
+"""The Microsoft 365 sandbox's state: its directory (organisations, users and their mailboxes and calendars), the
+identity platform's apps, grants and tokens, call stats and the knobs; and the control API tests drive it with."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.utils import parseaddr
 
+from providers.microsoft365.sandbox.calendar import Calendar, Event
+from providers.microsoft365.sandbox.delta import Tokens
 from providers.microsoft365.sandbox.directory import Organisation, User
-from providers.microsoft365.sandbox.identity import AdminConsent, MicrosoftIdentity
+from providers.microsoft365.sandbox.identity import GRAPH_SCOPES, AdminConsent, MicrosoftIdentity
+from providers.microsoft365.sandbox.mailbox import FOLDERS, Content, Item, Mailbox
 from providers.microsoft365.sandbox_credentials import (
     DEMO_APP_NAME,
     DEMO_CLIENT_ID,
@@ -21,7 +25,7 @@ from providers.microsoft365.sandbox_credentials import (
     DEMO_TENANT_ID,
     DEMO_USER_PRINCIPAL_NAME,
 )
-from providers.sandbox_kit.clock import MINUTE_S
+from providers.sandbox_kit.clock import DAY_S, MINUTE_S
 from providers.sandbox_kit.faults import FaultKnobs
 from providers.sandbox_kit.metering import CallStats, Quota, RateLimits, RateMeter
 
@@ -44,14 +48,20 @@ class MicrosoftKnobs(FaultKnobs):
 
 
 class MicrosoftSandbox:
-    """Organisations and users, the identity platform; thread-safe (one lock). Reachable as
-    ``app.state.microsoft365``; ``users`` by lower-case mail and user principal name."""
+    """Organisations and users with their mailboxes and calendars, the identity platform; thread-safe (one lock).
+    Reachable as ``app.state.microsoft365``; ``users`` by lower-case mail and user principal name.
+
+    The control API (what the platform's generic flow tests call) names mailboxes by address and records by the
+    immutable ids a pull lands. ``messages`` are those of Inbox and Sent Items (the platform's folders)."""
 
     def __init__(self, *, seed: int = 42, clock: Callable[[], float] = time.time) -> None:
         self.seed, self.clock, self.lock = seed, clock, threading.RLock()
         self.stats, self.meter = CallStats(), RateMeter()
         self.organisations: dict[str, Organisation] = {}
         self.users: dict[str, User] = {}
+        self.mailboxes: dict[str, Mailbox] = {}  # by the user's key in ``users``
+        self.calendars: dict[str, Calendar] = {}
+        self.tokens = Tokens()
         self.admin_consent: Callable[[], AdminConsent] = lambda: None  # the app's knob, set by create_app
         self._domains: dict[str, str] = {}
         self.oauth = MicrosoftIdentity(clock, self.stats, self.users, self._domains, lambda: self.admin_consent())
@@ -85,10 +95,143 @@ class MicrosoftSandbox:
                 self.users[key] = user
             return user
 
+    def add_mailbox(
+        self, address: str, *, messages: int = 120, days: float = 20.0, events: int = 12, name: str | None = None
+    ) -> str:
+        """``address``'s mailbox (its user added first if need be): ``messages`` seeded over the last ``days`` and
+        ``events`` meetings around today in the primary calendar. Returns the mailbox's key (lower case)."""
+        with self.lock:
+            key = address.lower()
+            if key not in self.users:
+                self.add_user(address, name or " ".join(p.title() for p in address.split("@")[0].split(".")))
+            user = self.users[key]
+            now_ms = int(self.clock() * 1000)
+            spacing = max(1, int(days * DAY_S * 1000 / max(messages, 1)))
+            box = Mailbox(key, user.display_name, self.seed, messages, now_ms - spacing, spacing)
+            self.mailboxes[key] = box
+            self.calendars[key] = Calendar((user.display_name, user.mail or user.user_principal_name), box.ids)
+            self.calendars[key].seed(events, self.seed, now_ms)
+            return key
+
+    def mailbox(self, address: str) -> Mailbox:
+        try:
+            return self.mailboxes[address.lower()]
+        except KeyError:
+            raise KeyError(f"no mailbox {address!r}") from None
+
+    def issue_access_token(self, address: str = DEMO_MAILBOX, *, scopes: tuple[str, ...] | None = None) -> str:
+        """An access token of the demo app for ``address`` (tests skip the OAuth dance); default: every scope."""
+        with self.lock:
+            return self.oauth.mint(DEMO_CLIENT_ID, address.lower(), scopes or tuple(sorted(GRAPH_SCOPES)), 3600)
+
+    # --- the control API --------------------------------------------------------------------------------------
+
+    def _pulled(self, box: Mailbox) -> list[int]:
+        """The seqs of the messages a pull lands, oldest first."""
+        return sorted(seq for folder in ("inbox", "sentitems") for _, seq in box.listing(folder))
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def count(self, address: str, entity: str) -> int:
+        """What a pull of ``entity`` holds: Inbox and Sent Items' messages, or the calendar's live events."""
+        with self.lock:
+            if entity == "messages":
+                return len(self._pulled(self.mailbox(address)))
+            if entity == "events":
+                return len(self.calendars[address.lower()].live())
+        raise ValueError(f"unknown entity {entity!r}: messages or events")
+
+    def touch(self, address: str, entity: str, n: int) -> list[str]:
+        """Change ``n`` records now, oldest first (messages: read flipped; events: retitled); their ids."""
+        with self.lock:
+            if entity == "messages":
+                box = self.mailbox(address)
+                ids = []
+                for seq in self._pulled(box)[:n]:
+                    item = box.item(seq)
+                    assert item is not None
+                    box.update(seq, self._now_ms(), is_read=not item.is_read)
+                    ids.append(box.ids.message(seq, 0, immutable=True))
+                return ids
+            if entity == "events":
+                calendar = self.calendars[address.lower()]
+                chosen = calendar.live()[:n]
+                for event in chosen:
+                    event.subject = f"{event.subject} (updated)"
+                    calendar.changed(event, self._now_ms())
+                return [calendar.ids.event(event.seq) for event in chosen]
+        raise ValueError(f"unknown entity {entity!r}: messages or events")
+
+    def create(self, address: str, entity: str, n: int = 1) -> list[str]:
+        """``n`` new records now (messages delivered to the inbox from new senders; meetings two days ahead)."""
+        if entity == "messages":
+            return [
+                self.deliver(address, sender=f"New Sender {k} <new.sender{k}@example.org>", subject=f"Enquiry {k}",
+                             text=f"Hello, enquiry number {k}.")
+                for k in range(n)
+            ]  # fmt: skip
+        if entity == "events":
+            with self.lock:
+                calendar, now_ms = self.calendars[address.lower()], self._now_ms()
+                start = now_ms + 2 * int(DAY_S * 1000)
+                made = [calendar.add(Event(len(calendar.events) + 1, f"New meeting {k}", start + k * 3_600_000,
+                                           start + k * 3_600_000 + 1_800_000, False, "Video call", True, (),
+                                           now_ms, now_ms))
+                        for k in range(n)]  # fmt: skip
+                return [calendar.ids.event(event.seq) for event in made]
+        raise ValueError(f"unknown entity {entity!r}: messages or events")
+
+    def deliver(self, address: str, *, sender: str, subject: str, text: str, to: str | None = None) -> str:
+        """A message arriving in ``address``'s inbox now (``sender``: ``Name <address>`` or an address); its id."""
+        with self.lock:
+            box = self.mailbox(address)
+            name, from_address = parseaddr(sender)
+            to_name, to_address = parseaddr(to or f"{box.owner} <{address}>")
+            seq = box.next_seq
+            content = Content(subject, text, (name or from_address, from_address), ((to_name, to_address),), (), 0,
+                              0, box.message_id(seq), (), 0, False)  # fmt: skip
+            return box.ids.message(box.deliver(content, "inbox", self._now_ms()).seq, 0, immutable=True)
+
+    def _item(self, box: Mailbox, message_id: str) -> Item:
+        found = box.ids.message_seq(message_id)
+        item = box.item(found[0]) if found is not None else None
+        if item is None:
+            raise KeyError(message_id)
+        return item
+
+    def delete_message(self, address: str, message_id: str) -> None:
+        with self.lock:
+            box = self.mailbox(address)
+            box.delete(self._item(box, message_id).seq)
+
+    def move_message(self, address: str, message_id: str, folder: str) -> str:
+        """Move a message to a well-known folder; its id (immutable: the same as before)."""
+        if folder.lower() not in FOLDERS:
+            raise ValueError(f"unknown folder {folder!r}: one of {sorted(FOLDERS)}")
+        with self.lock:
+            box = self.mailbox(address)
+            seq = box.move(self._item(box, message_id).seq, folder.lower(), self._now_ms()).seq
+            return box.ids.message(seq, 0, immutable=True)
+
+    def delete_event(self, address: str, event_id: str) -> None:
+        with self.lock:
+            calendar = self.calendars[address.lower()]
+            event = calendar.find(event_id)
+            event.deleted = True
+            calendar.changed(event, self._now_ms())
+
+    def expire_delta(self, address: str) -> None:
+        """Every delta token given so far for ``address`` (mail and calendar) is void: 410 syncStateNotFound."""
+        with self.lock:
+            self.mailbox(address).epoch += 1
+            self.calendars[address.lower()].epoch += 1
+
 
 def demo_sandbox(seed: int = 42, clock: Callable[[], float] = time.time) -> MicrosoftSandbox:
     """The demo organisation and its user Jordan Lee, whose mailbox the demo app connects."""
     sandbox = MicrosoftSandbox(seed=seed, clock=clock)
     sandbox.add_organisation(DEMO_TENANT_ID, DEMO_TENANT_DOMAIN)
     sandbox.add_user(DEMO_MAILBOX, DEMO_DISPLAY_NAME, user_principal_name=DEMO_USER_PRINCIPAL_NAME)
+    sandbox.add_mailbox(DEMO_MAILBOX)  # 120 messages over 20 days: inside the platform's 30-day first sync
     return sandbox

@@ -19,7 +19,13 @@ from providers.microsoft365.sandbox_credentials import DEMO_MAILBOX
 from providers.sandbox_kit.serve import ServedApp
 
 BOX = DEMO_MAILBOX.lower()
-IMMUTABLE = {"Prefer": 'IdType="ImmutableId"'}
+
+
+def iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+IMMUTABLE = 'IdType="ImmutableId"'
 
 
 @dataclass
@@ -44,7 +50,7 @@ class Graph:
             rows += body["value"]
             if "@odata.deltaLink" in body:
                 return rows, body["@odata.deltaLink"]
-            answer = self.get(body["@odata.nextLink"], **headers)
+            answer = self.get(body["@odata.nextLink"], None, None, **headers)
 
 
 @pytest.fixture
@@ -115,13 +121,13 @@ def test_the_delta_link_answers_exactly_the_changes_with_the_first_requests_sele
     graph.sandbox.delete_message(BOX, inbox[0])
     graph.sandbox.move_message(BOX, inbox[1], "archive")
 
-    changes, again = graph.round(delta, **IMMUTABLE)
+    changes, again = graph.round(delta, Prefer=IMMUTABLE)
     updated = {row["id"]: row for row in changes if "@removed" not in row}
     gone = {row["id"]: row["@removed"] for row in changes if "@removed" in row}
     assert set(updated) == set(touched) | set(created) and touched
     assert gone == {inbox[0]: {"reason": "deleted"}, inbox[1]: {"reason": "deleted"}}
     assert all(set(row) == {"@odata.type", "@odata.etag", "id", "subject", "isRead"} for row in updated.values())
-    assert graph.round(again, **IMMUTABLE)[0] == []
+    assert graph.round(again, Prefer=IMMUTABLE)[0] == []
 
 
 def test_a_rest_id_changes_when_its_message_moves_and_an_immutable_id_does_not(graph: Graph) -> None:
@@ -134,13 +140,13 @@ def test_a_rest_id_changes_when_its_message_moves_and_an_immutable_id_does_not(g
     assert graph.sandbox.move_message(BOX, immutable_id, "archive") == immutable_id
     archive_id = graph.get("/me/mailFolders/archive").json()["id"]
     assert error_of(graph.get(f"/me/messages/{rest_id}")) == (404, "ErrorItemNotFound")
-    moved = graph.get(f"/me/messages/{immutable_id}", **IMMUTABLE).json()
+    moved = graph.get(f"/me/messages/{immutable_id}", Prefer=IMMUTABLE).json()
     assert moved["id"] == immutable_id and moved["parentFolderId"] == archive_id
     assert graph.get(f"/me/messages/{immutable_id}").json()["id"] not in (rest_id, immutable_id)  # its new REST id
 
     assert [row["id"] for row in graph.round(rest_delta)[0]] == [rest_id]
-    assert [row["id"] for row in graph.round(immutable_delta, **IMMUTABLE)[0]] == [immutable_id]
-    archived, _ = graph.round("/me/mailFolders/archive/messages/delta", **IMMUTABLE)
+    assert [row["id"] for row in graph.round(immutable_delta, Prefer=IMMUTABLE)[0]] == [immutable_id]
+    archived, _ = graph.round("/me/mailFolders/archive/messages/delta", Prefer=IMMUTABLE)
     assert [row["id"] for row in archived] == [immutable_id]
 
 
@@ -211,7 +217,6 @@ def test_unknown_folders_and_messages_are_graphs_errors(graph: Graph) -> None:
 def test_calendar_view_delta_needs_its_window_then_answers_overlapping_events_and_removals(graph: Graph) -> None:
     assert error_of(graph.get("/me/calendarView/delta")) == (400, "ErrorInvalidParameter")
     now = time.time()
-    iso = lambda at: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))  # noqa: E731
     window = {"startDateTime": iso(now - 86_400), "endDateTime": iso(now + 5 * 86_400)}
     assert error_of(graph.get("/me/calendarView/delta", {**window, "$select": "subject"})) == (
         400,

@@ -1,0 +1,123 @@
+"""The official Microsoft Graph SDK (msgraph-sdk), unchanged, against the Microsoft 365 sandbox over real HTTP: its
+request builders, its middleware (``/me`` rewriting, ``$`` decoding) and its models parse what the sandbox serves."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from kiota_abstractions.authentication import (
+    AccessTokenProvider,
+    AllowedHostsValidator,
+    BaseBearerTokenAuthenticationProvider,
+)
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import DeltaRequestBuilder as EventsDelta
+from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request_builder import (
+    DeltaRequestBuilder as MessagesDelta,
+)
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
+
+from providers.microsoft365.sandbox import MicrosoftSandbox, create_app, demo_sandbox
+from providers.microsoft365.sandbox_credentials import DEMO_MAILBOX
+from providers.sandbox_kit.serve import ServedApp
+
+BOX = DEMO_MAILBOX.lower()
+
+
+def iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+class StaticToken(AccessTokenProvider):
+    """A token the sandbox issued, for the loopback host only."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    async def get_authorization_token(self, uri: str, additional_authentication_context: Any = None) -> str:
+        return self.token
+
+    def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
+        return AllowedHostsValidator(["127.0.0.1"])
+
+
+@pytest.fixture
+def served() -> Iterator[tuple[MicrosoftSandbox, GraphServiceClient]]:
+    sandbox = demo_sandbox(seed=9)
+    with ServedApp(create_app(sandbox)) as server:
+        auth = BaseBearerTokenAuthenticationProvider(StaticToken(sandbox.issue_access_token()))
+        # The SDK's own kiota HttpxRequestAdapter, as GraphServiceClient makes it from credentials: its middleware
+        # turns the builders' /users/me-token-to-replace into /me.
+        adapter = GraphRequestAdapter(auth)
+        adapter.base_url = f"{server.base_url}/v1.0"
+        yield sandbox, GraphServiceClient(request_adapter=adapter)
+
+
+def test_the_sdk_reads_me_and_pages_a_folders_delta_to_its_delta_link_then_reads_the_changes(served: Any) -> None:
+    sandbox, client = served
+
+    async def scenario() -> None:
+        me = await client.me.get()
+        assert me is not None and me.mail == DEMO_MAILBOX and me.display_name == "Jordan Lee"
+
+        inbox = client.me.mail_folders.by_mail_folder_id("inbox").messages.delta
+        config = RequestConfiguration(query_parameters=MessagesDelta.DeltaRequestBuilderGetQueryParameters(
+            select=["subject", "from", "receivedDateTime", "isRead"]))  # fmt: skip
+        config.headers.add("Prefer", "odata.maxpagesize=15")
+        config.headers.add("Prefer", 'IdType="ImmutableId"')
+        page, messages, pages = await inbox.get(request_configuration=config), list[Any](), 0
+        while page is not None and page.odata_next_link:
+            messages += page.value or []
+            pages += 1
+            page = await inbox.with_url(page.odata_next_link).get(request_configuration=config)
+        assert page is not None and page.odata_delta_link and pages >= 2
+        messages += page.value or []
+        first = messages[0]
+        assert first.subject and first.from_.email_address.address and first.received_date_time is not None
+        assert len({m.id for m in messages}) == len(messages) == sandbox.mailbox(BOX).listing("inbox").__len__()
+
+        (delivered,) = sandbox.create(BOX, "messages")
+        sandbox.delete_message(BOX, messages[0].id)
+        changes = await inbox.with_url(page.odata_delta_link).get(request_configuration=config)
+        assert changes is not None and changes.odata_delta_link
+        by_id = {m.id: m for m in changes.value or []}
+        assert set(by_id) == {delivered, messages[0].id}
+        assert by_id[delivered].subject == "Enquiry 0" and by_id[delivered].is_read is False
+        assert by_id[messages[0].id].additional_data["@removed"] == {"reason": "deleted"}
+
+    asyncio.run(scenario())
+
+
+def test_the_sdk_reads_a_calendar_view_delta_with_its_window(served: Any) -> None:
+    sandbox, client = served
+
+    async def scenario() -> None:
+        query = EventsDelta.DeltaRequestBuilderGetQueryParameters(
+            start_date_time=iso(time.time() - 30 * 86_400), end_date_time=iso(time.time() + 30 * 86_400)
+        )
+        config = RequestConfiguration(query_parameters=query)
+        config.headers.add("Prefer", "odata.maxpagesize=5")
+        page, events = await client.me.calendar_view.delta.get(request_configuration=config), list[Any]()
+        while page is not None and page.odata_next_link:
+            events += page.value or []
+            page = await client.me.calendar_view.delta.with_url(page.odata_next_link).get()
+        assert page is not None and page.odata_delta_link
+        events += page.value or []
+        assert len(events) == sandbox.count(BOX, "events")
+        event = events[0]
+        assert event.subject and event.start.time_zone == "UTC" and event.organizer.email_address.address
+        assert event.attendees and event.attendees[0].email_address.address and event.attendees[0].status.response
+
+        sandbox.delete_event(BOX, event.id)
+        changes = await client.me.calendar_view.delta.with_url(page.odata_delta_link).get()
+        assert changes is not None
+        assert [(e.id, e.additional_data.get("@removed")) for e in changes.value or []] == [
+            (event.id, {"reason": "deleted"})
+        ]
+
+    asyncio.run(scenario())

@@ -39,10 +39,12 @@ def test_the_code_location_loads_with_every_expected_definition() -> None:
     )  # fmt: skip
     stripe_pulls = {AssetKey(["stripe", e]) for e in stripe_entities}
     google_pulls = {AssetKey(["google_workspace", e]) for e in ("messages", "events")}
+    microsoft_pulls = {AssetKey(["microsoft365", e]) for e in ("messages", "events")}
     health = {AssetKey([s, "connection_health"]) for s in connectable}
-    assert set(graph.get_all_asset_keys()) == health | xero_pulls | quickbooks_pulls | stripe_pulls | google_pulls
-    pulled = (("xero", xero_pulls), ("quickbooks", quickbooks_pulls), ("stripe", stripe_pulls),
-              ("google_workspace", google_pulls))  # fmt: skip
+    pulls_of = {"xero": xero_pulls, "quickbooks": quickbooks_pulls, "stripe": stripe_pulls,
+                "google_workspace": google_pulls, "microsoft365": microsoft_pulls}  # fmt: skip
+    assert set(graph.get_all_asset_keys()) == health.union(*pulls_of.values())
+    pulled = tuple(pulls_of.items())
     for slug, pulls in pulled:
         for key in pulls:
             assets_def = graph.get(key).assets_def

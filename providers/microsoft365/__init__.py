@@ -1,17 +1,23 @@
 """Microsoft Graph v1.0 for Outlook mail and calendar (https://learn.microsoft.com/en-us/graph/overview). One
-connection is one Microsoft 365 mailbox, connected by its user through the Microsoft identity platform. Connecting
-works today; the mail and calendar syncs, sending and change notifications are on the roadmap.
+connection is one Microsoft 365 mailbox, connected by its user through the Microsoft identity platform; its
+messages and meetings become canonical EmailMessage and CalendarEvent records, kept in step through Graph's delta
+queries. Sending and change notifications are on the roadmap.
 """
 
 from __future__ import annotations
 
-from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, RateLimit
+from providers.base import AuthSpec, AuthType, Category, OAuth2Spec, Provider, PullSpec, RateLimit, Sealing
 from providers.schema import settings_schema
 
+from .client import GraphClient
+from .fields import RECORD_FIELDS
 from .identity import discover_tenants, needs_admin_consent
+from .mappers import MAPPERS, MODELS
 from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
+from .source import STREAMS
 
-ENTITIES = ("messages", "events")
+ENTITIES = tuple(stream.name for stream in STREAMS)
+PULLS = tuple(f"pull:{entity}" for entity in ENTITIES)
 
 PROVIDER = Provider(
     slug="microsoft365",
@@ -19,11 +25,12 @@ PROVIDER = Provider(
     category=Category.EMAIL,
     tier=1,
     description=(
-        "Outlook mail and calendar. Connect a Microsoft 365 mailbox through Microsoft's sign-in: VRTX records "
-        "which mailbox and organisation it belongs to. Disconnecting deletes the tokens VRTX holds (Microsoft "
-        "offers apps no way to revoke them: the user withdraws VRTX's access among their Microsoft account's app "
-        "permissions). Logging Outlook conversations and meetings against VRTX contacts, sending email from the "
-        "user's mailbox and Outlook change notifications are on the roadmap."
+        "Logs a Microsoft 365 mailbox's Outlook conversations and calendar meetings in VRTX: messages of the "
+        "chosen folders (recipients, flags, preview; bodies only if the tenant chooses, encrypted) and events "
+        "with their attendees' answers, kept in step incrementally. Disconnecting deletes the tokens VRTX holds "
+        "(Microsoft offers apps no way to revoke them: the user withdraws VRTX's access among their Microsoft "
+        "account's app permissions). Sending email from the mailbox, booking meetings and Outlook change "
+        "notifications are on the roadmap: until then changes arrive on the sync schedule."
     ),
     icon="📬",
     docs_url="https://learn.microsoft.com/en-us/graph/overview",
@@ -53,21 +60,28 @@ PROVIDER = Provider(
                 "type": "array",
                 "title": "Mail folders to sync",
                 "description": "Folder ids or well-known names (inbox, sentitems) whose messages are logged.",
-                "items": {"type": "string", "minLength": 1},
+                # Graph's folder ids are base64url; well-known names are letters.
+                "items": {"type": "string", "minLength": 1, "maxLength": 512, "pattern": "^[A-Za-z0-9_=+/-]+$"},
+                "maxItems": 20,
                 "uniqueItems": True,
                 "default": ["inbox", "sentitems"],
-            },
-            "match_contacts_only": {
-                "type": "boolean",
-                "title": "Only messages with known contacts",
-                "description": "Log a message only when a sender or recipient is a VRTX contact.",
-                "default": True,
             },
             "sync_calendar": {
                 "type": "boolean",
                 "title": "Sync calendar",
-                "description": "Also log Outlook calendar events that have VRTX contacts as attendees.",
+                "description": "Also log the mailbox's Outlook calendar events.",
                 "default": True,
+            },
+            "message_bodies": {
+                "type": "string",
+                "title": "Message bodies",
+                "description": (
+                    "not_stored: only recipients, flags and the preview are kept. encrypted: the body is kept too, "
+                    "encrypted under this connection's own key; switching back to not_stored deletes that key, "
+                    "and with it every body kept so far. Attachments' content is never kept."
+                ),
+                "enum": ["not_stored", "encrypted"],
+                "default": "not_stored",
             },
             "history_days": {
                 "type": "integer",
@@ -79,15 +93,24 @@ PROVIDER = Provider(
             },
         },
     ),
-    capabilities=("pull:messages", "pull:events", "push:message", "webhooks"),
+    capabilities=(*PULLS, "push:message", "webhooks"),
     display_order=50,
     api_base_url="https://graph.microsoft.com/v1.0",
     rate_limits=(
         RateLimit(10000, 600, "mailbox", "Outlook: 10,000 requests per 10 minutes per app per mailbox (4 in flight)"),
         RateLimit(130000, 10, "app", "130,000 requests per 10 seconds per app across all tenants"),
     ),
-    implemented=frozenset({"connect"}),
+    implemented=frozenset({"connect", *PULLS}),
     discover_tenants=discover_tenants,
+    client=GraphClient.for_connection,
+    pulls=PullSpec(
+        streams=STREAMS,
+        mappers=MAPPERS,
+        models=MODELS,
+        record_fields=RECORD_FIELDS,
+        max_concurrent_calls=4,  # Outlook's MailboxConcurrency: a fifth call in flight is answered 429
+        sealing=Sealing("message_bodies", "encrypted", {"messages": ("body_text", "body_html")}),
+    ),
     sandbox="providers.microsoft365.sandbox:create_app",
     sandbox_credentials={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
 )

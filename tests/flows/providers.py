@@ -11,8 +11,12 @@ from providers.google_workspace.sandbox_credentials import DEMO_CLIENT_ID as GOO
 from providers.google_workspace.sandbox_credentials import DEMO_CLIENT_SECRET as GOOGLE_CLIENT_SECRET
 from providers.google_workspace.sandbox_credentials import DEMO_MAILBOX
 from providers.mailchimp.sandbox_credentials import DEMO_DATACENTER
+from providers.microsoft365.sandbox import create_app as microsoft_app
+from providers.microsoft365.sandbox import demo_sandbox as microsoft_sandbox
 from providers.microsoft365.sandbox_credentials import DEMO_CLIENT_ID as MICROSOFT_CLIENT_ID
 from providers.microsoft365.sandbox_credentials import DEMO_CLIENT_SECRET as MICROSOFT_CLIENT_SECRET
+from providers.microsoft365.sandbox_credentials import DEMO_MAILBOX as MICROSOFT_MAILBOX
+from providers.microsoft365.source import PAGE_SIZE as MICROSOFT_PAGE
 from providers.quickbooks.sandbox import QuickBooksSandbox
 from providers.quickbooks.sandbox import create_app as quickbooks_app
 from providers.quickbooks.sandbox_credentials import DEMO_CLIENT_ID as QBO_CLIENT_ID
@@ -67,6 +71,13 @@ class GoogleFlows(Flows):
     def webhook_sender(self, started: Started) -> WebhookSender:
         sender: WebhookSender = started.sandbox.channels.sender
         return sender
+
+
+@dataclass
+class MicrosoftFlows(Flows):
+    def start(self) -> Started:
+        sandbox = microsoft_sandbox(seed=7)
+        return Started(microsoft_app(sandbox), sandbox, MICROSOFT_MAILBOX)
 
 
 STRIPE_SEED = 7
@@ -198,7 +209,12 @@ FLOWS: dict[str, Flows] = {
             webhook_entity="events",
             webhook_names_record=False,
         ),
-        Flows("microsoft365", oauth_app={"client_id": MICROSOFT_CLIENT_ID, "client_secret": MICROSOFT_CLIENT_SECRET}),
+        MicrosoftFlows(
+            "microsoft365",
+            oauth_app={"client_id": MICROSOFT_CLIENT_ID, "client_secret": MICROSOFT_CLIENT_SECRET},
+            incremental=("messages", "events"),
+            paged=("messages", MICROSOFT_PAGE),
+        ),
         Flows(
             "twilio",
             rejected_credentials={

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
-from dagster import DagsterInstance
-from fastapi.testclient import TestClient
 
 from providers.google_workspace.sandbox import GoogleKnobs, GoogleSandbox, create_app, demo_sandbox
 from providers.google_workspace.sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_MAILBOX
 from providers.sandbox_kit.serve import ServedApp
-from tests.helpers import bearer, consent, make_tenant
-from vrtx_pipelines.cli.sync import sync_now
+from tests.helpers import consent, make_tenant
+from tests.pulled import Pulled
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.warehouse import pipeline_for
 
 SLUG = "google_workspace"
 
@@ -59,23 +55,5 @@ def connected(settings: Settings, google: Google) -> str:
     return token
 
 
-def sync(settings: Settings, instance: DagsterInstance, entities: list[str], tenant: str = "acme") -> dict[str, Any]:
-    rows = sync_now(settings, SLUG, tenant, entities, instance=instance)
-    return {r[0]: {"rows_loaded": int(r[1]), "changed": int(r[2])} for r in rows}
-
-
-def records(api: TestClient, token: str, entity: str, cursor: str | None = None) -> dict[str, Any]:
-    params = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
-    answer = api.get(f"/api/v1/integrations/{SLUG}/records/{entity}", params=params, headers=bearer(token))
-    assert answer.status_code == 200, answer.text
-    page: dict[str, Any] = answer.json()
-    return page
-
-
-def by_id(api: TestClient, token: str, entity: str) -> dict[str, dict[str, Any]]:
-    return {r["external_id"]: r for r in records(api, token, entity)["records"]}
-
-
-def warehouse(settings: Settings, sql: str, tenant: str = "acme") -> list[tuple[object, ...]]:
-    with pipeline_for(settings, SLUG, tenant).sql_client() as client:
-        return [tuple(row) for row in client.execute_sql(sql)]
+PULLED = Pulled(SLUG)
+sync, records, by_id, warehouse = PULLED.sync, PULLED.records, PULLED.by_id, PULLED.warehouse

@@ -11,7 +11,8 @@ import pytest
 from providers.microsoft365.sandbox import MicrosoftKnobs, MicrosoftSandbox, create_app, demo_sandbox
 from providers.microsoft365.sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from providers.sandbox_kit.serve import ServedApp
-from tests.helpers import consent
+from tests.helpers import consent, make_tenant
+from tests.pulled import Pulled
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect.context import get_connection
 from vrtx_pipelines.credentials.stored import read_credentials
@@ -49,6 +50,17 @@ def oauth_clients() -> dict[str, dict[str, str]]:
 def connect(settings: Settings, tenant_id: str) -> None:
     """The real OAuth flow through the sandbox's consent page (what `vrtx connect microsoft365` does)."""
     consent(settings, tenant_id, SLUG)
+
+
+@pytest.fixture
+def connected(settings: Settings, microsoft: Microsoft) -> str:
+    token = make_tenant(settings, "acme")
+    connect(settings, "acme")
+    return token
+
+
+PULLED = Pulled(SLUG)
+sync, records, by_id, warehouse = PULLED.sync, PULLED.records, PULLED.by_id, PULLED.warehouse
 
 
 def stored_tokens(settings: Settings, tenant_id: str) -> dict[str, Any]:

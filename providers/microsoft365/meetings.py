@@ -39,7 +39,7 @@ GRAPH_INDEX = {number: name for name, number in WEEK_INDEX.items()}
 
 def transaction_id_for(key: str) -> str:
     """The event's ``transactionId``: the same for every attempt of the push."""
-    return str(uuid.UUID(bytes=pushes.key_digest(key)[:16]))
+    return str(uuid.UUID(bytes=pushes.key_digest(key)[:16], version=5))  # name-based: shaped as uuid5
 
 
 def _path(event_id: str) -> str:

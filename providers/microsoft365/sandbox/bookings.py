@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from providers.microsoft365.sandbox.calendar import Calendar, Event, event_resource
 from providers.microsoft365.sandbox.delta import Body
+from providers.microsoft365.sandbox.drafts import parameter
 from providers.microsoft365.sandbox.errors import GraphError
 from providers.microsoft365.sandbox.ids import well_formed
 from providers.microsoft365.sandbox.mail import MALFORMED, METADATA, NOT_FOUND
@@ -196,7 +197,7 @@ def update(calendar: Calendar, user_id: str, event_id: str, body: Any, now_ms: i
 def cancel(calendar: Calendar, event_id: str, body: Any, now_ms: int) -> None:
     """``POST /me/events/{id}/cancel`` (``{"comment"}``, optional): cancelled, out of the calendar."""
     event = find(calendar, event_id)
-    comment = body.get("comment") if isinstance(body, Mapping) else None
+    comment = parameter(body, "comment")
     if body is not None and (not isinstance(body, Mapping) or not isinstance(comment, str | None)):
         raise _bad("The cancel action takes an optional comment (a string).")
     event.deleted = True

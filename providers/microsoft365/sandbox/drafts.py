@@ -44,9 +44,16 @@ def _bad(message_text: str) -> GraphError:
     return GraphError(400, "ErrorInvalidRequest", message_text)
 
 
+def parameter(body: Any, name: str) -> Any:
+    """An action's parameter: Graph reads their names without case (the SDK sends ``Message``, ``Comment``)."""
+    if not isinstance(body, Mapping):
+        return None
+    return next((value for key, value in body.items() if key.lower() == name.lower()), None)
+
+
 def fields_of(body: Any, key: str | None = None) -> dict[str, Any]:
     """The message object of a request body (``key``: the action parameter holding it), unknown names refused."""
-    found = body.get(key) if key and isinstance(body, Mapping) else body
+    found = parameter(body, key) if key else body
     if found is None and key:
         return {}
     if not isinstance(found, Mapping):
@@ -157,7 +164,7 @@ def create_reply(box: Mailbox, user_id: str, message_id: str, body: Any, prefs: 
     from) in its conversation, ``In-Reply-To``/``References`` naming it; ``comment`` or ``message`` written."""
     original = box.content(find(box, message_id))
     fields = fields_of(body, "message")
-    comment = body.get("comment") if isinstance(body, Mapping) else None
+    comment = parameter(body, "comment")
     if comment is not None and "body" in fields:
         raise _bad("Specify either a comment or the body property of the message parameter, not both.")
     subject = original.subject if original.subject.lower().startswith("re:") else f"RE: {original.subject}"
@@ -199,7 +206,8 @@ def send_mail(box: Mailbox, body: Any, now_ms: int) -> None:
         raise _bad("The 'message' parameter is required.")
     content = replace(compose(fields, _new(box, box.next_seq), creating=True), is_draft=False, sent_ms=now_ms)
     _check_recipients(content)
-    save = body.get("saveToSentItems", True) if isinstance(body, Mapping) else True
+    save = parameter(body, "saveToSentItems")
+    save = True if save is None else save
     if save not in (True, False, "true", "false"):
         raise _bad("saveToSentItems must be a boolean.")
     if save in (True, "true"):

@@ -16,7 +16,6 @@ https://developers.google.com/calendar/api/v3/reference/events/insert, .../event
 from __future__ import annotations
 
 import base64
-import hashlib
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -43,19 +42,9 @@ def _google(client: ApiClient) -> GoogleClient:
     return client
 
 
-def _key_hash(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
-
-
-def message_id_for(key: str, mailbox: str) -> str:
-    """The Message-ID of the email a push sends: the same for every attempt of that push."""
-    domain = mailbox.rpartition("@")[2] or "vrtx.invalid"
-    return f"<vrtx-{_key_hash(key).hex()[:32]}@{domain}>"
-
-
 def event_id_for(key: str) -> str:
     """A Calendar event id (base32hex, 5-1024 characters) from the push's key: a resent create meets its own."""
-    digest = _key_hash(key)
+    digest = pushes.key_digest(key)
     return "crm" + "".join(_BASE32HEX[byte % 32] for byte in digest[:26])  # "crm": base32hex letters only
 
 
@@ -107,7 +96,7 @@ def _read_message(client: ApiClient, gmail_id: str) -> tuple[PushOutcome, dict[s
 def _send(client: ApiClient, request: PushRequest) -> PushOutcome:
     email = OutgoingEmail.model_validate(request.payload)
     mailbox = str(client.tenant_id or "")
-    message_id = message_id_for(request.idempotency_key, mailbox)
+    message_id = pushes.message_id_for(request.idempotency_key, mailbox)
     already = client.get("messages", params={"q": f"rfc822msgid:{message_id.strip('<>')}", "maxResults": 1})
     if already.get("messages"):
         return _read_message(client, str(already["messages"][0]["id"]))[0]  # sent by an earlier attempt

@@ -4,6 +4,7 @@ tenant's push mappings over the provider's own mapping, and the outcome the core
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -22,6 +23,18 @@ class UnlinkedReference(ProviderRejected):
     cannot help until the referenced record has been pushed."""
 
     code = "unlinked_reference"
+
+
+def key_digest(key: str) -> bytes:
+    """A push's idempotency key as 32 bytes: what ids derived from it (a Message-ID, an event's key) are made of."""
+    return hashlib.sha256(key.encode()).digest()
+
+
+def message_id_for(key: str, mailbox: str) -> str:
+    """The Internet Message-ID of the email a push sends, the same for every attempt of that push: where a mailbox
+    API takes no idempotency key, a retried send first looks for the message by it and never sends twice."""
+    domain = mailbox.rpartition("@")[2] or "vrtx.invalid"
+    return f"<vrtx-{key_digest(key).hex()[:32]}@{domain}>"
 
 
 def canonical_model(spec: PushSpec, request: PushRequest, provider: str) -> type[BaseModel]:

@@ -1,7 +1,7 @@
 """Microsoft Graph v1.0 for Outlook mail and calendar (https://learn.microsoft.com/en-us/graph/overview). One
 connection is one Microsoft 365 mailbox, connected by its user through the Microsoft identity platform; its
 messages and meetings become canonical EmailMessage and CalendarEvent records, kept in step through Graph's delta
-queries. Sending and change notifications are on the roadmap.
+queries. VRTX sends email from the mailbox (replies thread) and books, moves and cancels meetings (``push``).
 """
 
 from __future__ import annotations
@@ -13,11 +13,13 @@ from .client import GraphClient
 from .fields import RECORD_FIELDS
 from .identity import discover_tenants, needs_admin_consent
 from .mappers import MAPPERS, MODELS
+from .push import PUSHES
 from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from .source import STREAMS
 
 ENTITIES = tuple(stream.name for stream in STREAMS)
 PULLS = tuple(f"pull:{entity}" for entity in ENTITIES)
+PUSH_CAPABILITIES = tuple(f"push:{entity}" for entity in PUSHES.entities)
 
 PROVIDER = Provider(
     slug="microsoft365",
@@ -29,8 +31,9 @@ PROVIDER = Provider(
         "chosen folders (recipients, flags, preview; bodies only if the tenant chooses, encrypted) and events "
         "with their attendees' answers, kept in step incrementally. Disconnecting deletes the tokens VRTX holds "
         "(Microsoft offers apps no way to revoke them: the user withdraws VRTX's access among their Microsoft "
-        "account's app permissions). Sending email from the mailbox, booking meetings and Outlook change "
-        "notifications are on the roadmap: until then changes arrive on the sync schedule."
+        "account's app permissions). VRTX sends email from the mailbox (replies thread with the message "
+        "answered) and books, moves and cancels meetings with invitations. Outlook change notifications are on "
+        "the roadmap: until then changes arrive on the sync schedule."
     ),
     icon="📬",
     docs_url="https://learn.microsoft.com/en-us/graph/overview",
@@ -42,7 +45,9 @@ PROVIDER = Provider(
             token_url="https://login.microsoftonline.com/common/oauth2/v2.0/token",  # noqa: S106 -- a URL, not a secret
             # The identity platform has no token revocation endpoint: a disconnect deletes the stored tokens only.
             revoke_url=None,
-            scopes=("offline_access", "User.Read", "Mail.Read", "Mail.Send", "Calendars.Read"),
+            # The narrowest scopes what is built needs: sending makes a draft first (Mail.ReadWrite, which reads
+            # mail too), then sends it (Mail.Send); booking meetings Calendars.ReadWrite (which reads them too).
+            scopes=("offline_access", "User.Read", "Mail.ReadWrite", "Mail.Send", "Calendars.ReadWrite"),
             pkce=True,
             # Each refresh returns a new refresh token, stored at once (single-flight); the old one stays valid
             # until its own expiry (90 days), so a refresh whose answer was lost is retried with it.
@@ -93,14 +98,14 @@ PROVIDER = Provider(
             },
         },
     ),
-    capabilities=(*PULLS, "push:message", "webhooks"),
+    capabilities=(*PULLS, *PUSH_CAPABILITIES, "webhooks"),
     display_order=50,
     api_base_url="https://graph.microsoft.com/v1.0",
     rate_limits=(
         RateLimit(10000, 600, "mailbox", "Outlook: 10,000 requests per 10 minutes per app per mailbox (4 in flight)"),
         RateLimit(130000, 10, "app", "130,000 requests per 10 seconds per app across all tenants"),
     ),
-    implemented=frozenset({"connect", *PULLS}),
+    implemented=frozenset({"connect", *PULLS, *PUSH_CAPABILITIES}),
     discover_tenants=discover_tenants,
     client=GraphClient.for_connection,
     pulls=PullSpec(
@@ -111,6 +116,7 @@ PROVIDER = Provider(
         max_concurrent_calls=4,  # Outlook's MailboxConcurrency: a fifth call in flight is answered 429
         sealing=Sealing("message_bodies", "encrypted", {"messages": ("body_text", "body_html")}),
     ),
+    pushes=PUSHES,
     sandbox="providers.microsoft365.sandbox:create_app",
     sandbox_credentials={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
 )

@@ -214,6 +214,18 @@ FLOWS: dict[str, Flows] = {
             oauth_app={"client_id": MICROSOFT_CLIENT_ID, "client_secret": MICROSOFT_CLIENT_SECRET},
             incremental=("messages", "events"),
             paged=("messages", MICROSOFT_PAGE),
+            pushes={
+                "message": PushCase(
+                    "messages",
+                    {
+                        "id": "crm-email-1",
+                        "to": [{"address": "ada@example.com", "name": "Ada Lovelace"}],
+                        "subject": "Your quote",
+                        "body_text": "Attached, as promised.",
+                    },
+                ),
+                "event": PushCase("events", _meeting("Demo"), _meeting("Demo, rescheduled"), "title"),
+            },
         ),
         Flows(
             "twilio",

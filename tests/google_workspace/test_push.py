@@ -11,8 +11,9 @@ import pytest
 from dagster import DagsterInstance, build_sensor_context
 from fastapi.testclient import TestClient
 
-from providers.google_workspace.push import event_id_for, message_id_for
+from providers.google_workspace.push import event_id_for
 from providers.google_workspace.sandbox_credentials import DEMO_MAILBOX
+from providers.kit.pushes import message_id_for
 from tests.google_workspace.conftest import SLUG, Google, by_id, sync
 from tests.helpers import bearer
 from vrtx_pipelines.config import Settings

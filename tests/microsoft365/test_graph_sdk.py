@@ -1,5 +1,6 @@
 """The official Microsoft Graph SDK (msgraph-sdk), unchanged, against the Microsoft 365 sandbox over real HTTP: its
-request builders, its middleware (``/me`` rewriting, ``$`` decoding) and its models parse what the sandbox serves."""
+request builders, its middleware (``/me`` rewriting, ``$`` decoding) and its models parse what the sandbox serves,
+and what its models serialise (sendMail, a new event) the sandbox takes."""
 
 from __future__ import annotations
 
@@ -15,10 +16,21 @@ from kiota_abstractions.authentication import (
     BaseBearerTokenAuthenticationProvider,
 )
 from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.models.attendee import Attendee
+from msgraph.generated.models.attendee_type import AttendeeType
+from msgraph.generated.models.body_type import BodyType
+from msgraph.generated.models.date_time_time_zone import DateTimeTimeZone
+from msgraph.generated.models.email_address import EmailAddress
+from msgraph.generated.models.event import Event
+from msgraph.generated.models.item_body import ItemBody
+from msgraph.generated.models.location import Location
+from msgraph.generated.models.message import Message
+from msgraph.generated.models.recipient import Recipient
 from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import DeltaRequestBuilder as EventsDelta
 from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request_builder import (
     DeltaRequestBuilder as MessagesDelta,
 )
+from msgraph.generated.users.item.send_mail.send_mail_post_request_body import SendMailPostRequestBody
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 
@@ -119,5 +131,40 @@ def test_the_sdk_reads_a_calendar_view_delta_with_its_window(served: Any) -> Non
         assert [(e.id, e.additional_data.get("@removed")) for e in changes.value or []] == [
             (event.id, {"reason": "deleted"})
         ]
+
+    asyncio.run(scenario())
+
+
+def test_the_sdk_sends_mail_and_books_a_meeting(served: Any) -> None:
+    sandbox, client = served
+    box = sandbox.mailbox(BOX)
+
+    async def scenario() -> None:
+        sent_before = len(box.listing("sentitems"))
+        recipient = Recipient(email_address=EmailAddress(address="ada@example.com", name="Ada Lovelace"))
+        message = Message(subject="Quote", body=ItemBody(content_type=BodyType.Text, content="Attached."),
+                          to_recipients=[recipient])  # fmt: skip
+        await client.me.send_mail.post(SendMailPostRequestBody(message=message, save_to_sent_items=True))
+        assert len(box.listing("sentitems")) == sent_before + 1
+        (_, newest), *_ = box.listing("sentitems")
+        sent = box.content(box.item(newest))
+        assert sent.subject == "Quote" and sent.to == (("Ada Lovelace", "ada@example.com"),) and not sent.is_draft
+
+        live = sandbox.count(BOX, "events")
+        meeting = Event(
+            subject="Contract review", transaction_id="sdk-1",
+            start=DateTimeTimeZone(date_time="2026-12-15T09:00:00", time_zone="Europe/London"),
+            end=DateTimeTimeZone(date_time="2026-12-15T09:45:00", time_zone="Europe/London"),
+            location=Location(display_name="Video call"),
+            attendees=[Attendee(email_address=recipient.email_address, type=AttendeeType.Required)],
+        )  # fmt: skip
+        booked = await client.me.events.post(meeting)
+        again = await client.me.events.post(meeting)  # the same transactionId: nothing new
+        assert booked is not None and again is not None and booked.id == again.id
+        assert sandbox.count(BOX, "events") == live + 1
+        assert booked.start.date_time.startswith("2026-12-15T09:00:00") and booked.start.time_zone == "UTC"
+        assert booked.attendees[0].email_address.address == "ada@example.com" and booked.transaction_id == "sdk-1"
+        stored = sandbox.calendars[BOX].find(booked.id)
+        assert stored.subject == "Contract review" and stored.location == "Video call"
 
     asyncio.run(scenario())

@@ -2,7 +2,9 @@
 Microsoft Graph v1.0 (graph.microsoft.com) on their real paths under one origin (the platform maps both hosts onto
 it). What connecting needs is served: authorize, consent and token (``identity``), and ``GET /v1.0/me``; and what
 pulling mail and calendars needs (``routes``): mail folders, a folder's messages delta, a message, calendarView
-delta, over each user's seeded mailbox and calendar (``mailbox``, ``calendar``; delta mechanics in ``delta``).
+delta, over each user's seeded mailbox and calendar (``mailbox``, ``calendar``; delta mechanics in ``delta``); and
+what pushing needs (``writes``): drafts, replies and sends (``drafts``), events booked, moved and cancelled
+(``bookings``), every change seen by the delta queries.
 
     sandbox = demo_sandbox()                        # the demo organisation and its user's mailbox
     sandbox.add_user("ada@contoso.example", "Ada Lovelace", tenant_id="...")
@@ -19,6 +21,7 @@ The control API tests drive the mailboxes with is ``MicrosoftSandbox``'s (``coun
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request, Response
@@ -37,6 +40,7 @@ from providers.microsoft365.sandbox.routes import Work, register_graph_routes
 from providers.microsoft365.sandbox.state import MicrosoftKnobs as MicrosoftKnobs
 from providers.microsoft365.sandbox.state import MicrosoftSandbox as MicrosoftSandbox
 from providers.microsoft365.sandbox.state import demo_sandbox as demo_sandbox
+from providers.microsoft365.sandbox.writes import Answer, WriteWork, register_write_routes
 from providers.sandbox_kit.faults import knobs_of
 from providers.sandbox_kit.gate import Answers, Caller, Gate
 from providers.sandbox_kit.metering import Refusal
@@ -49,6 +53,12 @@ CHALLENGE = (
     'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
     'client_id="00000003-0000-0000-c000-000000000000"'
 )
+MAX_REQUEST = (
+    4 * 1024 * 1024
+)  # Graph's limit on a JSON request body (https://learn.microsoft.com/en-us/graph/api/user-post-messages)
+TOO_LARGE = GraphError(413, "RequestEntityTooLarge", "The request body is larger than 4 MB.")
+UNREADABLE = GraphError(400, "RequestBodyRead", "Unable to read JSON request payload. Please ensure Content-Type "
+                        "header is set and payload is of valid JSON format.")  # fmt: skip
 # Who may read the signed-in user's profile (https://learn.microsoft.com/en-us/graph/api/user-get#permissions).
 PROFILE_SCOPES = frozenset({"user.read"})
 
@@ -157,5 +167,42 @@ def create_app(sandbox: MicrosoftSandbox | None = None, *, knobs: MicrosoftKnobs
     async def me(request: Request) -> Response:
         return await graph_read(request, PROFILE_SCOPES, lambda user: sandbox.users[user].me())
 
+    async def graph_write(request: Request, scopes: frozenset[str], work: WriteWork) -> Response:
+        """A write through the gate: its JSON body (at most Graph's 4 MB) decoded, ``work(user, body)`` under the
+        sandbox's lock answering (status, body or None); the fault knobs' failed and lost writes apply."""
+        knobs = current()
+        gate.prepare(knobs)
+        call = gate.admit(request, knobs, limits=knobs.mailbox_limits(), tenant_of=user_of, scopes=scopes)
+        if isinstance(call, Response):
+            return call
+        with call:
+            declared = request.headers.get("content-length", "0")
+            too_large = declared.isdigit() and int(declared) > MAX_REQUEST  # refused before it is read
+            raw = b"" if too_large else await request.body()
+            if too_large or len(raw) > MAX_REQUEST:
+                return error(request, TOO_LARGE, call.headers)
+            try:
+                body = json.loads(raw) if raw.strip() else None
+            except ValueError:
+                return error(request, UNREADABLE, call.headers)
+
+            def locked() -> Answer:
+                with sandbox.lock:
+                    return work(call.tenant_id, body)
+
+            try:
+                answer = await gate.run(request, call, knobs, locked, write=True)
+            except GraphError as refused:
+                return error(request, refused, call.headers)
+        if isinstance(answer, Response):
+            return answer
+        if (lost := gate.lost(request, call, knobs)) is not None:
+            return lost
+        status, payload = answer
+        if payload is None:
+            return Response(status_code=status, headers=call.headers)
+        return json_response(status, payload, call.headers, JSON)
+
     register_graph_routes(app, sandbox, graph_read)
+    register_write_routes(app, sandbox, graph_read, graph_write)
     return app

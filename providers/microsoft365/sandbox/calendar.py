@@ -6,13 +6,14 @@ it. A round answers the events overlapping the window; the next round answers ev
 ``@removed`` (reason ``deleted``) those deleted or moved out of the window, as Graph does. ``$select``, ``$filter``,
 ``$orderby``, ``$expand`` and ``$search`` are refused: the docs say calendarView delta supports none of them.
 
-Deviations: events are single instances (no recurring series, so no occurrences), times are UTC whatever
+Deviations: no occurrences (a recurring event is its series master only), times are UTC whatever
 ``Prefer: outlook.timezone`` says, and the user is the organiser of every event.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -61,6 +62,13 @@ class Event:
     version: int = 0
     changed: int = 0  # the calendar's sequence at its last change
     deleted: bool = False
+    # What a client writes (``bookings``); seeded events keep the defaults.
+    body: tuple[str, str] | None = None  # (contentType, content); None: a one-line agenda
+    optional: frozenset[str] = frozenset()  # attendees' addresses (lower case) invited as optional
+    time_zone: str = "UTC"  # the zone the start was written in: originalStartTimeZone
+    recurrence: Body | None = None  # Graph's patternedRecurrence as written
+    show_as: str | None = None
+    transaction_id: str | None = None
 
 
 @dataclass
@@ -109,6 +117,11 @@ class Calendar:
         return event
 
 
+def preview(content: str) -> str:
+    """A body's ``bodyPreview``: its text without markup, up to 255 characters."""
+    return " ".join(re.sub(r"<[^>]+>", " ", content).split())[:255]
+
+
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
@@ -126,30 +139,36 @@ def event_resource(calendar: Calendar, event: Event) -> Body:
     location = {"displayName": event.location, "locationType": "default", "uniqueId": event.location,
                 "uniqueIdType": "private"}  # fmt: skip
     attendees = [
-        {"type": "required", "status": {"response": response, "time": _NO_TIME if response == "none"
-                                        else iso(event.created_ms)},
+        {"type": "optional" if address.lower() in event.optional else "required",
+         "status": {"response": response, "time": _NO_TIME if response == "none" else iso(event.created_ms)},
          "emailAddress": {"name": name, "address": address}}
         for name, address, response in event.attendees
     ]  # fmt: skip
     text = f"Agenda: {event.subject.lower()}."
+    body = {"contentType": "html", "content": f"<html><body><p>{text}</p></body></html>"}
+    if event.body is not None:
+        body = {"contentType": event.body[0], "content": event.body[1]}
+        text = preview(event.body[1])
     return {
         "@odata.type": EVENT, "@odata.etag": f'W/"{key}"', "id": event_id,
         "createdDateTime": iso(event.created_ms), "lastModifiedDateTime": iso(event.modified_ms), "changeKey": key,
-        "categories": [], "transactionId": None, "originalStartTimeZone": "UTC", "originalEndTimeZone": "UTC",
+        "categories": [], "transactionId": event.transaction_id, "originalStartTimeZone": event.time_zone,
+        "originalEndTimeZone": event.time_zone,
         "iCalUId": f"040000008200E00074C5B7101A82E00800000000{digest}", "reminderMinutesBeforeStart": 15,
         "isReminderOn": not event.all_day, "hasAttachments": False, "subject": event.subject, "bodyPreview": text,
         "importance": "normal", "sensitivity": "normal", "isAllDay": event.all_day, "isCancelled": False,
         "isOrganizer": True, "responseRequested": True, "seriesMasterId": None,
-        "showAs": "free" if event.all_day else "busy", "type": "singleInstance",
+        "showAs": event.show_as or ("free" if event.all_day else "busy"),
+        "type": "seriesMaster" if event.recurrence else "singleInstance",
         "webLink": f"https://outlook.office365.com/owa/?itemid={quote(event_id, safe='')}&exvsurl=1"
                    "&path=/calendar/item",
         "onlineMeetingUrl": None, "isOnlineMeeting": event.online,
         "onlineMeetingProvider": "teamsForBusiness" if event.online else "unknown", "allowNewTimeProposals": True,
         "isDraft": False, "hideAttendees": False,
         "responseStatus": {"response": "organizer", "time": _NO_TIME},
-        "body": {"contentType": "html", "content": f"<html><body><p>{text}</p></body></html>"},
+        "body": body,
         "start": _when(event.start_ms), "end": _when(event.end_ms), "location": location, "locations": [location],
-        "recurrence": None, "attendees": attendees, "organizer": recipient(calendar.owner),
+        "recurrence": event.recurrence, "attendees": attendees, "organizer": recipient(calendar.owner),
         "onlineMeeting": {"joinUrl": join} if event.online else None,
     }  # fmt: skip
 

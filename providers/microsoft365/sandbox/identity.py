@@ -56,8 +56,10 @@ PAGES = ConsentPages(
         "offline_access": "Maintain access to data you have given it access to",
         "User.Read": "Sign you in and read your profile",
         "Mail.Read": "Read your mail",
+        "Mail.ReadWrite": "Read and write access to your mail",
         "Mail.Send": "Send mail as you",
         "Calendars.Read": "Read your calendars",
+        "Calendars.ReadWrite": "Have full access to your calendars",
     },
 )
 AdminConsent = Literal["redirect", "token"] | None

@@ -82,7 +82,8 @@ def message(box: Mailbox, item: Item, *, immutable: bool, select: list[str] | No
     full: Body = {
         "id": message_id, "createdDateTime": iso(item.created_ms), "lastModifiedDateTime": iso(item.modified_ms),
         "changeKey": key, "categories": list(item.categories), "receivedDateTime": iso(item.received_ms),
-        "sentDateTime": iso(item.received_ms - 2000), "hasAttachments": content.attachments > 0,
+        "sentDateTime": None if content.is_draft else iso(content.sent_ms or item.received_ms - 2000),
+        "hasAttachments": content.attachments > 0,
         "internetMessageId": content.message_id, "subject": content.subject,
         "bodyPreview": content.text.replace("\n", " ").strip()[:255], "importance": "normal",
         "parentFolderId": box.ids.folder(item.folder), "conversationId": box.ids.conversation(content.thread),
@@ -90,10 +91,11 @@ def message(box: Mailbox, item: Item, *, immutable: bool, select: list[str] | No
         "isReadReceiptRequested": False, "isRead": item.is_read, "isDraft": content.is_draft,
         "webLink": f"https://outlook.office365.com/owa/?ItemID={quote(message_id, safe='')}&exvsurl=1"
                    "&viewmodel=ReadMessageItem",
-        "inferenceClassification": "focused", "body": {"contentType": "html", "content": _html(content.text)},
+        "inferenceClassification": "focused", "body": _body(content),
         "sender": recipient(content.sender), "from": recipient(content.sender),
         "toRecipients": [recipient(p) for p in content.to], "ccRecipients": [recipient(p) for p in content.cc],
-        "bccRecipients": [], "replyTo": [], "flag": {"flagStatus": "flagged" if item.flagged else "notFlagged"},
+        "bccRecipients": [recipient(p) for p in content.bcc], "replyTo": [],
+        "flag": {"flagStatus": "flagged" if item.flagged else "notFlagged"},
     }  # fmt: skip
     row: Body = {"@odata.etag": f'W/"{key}"'}
     if select is None:
@@ -106,6 +108,12 @@ def message(box: Mailbox, item: Item, *, immutable: bool, select: list[str] | No
         else:
             row[name] = full[name]
     return row
+
+
+def _body(content: Content) -> Body:
+    if content.body is not None:
+        return {"contentType": content.body[0], "content": content.body[1]}
+    return {"contentType": "html", "content": _html(content.text)}
 
 
 def _html(text: str) -> str:
@@ -134,7 +142,8 @@ def _headers(content: Content, item: Item) -> list[Body]:
         pairs.append(("Cc", ", ".join(address(p) for p in content.cc)))
     if content.references:
         pairs += [("In-Reply-To", content.references[-1]), ("References", " ".join(content.references))]
-    pairs += [("MIME-Version", "1.0"), ("Content-Type", "text/html; charset=utf-8")]
+    kind = content.body[0] if content.body is not None else "html"
+    pairs += [*content.headers, ("MIME-Version", "1.0"), ("Content-Type", f"text/{kind}; charset=utf-8")]
     return [{"name": name, "value": value} for name, value in pairs]  # fmt: skip
 
 

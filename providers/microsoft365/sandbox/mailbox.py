@@ -45,6 +45,11 @@ class Content:
     references: tuple[str, ...]  # the earlier messages' Internet message ids, oldest first
     attachments: int
     is_draft: bool
+    # What a client writes (drafts, sends: ``drafts``); seeded and delivered messages keep the defaults.
+    bcc: tuple[Person, ...] = ()
+    body: tuple[str, str] | None = None  # (contentType, content) as written; None: ``text`` as html
+    headers: tuple[tuple[str, str], ...] = ()  # custom x- Internet message headers
+    sent_ms: int | None = None
 
 
 @dataclass
@@ -213,6 +218,15 @@ class Mailbox:
             return item
         self.departures.append(Departure(self.sequence + 1, seq, item.folder, item.moves))
         item.folder, item.moves = folder, item.moves + 1
+        return self._changed(item, now_ms)
+
+    def revise(self, seq: int, now_ms: int, content: Content, folder: str | None = None) -> Item:
+        """A written message's new content (a draft edited, or sent: ``folder`` sentitems), as one change."""
+        item = self._own(seq)
+        if folder is not None and folder != item.folder:
+            self.departures.append(Departure(self.sequence + 1, seq, item.folder, item.moves))
+            item.folder, item.moves, item.received_ms = folder, item.moves + 1, now_ms
+        item.content = content
         return self._changed(item, now_ms)
 
     def delete(self, seq: int) -> None:

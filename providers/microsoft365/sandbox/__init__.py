@@ -37,6 +37,7 @@ from providers.microsoft365.sandbox.routes import Work, register_graph_routes
 from providers.microsoft365.sandbox.state import MicrosoftKnobs as MicrosoftKnobs
 from providers.microsoft365.sandbox.state import MicrosoftSandbox as MicrosoftSandbox
 from providers.microsoft365.sandbox.state import demo_sandbox as demo_sandbox
+from providers.microsoft365.sandbox.subscription_routes import Run, register_subscription_routes
 from providers.sandbox_kit.faults import knobs_of
 from providers.sandbox_kit.gate import Answers, Caller, Gate
 from providers.sandbox_kit.metering import Refusal
@@ -157,5 +158,24 @@ def create_app(sandbox: MicrosoftSandbox | None = None, *, knobs: MicrosoftKnobs
     async def me(request: Request) -> Response:
         return await graph_read(request, PROFILE_SCOPES, lambda user: sandbox.users[user].me())
 
+    async def graph_call(request: Request, scopes: frozenset[str], run: Run) -> Response:
+        """A call through the gate that answers for itself, ``run(user, caller)`` -> (status, body or None): the
+        subscription routes, whose work waits on a subscriber's handshake and so cannot hold the sandbox's lock."""
+        knobs = current()
+        gate.prepare(knobs)
+        call = gate.admit(request, knobs, limits=knobs.mailbox_limits(), tenant_of=user_of, scopes=scopes)
+        if isinstance(call, Response):
+            return call
+        with call:
+            await knobs.delay()
+            try:
+                status, body = await run(call.tenant_id, call.caller)
+            except GraphError as refused:
+                return error(request, refused, call.headers)
+        if body is None:
+            return Response(status_code=status, headers=call.headers)
+        return json_response(status, body, call.headers, JSON)
+
     register_graph_routes(app, sandbox, graph_read)
+    register_subscription_routes(app, sandbox, graph_call)
     return app

@@ -13,7 +13,7 @@ Deviations: events are single instances (no recurring series, so no occurrences)
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,6 +70,8 @@ class Calendar:
     events: dict[int, Event] = field(default_factory=dict)
     sequence: int = 0
     epoch: int = 0  # bumped to void every delta token given so far
+    # Told of every change under the sandbox's lock (the event as it is now): what change notifications are made of.
+    on_change: Callable[[Event], None] | None = field(default=None, repr=False, compare=False)
 
     def seed(self, count: int, seed: int, now_ms: int) -> None:
         base = datetime.fromtimestamp(now_ms / 1000, UTC).replace(minute=0, second=0, microsecond=0)
@@ -96,6 +98,8 @@ class Calendar:
     def changed(self, event: Event, now_ms: int) -> Event:
         self.sequence += 1
         event.changed, event.version, event.modified_ms = self.sequence, event.version + 1, now_ms
+        if self.on_change is not None:
+            self.on_change(event)
         return event
 
     def live(self) -> list[Event]:

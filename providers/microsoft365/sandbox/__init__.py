@@ -2,7 +2,9 @@
 Microsoft Graph v1.0 (graph.microsoft.com) on their real paths under one origin (the platform maps both hosts onto
 it). What connecting needs is served: authorize, consent and token (``identity``), and ``GET /v1.0/me``; and what
 pulling mail and calendars needs (``routes``): mail folders, a folder's messages delta, a message, calendarView
-delta, over each user's seeded mailbox and calendar (``mailbox``, ``calendar``; delta mechanics in ``delta``).
+delta, over each user's seeded mailbox and calendar (``mailbox``, ``calendar``; delta mechanics in ``delta``); and
+change notification subscriptions with their validation handshake, notifications and lifecycle notifications
+(``subscriptions``, ``subscription_routes``).
 
     sandbox = demo_sandbox()                        # the demo organisation and its user's mailbox
     sandbox.add_user("ada@contoso.example", "Ada Lovelace", tenant_id="...")
@@ -14,7 +16,8 @@ Graph errors are Graph's body (``{"error": {"code", "message", "innerError"}}``)
 for a missing, unknown or expired token, 403 for a token without the scope, 429 with ``Retry-After`` past Outlook's
 per-mailbox limits (10,000 requests in 10 minutes, 4 in flight), 410 syncStateNotFound for a voided delta token.
 The control API tests drive the mailboxes with is ``MicrosoftSandbox``'s (``count``, ``touch``, ``create``,
-``deliver``, ``delete_message``, ``move_message``, ``delete_event``, ``expire_delta``).
+``deliver``, ``delete_message``, ``move_message``, ``delete_event``, ``expire_delta``; for subscriptions
+``subscriptions``, ``deliveries``, ``lifecycle``, ``remove_subscription``, ``expire_subscription``).
 """
 
 from __future__ import annotations

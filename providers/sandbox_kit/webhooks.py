@@ -9,7 +9,8 @@ never waits for a delivery), retries with backoff, stats, and the provider's own
 Events queued together go out together: up to ``max_batch`` per payload, per subscription, numbered by the
 subscription's sequence (``payload(events, first, last)`` builds the body). A delivery that is not answered 2xx
 (or not answered) is retried ``attempts`` times with doubling backoff, then counted as failed. Nothing is ever
-raised into the request that changed the data.
+raised into the request that changed the data. Every attempt is kept with the subscriber's answer (``stats.answers``:
+status or none, and how long it took), so tests can check retries and a slow endpoint's timeouts.
 """
 
 from __future__ import annotations
@@ -49,6 +50,18 @@ class Delivery:
     payload: Any
 
 
+@dataclass(frozen=True)
+class Answer:
+    """One attempt at a delivery and the subscriber's answer to it."""
+
+    url: str
+    payload: Any
+    attempt: int  # 1: the first try
+    status: int | None  # None: no answer (refused, reset or timed out)
+    seconds: float  # from sending to the answer (or to giving up on it)
+    sent_at: float  # wall-clock time.time() of the send
+
+
 @dataclass
 class Subscription:
     url: str
@@ -69,6 +82,7 @@ class WebhookStats:
     attempts: int = 0
     events: int = 0
     recent: deque[Delivery] = field(default_factory=lambda: deque(maxlen=200))  # deliveries answered 2xx
+    answers: deque[Answer] = field(default_factory=lambda: deque(maxlen=1000))  # every attempt, answered or not
 
 
 class WebhookSender:
@@ -179,8 +193,11 @@ class WebhookSender:
             headers = {"Content-Type": "application/json", **self.sign(body, subscription.secret)}
         for attempt in range(self.attempts):
             self.stats.attempts += 1
+            sent_at, started = time.time(), time.monotonic()
+            status: int | None = None
             try:
                 answer = http.post(subscription.url, content=body, headers=headers)
+                status = answer.status_code
                 if 200 <= answer.status_code < 300:
                     subscription.delivered += 1
                     self.stats.delivered += 1
@@ -189,6 +206,9 @@ class WebhookSender:
                     return
             except httpx.HTTPError:
                 pass  # counted below like any failed attempt: providers retry unreachable endpoints too
+            finally:
+                elapsed = time.monotonic() - started
+                self.stats.answers.append(Answer(subscription.url, payload, attempt + 1, status, elapsed, sent_at))
             if attempt + 1 < self.attempts and self._stop.wait(self.backoff_s * 2**attempt):
                 break
         subscription.failed += 1

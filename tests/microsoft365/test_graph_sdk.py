@@ -7,9 +7,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import PlainTextResponse
 from kiota_abstractions.authentication import (
     AccessTokenProvider,
     AllowedHostsValidator,
@@ -26,6 +29,7 @@ from msgraph.generated.models.item_body import ItemBody
 from msgraph.generated.models.location import Location
 from msgraph.generated.models.message import Message
 from msgraph.generated.models.recipient import Recipient
+from msgraph.generated.models.subscription import Subscription
 from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import DeltaRequestBuilder as EventsDelta
 from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request_builder import (
     DeltaRequestBuilder as MessagesDelta,
@@ -168,3 +172,48 @@ def test_the_sdk_sends_mail_and_books_a_meeting(served: Any) -> None:
         assert stored.subject == "Contract review" and stored.location == "Video call"
 
     asyncio.run(scenario())
+
+
+def test_the_sdk_creates_renews_reauthorizes_and_deletes_a_subscription_and_its_endpoint_is_notified(
+    served: Any,
+) -> None:
+    sandbox, client = served
+    received: list[dict[str, Any]] = []
+    hooks = FastAPI()
+
+    @hooks.post("/notify")
+    async def notify(request: Request) -> Response:
+        token = request.query_params.get("validationToken")
+        if token is not None:
+            return PlainTextResponse(token)
+        received.extend((await request.json())["value"])
+        return Response(status_code=202)
+
+    async def scenario(url: str) -> None:
+        expires = datetime.now(UTC) + timedelta(days=2)
+        made = await client.subscriptions.post(Subscription(
+            change_type="created,updated", notification_url=url, resource="me/mailFolders('Inbox')/messages",
+            expiration_date_time=expires, client_state="sdk-state"))  # fmt: skip
+        assert made is not None and made.id and made.client_state == "sdk-state" and made.include_resource_data is False
+        assert made.expiration_date_time is not None and abs(made.expiration_date_time - expires) < timedelta(seconds=1)
+        sandbox.deliver(BOX, sender="sdk@example.org", subject="Seen by the SDK's endpoint", text="-")
+        deadline = time.monotonic() + 10
+        while not received:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.02)
+        assert received[0]["subscriptionId"] == made.id and received[0]["clientState"] == "sdk-state"
+
+        one = client.subscriptions.by_subscription_id(made.id)
+        renewed = await one.patch(Subscription(expiration_date_time=expires + timedelta(days=1)))
+        assert renewed is not None and renewed.expiration_date_time is not None
+        assert renewed.expiration_date_time > expires
+        await one.reauthorize.post()
+        listed = await client.subscriptions.get()
+        assert listed is not None and [s.id for s in listed.value or []] == [made.id]
+        await one.delete()
+        listed = await client.subscriptions.get()
+        assert listed is not None and listed.value == []
+
+    with ServedApp(hooks) as subscriber:
+        asyncio.run(scenario(f"{subscriber.base_url}/notify"))
+    sandbox.notifications.close()

@@ -5,6 +5,8 @@ pulling mail and calendars needs (``routes``): mail folders, a folder's messages
 delta, over each user's seeded mailbox and calendar (``mailbox``, ``calendar``; delta mechanics in ``delta``); and
 what pushing needs (``writes``): drafts, replies and sends (``drafts``), events booked, moved and cancelled
 (``bookings``), every change seen by the delta queries.
+change notification subscriptions with their validation handshake, notifications and lifecycle notifications
+(``subscriptions``, ``subscription_routes``).
 
     sandbox = demo_sandbox()                        # the demo organisation and its user's mailbox
     sandbox.add_user("ada@contoso.example", "Ada Lovelace", tenant_id="...")
@@ -16,7 +18,8 @@ Graph errors are Graph's body (``{"error": {"code", "message", "innerError"}}``)
 for a missing, unknown or expired token, 403 for a token without the scope, 429 with ``Retry-After`` past Outlook's
 per-mailbox limits (10,000 requests in 10 minutes, 4 in flight), 410 syncStateNotFound for a voided delta token.
 The control API tests drive the mailboxes with is ``MicrosoftSandbox``'s (``count``, ``touch``, ``create``,
-``deliver``, ``delete_message``, ``move_message``, ``delete_event``, ``expire_delta``).
+``deliver``, ``delete_message``, ``move_message``, ``delete_event``, ``expire_delta``; for subscriptions
+``subscriptions``, ``deliveries``, ``lifecycle``, ``remove_subscription``, ``expire_subscription``).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from providers.microsoft365.sandbox.routes import Work, register_graph_routes
 from providers.microsoft365.sandbox.state import MicrosoftKnobs as MicrosoftKnobs
 from providers.microsoft365.sandbox.state import MicrosoftSandbox as MicrosoftSandbox
 from providers.microsoft365.sandbox.state import demo_sandbox as demo_sandbox
+from providers.microsoft365.sandbox.subscription_routes import Run, register_subscription_routes
 from providers.microsoft365.sandbox.writes import Answer, WriteWork, register_write_routes
 from providers.sandbox_kit.faults import knobs_of
 from providers.sandbox_kit.gate import Answers, Caller, Gate
@@ -203,6 +207,25 @@ def create_app(sandbox: MicrosoftSandbox | None = None, *, knobs: MicrosoftKnobs
             return Response(status_code=status, headers=call.headers)
         return json_response(status, payload, call.headers, JSON)
 
+    async def graph_call(request: Request, scopes: frozenset[str], run: Run) -> Response:
+        """A call through the gate that answers for itself, ``run(user, caller)`` -> (status, body or None): the
+        subscription routes, whose work waits on a subscriber's handshake and so cannot hold the sandbox's lock."""
+        knobs = current()
+        gate.prepare(knobs)
+        call = gate.admit(request, knobs, limits=knobs.mailbox_limits(), tenant_of=user_of, scopes=scopes)
+        if isinstance(call, Response):
+            return call
+        with call:
+            await knobs.delay()
+            try:
+                status, body = await run(call.tenant_id, call.caller)
+            except GraphError as refused:
+                return error(request, refused, call.headers)
+        if body is None:
+            return Response(status_code=status, headers=call.headers)
+        return json_response(status, body, call.headers, JSON)
+
     register_graph_routes(app, sandbox, graph_read)
     register_write_routes(app, sandbox, graph_read, graph_write)
+    register_subscription_routes(app, sandbox, graph_call)
     return app

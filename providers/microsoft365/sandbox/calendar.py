@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,6 +78,8 @@ class Calendar:
     events: dict[int, Event] = field(default_factory=dict)
     sequence: int = 0
     epoch: int = 0  # bumped to void every delta token given so far
+    # Told of every change under the sandbox's lock (the event as it is now): what change notifications are made of.
+    on_change: Callable[[Event], None] | None = field(default=None, repr=False, compare=False)
 
     def seed(self, count: int, seed: int, now_ms: int) -> None:
         base = datetime.fromtimestamp(now_ms / 1000, UTC).replace(minute=0, second=0, microsecond=0)
@@ -104,6 +106,8 @@ class Calendar:
     def changed(self, event: Event, now_ms: int) -> Event:
         self.sequence += 1
         event.changed, event.version, event.modified_ms = self.sequence, event.version + 1, now_ms
+        if self.on_change is not None:
+            self.on_change(event)
         return event
 
     def live(self) -> list[Event]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from providers.google_workspace.sandbox_credentials import ALIAS_SPELLINGS, DEMO_CONTACTS
@@ -96,6 +97,9 @@ class Mailbox:
     sequence: int = 0  # the last change's number
     epoch: int = 0  # bumped to void every delta token given so far
     next_seq: int = 0
+    # Told of every change under the sandbox's lock, (item, folder before, folder after) with None for "not in
+    # the mailbox" (delivered; deleted): what change notifications are made from.
+    on_change: Callable[[Item, str | None, str | None], None] | None = field(default=None, repr=False, compare=False)
     _listing: dict[str, list[tuple[list[int], int]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -184,12 +188,18 @@ class Mailbox:
 
     # --- changes --------------------------------------------------------------------------------------------
 
-    def _changed(self, item: Item, now_ms: int) -> Item:
+    def _changed(self, item: Item, now_ms: int, was: str | None) -> Item:
         self.sequence += 1
         item.changed, item.version, item.modified_ms = self.sequence, item.version + 1, now_ms
         self.items[item.seq] = item
-        self._listing.clear()
+        self._recorded(item, was, item.folder)
         return item
+
+    def _recorded(self, item: Item, was: str | None, now: str | None) -> None:
+        """Where every change ends, whichever write made it: listings are stale and the listener is told."""
+        self._listing.clear()
+        if self.on_change is not None:
+            self.on_change(item, was, now)
 
     def _own(self, seq: int) -> Item:
         item = self.item(seq)
@@ -202,7 +212,7 @@ class Mailbox:
         if content.thread == 0:
             content = replace(content, thread=seq)
         item = self._changed(Item(seq, folder, now_ms, now_ms, folder != "inbox", False, (), now_ms, content=content),
-                             now_ms)  # fmt: skip
+                             now_ms, None)  # fmt: skip
         item.born = item.changed
         return item
 
@@ -210,24 +220,25 @@ class Mailbox:
         item = self._own(seq)
         item.is_read = item.is_read if is_read is None else is_read
         item.flagged = item.flagged if flagged is None else flagged
-        return self._changed(item, now_ms)
+        return self._changed(item, now_ms, item.folder)
 
     def move(self, seq: int, folder: str, now_ms: int) -> Item:
         item = self._own(seq)
         if folder == item.folder:
             return item
         self.departures.append(Departure(self.sequence + 1, seq, item.folder, item.moves))
-        item.folder, item.moves = folder, item.moves + 1
-        return self._changed(item, now_ms)
+        was, item.folder, item.moves = item.folder, folder, item.moves + 1
+        return self._changed(item, now_ms, was)
 
     def revise(self, seq: int, now_ms: int, content: Content, folder: str | None = None) -> Item:
         """A written message's new content (a draft edited, or sent: ``folder`` sentitems), as one change."""
         item = self._own(seq)
+        was = item.folder
         if folder is not None and folder != item.folder:
             self.departures.append(Departure(self.sequence + 1, seq, item.folder, item.moves))
             item.folder, item.moves, item.received_ms = folder, item.moves + 1, now_ms
         item.content = content
-        return self._changed(item, now_ms)
+        return self._changed(item, now_ms, was)
 
     def delete(self, seq: int) -> None:
         """Deleted for good (Graph's DELETE: out of every folder, into Recoverable Items)."""
@@ -236,4 +247,4 @@ class Mailbox:
         self.departures.append(Departure(self.sequence, seq, item.folder, item.moves))
         self.items.pop(seq, None)
         self.deleted.add(seq)
-        self._listing.clear()
+        self._recorded(item, item.folder, None)

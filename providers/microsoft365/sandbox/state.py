@@ -15,6 +15,7 @@ from providers.microsoft365.sandbox.delta import Tokens
 from providers.microsoft365.sandbox.directory import Organisation, User
 from providers.microsoft365.sandbox.identity import GRAPH_SCOPES, AdminConsent, MicrosoftIdentity
 from providers.microsoft365.sandbox.mailbox import FOLDERS, Content, Item, Mailbox
+from providers.microsoft365.sandbox.subscriptions import GraphSubscription, Subscriptions
 from providers.microsoft365.sandbox_credentials import (
     DEMO_APP_NAME,
     DEMO_CLIENT_ID,
@@ -28,6 +29,7 @@ from providers.microsoft365.sandbox_credentials import (
 from providers.sandbox_kit.clock import DAY_S, MINUTE_S
 from providers.sandbox_kit.faults import FaultKnobs
 from providers.sandbox_kit.metering import CallStats, Quota, RateLimits, RateMeter
+from providers.sandbox_kit.webhooks import Answer
 
 
 @dataclass
@@ -62,6 +64,7 @@ class MicrosoftSandbox:
         self.mailboxes: dict[str, Mailbox] = {}  # by the user's key in ``users``
         self.calendars: dict[str, Calendar] = {}
         self.tokens = Tokens()
+        self.notifications = Subscriptions(clock)  # Graph's change notification subscriptions
         self.admin_consent: Callable[[], AdminConsent] = lambda: None  # the app's knob, set by create_app
         self._domains: dict[str, str] = {}
         self.oauth = MicrosoftIdentity(clock, self.stats, self.users, self._domains, lambda: self.admin_consent())
@@ -109,8 +112,11 @@ class MicrosoftSandbox:
             spacing = max(1, int(days * DAY_S * 1000 / max(messages, 1)))
             box = Mailbox(key, user.display_name, self.seed, messages, now_ms - spacing, spacing)
             self.mailboxes[key] = box
-            self.calendars[key] = Calendar((user.display_name, user.mail or user.user_principal_name), box.ids)
-            self.calendars[key].seed(events, self.seed, now_ms)
+            calendar = self.calendars[key] = Calendar((user.display_name, user.mail or user.user_principal_name),
+                                                      box.ids)  # fmt: skip
+            calendar.seed(events, self.seed, now_ms)
+            box.on_change = lambda item, was, now: self.notifications.message_changed(key, box, item, was, now)
+            calendar.on_change = lambda event: self.notifications.event_changed(key, box.ids.event(event.seq), event)
             return key
 
     def mailbox(self, address: str) -> Mailbox:
@@ -220,6 +226,43 @@ class MicrosoftSandbox:
             event = calendar.find(event_id)
             event.deleted = True
             calendar.changed(event, self._now_ms())
+
+    # --- change notification subscriptions (POST /v1.0/subscriptions) ------------------------------------------
+
+    def subscriptions(self, address: str) -> list[dict[str, object]]:
+        """``address``'s live subscriptions as Graph answers them, plus ``reauthorizationRequired``."""
+        with self.lock:
+            mine = [s for s in self.notifications.live.values() if s.user == address.lower()
+                    and s.expires > self.notifications.now()]  # fmt: skip
+            return [s.body() | {"reauthorizationRequired": s.reauthorization_required} for s in mine]
+
+    @property
+    def deliveries(self) -> list[Answer]:
+        """Every notification POST attempt so far (change and lifecycle), oldest first, with the answer to it."""
+        return list(self.notifications.sender.stats.answers)
+
+    def _subscription(self, subscription_id: str) -> GraphSubscription:
+        try:
+            return self.notifications.live[subscription_id]
+        except KeyError:
+            raise KeyError(f"no subscription {subscription_id!r}") from None
+
+    def lifecycle(self, subscription_id: str, event: str) -> None:
+        """A lifecycle notification (``reauthorizationRequired`` also pauses notifications until renewed)."""
+        with self.lock:
+            self.notifications.lifecycle(self._subscription(subscription_id), event)
+
+    def remove_subscription(self, subscription_id: str) -> None:
+        """Graph removes the subscription, and says so (``subscriptionRemoved``)."""
+        with self.lock:
+            subscription = self._subscription(subscription_id)
+            self.notifications.lifecycle(subscription, "subscriptionRemoved")
+            self.notifications.delete(subscription)
+
+    def expire_subscription(self, subscription_id: str) -> None:
+        """The subscription's expiry is now: it notifies nothing more and is not found."""
+        with self.lock:
+            self._subscription(subscription_id).expires = self.notifications.now()
 
     def expire_delta(self, address: str) -> None:
         """Every delta token given so far for ``address`` (mail and calendar) is void: 410 syncStateNotFound."""

@@ -18,7 +18,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pull import connect_in_sandbox, fresh_database, oauth_clients  # noqa: E402 -- the pull bench's helpers
+from pull import access_token, connect_in_sandbox, fresh_database, oauth_clients  # noqa: E402 -- the pull bench's helpers
 
 from providers.sandbox_kit.serve import free_port  # noqa: E402
 
@@ -27,6 +27,7 @@ __all__ = [
     "Children",
     "Platform",
     "Runs",
+    "access_token",
     "free_port",
     "fresh_database",
     "percentile",

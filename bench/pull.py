@@ -18,11 +18,14 @@ What differs per provider is declared in bench/pull_providers.py. Run with `benc
 from __future__ import annotations
 
 import argparse
+import base64
 import bisect
 import csv
+import hashlib
 import io
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -244,25 +247,28 @@ def _credential(bench: PullBench, base_url: str) -> str:
     if by_key(provider):
         (key,) = provider.sandbox_credentials.values()
         return str(key)
-    return _token(bench, base_url)
+    return access_token(bench.slug, base_url)
 
 
-def _token(bench: PullBench, base_url: str, login_hint: str | None = None) -> str:
-    """An access token through the sandbox's real OAuth flow (the baseline must authenticate too): the provider's
-    own authorise and token paths, scopes and sandbox app, the consent form posted, the code exchanged, signed in as
-    ``login_hint`` (default: the sandbox's demo user)."""
+def access_token(slug: str, base_url: str, login_hint: str | None = None) -> str:
+    """An access token through the sandbox's real OAuth flow (a baseline must authenticate too): the provider's own
+    authorise and token paths, scopes and sandbox app, PKCE where its app uses it, the consent form posted, the code
+    exchanged, signed in as ``login_hint`` (default: the sandbox's demo user)."""
     from vrtx_pipelines.connect.consent import _ConsentForm
     from vrtx_pipelines.registry import get_provider
 
-    provider = get_provider(bench.slug)
+    provider = get_provider(slug)
     assert provider.auth.oauth2 is not None and provider.sandbox_credentials
     oauth, app = provider.auth.oauth2, provider.sandbox_credentials
     redirect = "http://127.0.0.1:9/callback"
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    pkce = {"code_challenge": challenge, "code_challenge_method": "S256"} if oauth.pkce else {}
     with httpx.Client(base_url=base_url) as client:
         page = client.get(
             urlsplit(oauth.authorize_url).path,
             params={"response_type": "code", "client_id": app["client_id"], "redirect_uri": redirect,
-                    "scope": " ".join(oauth.scopes), "state": "bench",
+                    "scope": " ".join(oauth.scopes), "state": "bench", **pkce,
                     **({"login_hint": login_hint} if login_hint else {})},
         )  # fmt: skip
         form = _ConsentForm()
@@ -276,9 +282,10 @@ def _token(bench: PullBench, base_url: str, login_hint: str | None = None) -> st
         code = httpx.URL(answer.headers["location"]).params["code"]
         token = client.post(
             urlsplit(oauth.token_url).path,
-            data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect},
+            data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect,
+                  **({"code_verifier": verifier} if oauth.pkce else {})},
             auth=(app["client_id"], app["client_secret"]),
-        )
+        )  # fmt: skip
         return str(token.json()["access_token"])
 
 

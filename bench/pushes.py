@@ -38,8 +38,7 @@ from typing import Any
 
 import httpx
 from benchlib import ROOT, Children, Platform, Runs, serve_platform, service_ports, wait_for
-from pull import _token
-from pull_providers import PROVIDERS
+from pull import access_token
 
 BATCH = 50  # Xero's advice: at most 50 elements a request
 MINUTE_LIMIT, CONCURRENT_LIMIT = 60, 5  # Xero's published per-organisation limits, the sandbox's defaults
@@ -150,7 +149,7 @@ def baseline(sandbox: Sandbox, n: int) -> dict[str, float]:
     from providers.xero.push_mappers import contact_element
     from vrtx_pipelines.records.canonical import Contact
 
-    token = _token(PROVIDERS["xero"], sandbox.base_url, BASELINE_USER)
+    token = access_token("xero", sandbox.base_url, BASELINE_USER)
     headers = {
         "Authorization": f"Bearer {token}", "xero-tenant-id": sandbox.baseline_org, "Accept": "application/json",
     }  # fmt: skip

@@ -265,6 +265,9 @@ class WebhookEvent:
     # The changed record itself, as the pull of ``entity`` would load it, when the event carries all of it
     # (Stripe's event object): the fast path applies it without a fetch. None: the record is fetched by id.
     record: Mapping[str, Any] | None = None
+    # The provider asks for the connection's watch to be started again now (Graph: a subscription removed, or its
+    # authorisation due for renewal): the webhook worker renews it before the pull follows.
+    renews_watch: bool = False
 
 
 @dataclass(frozen=True)
@@ -351,6 +354,18 @@ class WebhookSpec:
     # Pull entity -> the other pull entities an event about it also refreshes (records the provider sends no
     # events of its own for).
     refreshes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # A delivery that only proves the endpoint is ours (Graph's ``validationToken``): (query parameters, headers)
+    # -> the answer to give at once, before any verification, or None for an ordinary delivery.
+    handshake: Callable[[Mapping[str, str], Mapping[str, str]], HandshakeAnswer | None] | None = None
+
+
+@dataclass(frozen=True)
+class HandshakeAnswer:
+    """What a webhook endpoint answers a provider's handshake: a status, a content type and the body."""
+
+    status: int
+    content_type: str
+    body: bytes
 
 
 @dataclass(frozen=True)

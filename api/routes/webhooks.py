@@ -166,7 +166,8 @@ async def receive_app_webhook(slug: str, request: Request) -> Response:
     summary="Receive a provider's webhook",
     description="Authenticated by the provider's signature over the raw body (Xero: `x-xero-signature`). 200 with "
     "an empty body once stored (duplicates are dropped); 401 with an empty body for a signature that does not "
-    "verify (and for unknown integrations, tenants or connections alike); 400 for a malformed body; 413 over 1 MB.",
+    "verify (and for unknown integrations, tenants or connections alike); 400 for a malformed body; 413 over 1 MB. "
+    "Microsoft Graph's validation handshake (`?validationToken=`) is answered 200 with the token as text/plain.",
     responses=DELIVERY_ANSWERS,
 )
 async def receive_webhook(slug: str, tenant: str, request: Request) -> Response:
@@ -179,6 +180,13 @@ async def deliver(request: Request, slug: str, tenant: str | None) -> Response:
     duplicate), a bare 401 when it does not authenticate, the API's JSON error otherwise."""
     try:
         provider = _provider_or_reject(slug)
+        handshake = provider.webhooks.handshake if provider.webhooks is not None else None
+        if handshake is not None and tenant is not None:
+            headers = {name.lower(): value for name, value in request.headers.items()}
+            answer = handshake(dict(request.query_params), headers)
+            if answer is not None:  # it proves only that the endpoint is ours: nothing is stored
+                return Response(answer.body, status_code=answer.status, media_type=answer.content_type,
+                                headers={"X-Content-Type-Options": "nosniff"})  # fmt: skip
         body = await _read_body(request)
         headers = {name.lower(): value for name, value in request.headers.items()}
         receiver = receiver_for(request.app.state)

@@ -1,7 +1,8 @@
 """Microsoft Graph v1.0 for Outlook mail and calendar (https://learn.microsoft.com/en-us/graph/overview). One
 connection is one Microsoft 365 mailbox, connected by its user through the Microsoft identity platform; its
 messages and meetings become canonical EmailMessage and CalendarEvent records, kept in step through Graph's delta
-queries. VRTX sends email from the mailbox (replies thread) and books, moves and cancels meetings (``push``).
+queries and Graph's change notifications (``watch``, ``webhooks``). VRTX sends email from the mailbox (replies
+thread) and books, moves and cancels meetings (``push``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from .mappers import MAPPERS, MODELS
 from .push import PUSHES
 from .sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from .source import STREAMS
+from .watch import REVOCATION, WATCHES
+from .webhooks import WEBHOOKS
 
 ENTITIES = tuple(stream.name for stream in STREAMS)
 PULLS = tuple(f"pull:{entity}" for entity in ENTITIES)
@@ -32,8 +35,8 @@ PROVIDER = Provider(
         "with their attendees' answers, kept in step incrementally. Disconnecting deletes the tokens VRTX holds "
         "(Microsoft offers apps no way to revoke them: the user withdraws VRTX's access among their Microsoft "
         "account's app permissions). VRTX sends email from the mailbox (replies thread with the message "
-        "answered) and books, moves and cancels meetings with invitations. Outlook change notifications are on "
-        "the roadmap: until then changes arrive on the sync schedule."
+        "answered) and books, moves and cancels meetings with invitations. Outlook's change notifications bring "
+        "a change in within seconds."
     ),
     icon="📬",
     docs_url="https://learn.microsoft.com/en-us/graph/overview",
@@ -105,7 +108,7 @@ PROVIDER = Provider(
         RateLimit(10000, 600, "mailbox", "Outlook: 10,000 requests per 10 minutes per app per mailbox (4 in flight)"),
         RateLimit(130000, 10, "app", "130,000 requests per 10 seconds per app across all tenants"),
     ),
-    implemented=frozenset({"connect", *PULLS, *PUSH_CAPABILITIES}),
+    implemented=frozenset({"connect", *PULLS, *PUSH_CAPABILITIES, "webhooks"}),
     discover_tenants=discover_tenants,
     client=GraphClient.for_connection,
     pulls=PullSpec(
@@ -117,6 +120,9 @@ PROVIDER = Provider(
         sealing=Sealing("message_bodies", "encrypted", {"messages": ("body_text", "body_html")}),
     ),
     pushes=PUSHES,
+    webhooks=WEBHOOKS,
+    watches=WATCHES,
+    revocation=REVOCATION,
     sandbox="providers.microsoft365.sandbox:create_app",
     sandbox_credentials={"client_id": DEMO_CLIENT_ID, "client_secret": DEMO_CLIENT_SECRET},
 )

@@ -77,7 +77,14 @@ class GoogleFlows(Flows):
 class MicrosoftFlows(Flows):
     def start(self) -> Started:
         sandbox = microsoft_sandbox(seed=7)
-        return Started(microsoft_app(sandbox), sandbox, MICROSOFT_MAILBOX)
+        return Started(microsoft_app(sandbox), sandbox, MICROSOFT_MAILBOX.lower())
+
+    def subscribe_webhooks(self, started: Started, url: str, secret: str) -> None:
+        started.sandbox.subscribe(MICROSOFT_MAILBOX, url, secret)  # the secret is the subscription's clientState
+
+    def webhook_sender(self, started: Started) -> WebhookSender:
+        sender: WebhookSender = started.sandbox.notifications.sender
+        return sender
 
 
 STRIPE_SEED = 7
@@ -96,6 +103,21 @@ def _meeting(title: str) -> dict[str, Any]:
     return {"id": "crm-meeting-1", "title": title, "start": {"at": "2026-12-14T10:00:00+00:00", "time_zone": "UTC"},
             "end": {"at": "2026-12-14T10:30:00+00:00", "time_zone": "UTC"},
             "attendees": [{"address": "ada@example.com", "name": "Ada Lovelace"}]}  # fmt: skip
+
+
+# A mailbox provider's writes (Google Workspace, Microsoft 365): an email sent, a meeting booked and moved.
+MAILBOX_PUSHES = {
+    "message": PushCase(
+        "messages",
+        {
+            "id": "crm-email-1",
+            "to": [{"address": "ada@example.com", "name": "Ada Lovelace"}],
+            "subject": "Your quote",
+            "body_text": "Attached, as promised.",
+        },
+    ),
+    "event": PushCase("events", _meeting("Demo"), _meeting("Demo, rescheduled"), "title"),
+}
 
 
 def _contact(email: str) -> dict[str, Any]:
@@ -194,18 +216,7 @@ FLOWS: dict[str, Flows] = {
             oauth_app={"client_id": GOOGLE_CLIENT_ID, "client_secret": GOOGLE_CLIENT_SECRET},
             incremental=("messages", "events"),
             paged=("messages", 500),
-            pushes={
-                "message": PushCase(
-                    "messages",
-                    {
-                        "id": "crm-email-1",
-                        "to": [{"address": "ada@example.com", "name": "Ada Lovelace"}],
-                        "subject": "Your quote",
-                        "body_text": "Attached, as promised.",
-                    },
-                ),
-                "event": PushCase("events", _meeting("Demo"), _meeting("Demo, rescheduled"), "title"),
-            },
+            pushes=MAILBOX_PUSHES,
             webhook_entity="events",
             webhook_names_record=False,
         ),
@@ -214,18 +225,9 @@ FLOWS: dict[str, Flows] = {
             oauth_app={"client_id": MICROSOFT_CLIENT_ID, "client_secret": MICROSOFT_CLIENT_SECRET},
             incremental=("messages", "events"),
             paged=("messages", MICROSOFT_PAGE),
-            pushes={
-                "message": PushCase(
-                    "messages",
-                    {
-                        "id": "crm-email-1",
-                        "to": [{"address": "ada@example.com", "name": "Ada Lovelace"}],
-                        "subject": "Your quote",
-                        "body_text": "Attached, as promised.",
-                    },
-                ),
-                "event": PushCase("events", _meeting("Demo"), _meeting("Demo, rescheduled"), "title"),
-            },
+            pushes=MAILBOX_PUSHES,
+            webhook_entity="messages",
+            webhook_names_record=False,
         ),
         Flows(
             "twilio",

@@ -41,7 +41,7 @@ from vrtx_pipelines.events.record import EventType, record_event
 from vrtx_pipelines.mapping import pull_mapper
 from vrtx_pipelines.records.store import apply_records, canonical_json, encode_cursor
 from vrtx_pipelines.webhooks.dispatch import Batch
-from vrtx_pipelines.webhooks.watches import keep_positions, watch_state
+from vrtx_pipelines.webhooks.watches import keep_positions, renew_watches, watch_state
 
 log = logging.getLogger("vrtx.webhooks")
 
@@ -150,6 +150,8 @@ class WebhookApplier:
 
     def apply(self, provider: Provider, batch: Batch) -> list[Applied]:
         """Apply the batch's records; never raises (what fails is left to the run)."""
+        if provider.watches is not None and any(event.renews_watch for event in batch.events):
+            self._renew_watch(provider, batch)
         # Records are fetched by id, or (for a provider that keeps watches) read through a change feed.
         readable = provider.pulls is not None and (provider.pulls.fetchable or provider.watches is not None)
         if provider.pulls is None or provider.client is None or not readable:
@@ -177,6 +179,17 @@ class WebhookApplier:
             (time.monotonic() - started) * 1000,
         )
         return applied
+
+    def _renew_watch(self, provider: Provider, batch: Batch) -> None:
+        """Start the connection's watch again at the provider's asking (a failure leaves it due for the
+        ``provider_watches`` schedule)."""
+        try:
+            tick = renew_watches(self.settings, self.vault, provider, tenant_id=batch.tenant_id, force=True)
+        except Exception as exc:  # noqa: BLE001 -- the schedule renews what is due
+            log.warning("%s watch not renewed for tenant %s: %s", provider.name, batch.tenant_id, _safe_reason(exc))
+            return
+        log.info("%s watch renewed at the provider's asking, tenant %s: %s", provider.name, batch.tenant_id,
+                 tick.summary)  # fmt: skip
 
     def _apply(self, provider: Provider, batch: Batch) -> list[Applied]:
         assert provider.pulls is not None and provider.client is not None

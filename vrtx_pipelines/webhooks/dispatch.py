@@ -62,6 +62,7 @@ class ClaimedEvent:
     entity: str | None = None  # the pull entity the changed record belongs to
     occurred_at: datetime | None = None  # when the provider says the change happened
     record: dict[str, Any] | None = None  # the changed record, when the event carried all of it
+    renews_watch: bool = False  # the provider asks for the connection's watch to be started again
 
 
 @dataclass(frozen=True)
@@ -184,15 +185,15 @@ def _claim(
         .returning(
             inbox.c.id, payload["entities"], payload["external_id"].as_string(),
             payload["external_tenant_id"].as_string(), payload["entity"].as_string(),
-            payload["occurred_at"].as_string(), payload["record"],
+            payload["occurred_at"].as_string(), payload["record"], payload["renews_watch"],
         )
     )  # fmt: skip
     events = [
         ClaimedEvent(
             i, tuple(entities or ()), external_id, org, entity, parse_time(occurred_at),
-            record if isinstance(record, dict) else None,
+            record if isinstance(record, dict) else None, bool(renews),
         )
-        for i, entities, external_id, org, entity, occurred_at, record in claimed
+        for i, entities, external_id, org, entity, occurred_at, record, renews in claimed
     ]  # fmt: skip
     return sorted(events, key=lambda event: event.inbox_id)
 

@@ -232,6 +232,7 @@ def _inbox_row(provider: Provider, connection_id: int, event: WebhookEvent, now:
             "data": dict(event.data),
             # The changed record itself when the event carries all of it (Stripe): applied without a fetch.
             "record": dict(event.record) if event.record is not None else None,
+            "renews_watch": event.renews_watch,
         },
     }
 

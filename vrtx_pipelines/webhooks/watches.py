@@ -77,10 +77,17 @@ def watch_until(connection: TenantIntegration) -> datetime | None:
 
 
 def renew_watches(
-    settings: Settings, vault: Vault, provider: Provider, *, tenant_id: str | None = None, now: datetime | None = None
+    settings: Settings,
+    vault: Vault,
+    provider: Provider,
+    *,
+    tenant_id: str | None = None,
+    now: datetime | None = None,
+    force: bool = False,
 ) -> WatchTick:
     """Start or renew the watch of every connected connection of ``provider`` (of ``tenant_id`` only, if given)
-    that has none or one ending within the provider's renewal window."""
+    that has none or one ending within the provider's renewal window (``force``: whenever it ends; one that then
+    fails is left due, for the next tick)."""
     spec = provider.watches
     tick = WatchTick()
     if spec is None:
@@ -104,7 +111,7 @@ def renew_watches(
             ctx = ConnectionContext(session=session, vault=vault, settings=settings)
             connection = session.get_one(TenantIntegration, connection_id)
             ends = watch_until(connection)
-            if ends is not None and ends > due_before:
+            if not force and ends is not None and ends > due_before:
                 tick.current += 1
                 continue
             try:
@@ -122,6 +129,11 @@ def renew_watches(
             except (ProviderError, IntegrationError) as exc:
                 tick.failed += 1
                 log.warning("%s watch not started for tenant %s: %s", provider.name, connection.tenant_id, exc)
+                if force:
+                    session.rollback()
+                    session.refresh(connection)
+                    record = dict((connection.meta or {}).get(META_KEY) or {})
+                    connection.meta = {**(connection.meta or {}), META_KEY: {**record, "until": now.isoformat()}}
                 continue
             if watching is None:
                 tick.unconfigured += 1

@@ -41,6 +41,9 @@ GRAPH_SCOPES = frozenset(
     s.lower()
     for s in ("User.Read", "Mail.Read", "Mail.ReadWrite", "Mail.Send", "Calendars.Read", "Calendars.ReadWrite")
 )
+# Who may read mail, and calendars (either permission of each pair).
+MAIL_SCOPES = frozenset({"mail.read", "mail.readwrite"})
+CALENDAR_SCOPES = frozenset({"calendars.read", "calendars.readwrite"})
 OPENID_SCOPES = frozenset({"openid", "profile", "email", "offline_access"})
 SPECIAL_TENANTS = frozenset({"common", "organizations", "consumers"})
 POLICY = OAuthPolicy(

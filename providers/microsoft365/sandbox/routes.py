@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request, Response
 from providers.microsoft365.sandbox.calendar import calendar_view_delta
 from providers.microsoft365.sandbox.delta import Body, Preferences
 from providers.microsoft365.sandbox.errors import GraphError
+from providers.microsoft365.sandbox.identity import CALENDAR_SCOPES, MAIL_SCOPES
 from providers.microsoft365.sandbox.mail import folder_of, get_message, list_folders, mail_folder, messages_delta
 from providers.microsoft365.sandbox.state import MicrosoftSandbox
 
@@ -20,8 +21,6 @@ Work = Callable[[str], Body | tuple[Body, dict[str, str]]]
 Read = Callable[[Request, frozenset[str], Work, int | None], Awaitable[Response]]
 # Who may read mail and calendars (https://learn.microsoft.com/en-us/graph/api/message-delta#permissions,
 # .../event-delta#permissions). Mail.ReadBasic and Calendars.ReadBasic are not granted by this sandbox.
-MAIL_SCOPES = frozenset({"mail.read", "mail.readwrite"})
-CALENDAR_SCOPES = frozenset({"calendars.read", "calendars.readwrite"})
 NO_MAILBOX = GraphError(404, "MailboxNotEnabledForRESTAPI", "The mailbox is either inactive, soft-deleted, or is "
                         "hosted on-premise.")  # fmt: skip
 

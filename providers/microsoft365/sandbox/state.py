@@ -3,11 +3,13 @@ identity platform's apps, grants and tokens, call stats and the knobs; and the c
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from email.utils import parseaddr
 
 from providers.microsoft365.sandbox.calendar import Calendar, Event
@@ -228,6 +230,21 @@ class MicrosoftSandbox:
             calendar.changed(event, self._now_ms())
 
     # --- change notification subscriptions (POST /v1.0/subscriptions) ------------------------------------------
+
+    def subscribe(self, address: str, url: str, client_state: str, resource: str = "me/messages") -> str:
+        """What the demo app's ``POST /v1.0/subscriptions`` does for ``address`` (the handshake with ``url``
+        included, so it must answer it), without the HTTP call; the subscription's id."""
+        body = {"changeType": "created,updated,deleted", "notificationUrl": url, "resource": resource,
+                "clientState": client_state,
+                "expirationDateTime": (self.notifications.now() + timedelta(days=2)).isoformat()}  # fmt: skip
+        key = address.lower()
+        scopes = frozenset({"mail.read", "calendars.read"})
+        with self.lock:
+            draft = self.notifications.draft(self.users[key], key, self.mailboxes.get(key), DEMO_CLIENT_ID, scopes,
+                                             body, True)  # fmt: skip
+        asyncio.run(self.notifications.validate(url))
+        with self.lock:
+            return self.notifications.add(draft).id
 
     def subscriptions(self, address: str) -> list[dict[str, object]]:
         """``address``'s live subscriptions as Graph answers them, plus ``reauthorizationRequired``."""

@@ -12,11 +12,10 @@ from typing import Any
 from fastapi import FastAPI, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from providers.microsoft365.sandbox.identity import CALENDAR_SCOPES, MAIL_SCOPES
 from providers.microsoft365.sandbox.state import MicrosoftSandbox
 from providers.microsoft365.sandbox.subscriptions import (
-    CALENDAR_SCOPES,
     FORBIDDEN,
-    MAIL_SCOPES,
     UNREADABLE,
     GraphSubscription,
 )

@@ -34,6 +34,7 @@ import httpx
 from providers.microsoft365.sandbox.calendar import Event
 from providers.microsoft365.sandbox.directory import User
 from providers.microsoft365.sandbox.errors import GraphError
+from providers.microsoft365.sandbox.identity import CALENDAR_SCOPES, MAIL_SCOPES
 from providers.microsoft365.sandbox.ids import change_key
 from providers.microsoft365.sandbox.mail import folder_of
 from providers.microsoft365.sandbox.mailbox import Item, Mailbox
@@ -48,8 +49,6 @@ MAX_MINUTES = 10_070
 CHANGE_TYPES = frozenset({"created", "updated", "deleted"})
 LIFECYCLE_EVENTS = frozenset({"reauthorizationRequired", "subscriptionRemoved", "missed"})
 TLS_VERSIONS = frozenset({"v1_0", "v1_1", "v1_2", "v1_3"})
-MAIL_SCOPES = frozenset({"mail.read", "mail.readwrite"})
-CALENDAR_SCOPES = frozenset({"calendars.read", "calendars.readwrite"})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 _OWNER = r"(?:me|users/(?P<user>[^/()']+)|users\('(?P<quoted>[^']+)'\))"
 _RESOURCE = re.compile(

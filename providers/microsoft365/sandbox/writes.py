@@ -13,10 +13,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from providers.microsoft365.sandbox import bookings, drafts
+import providers.microsoft365.sandbox.bookings as bookings
+import providers.microsoft365.sandbox.drafts as drafts
 from providers.microsoft365.sandbox.delta import Body, Preferences
+from providers.microsoft365.sandbox.identity import CALENDAR_SCOPES, MAIL_SCOPES
 from providers.microsoft365.sandbox.mailbox import Mailbox
-from providers.microsoft365.sandbox.routes import CALENDAR_SCOPES, MAIL_SCOPES, NO_MAILBOX, Read
+from providers.microsoft365.sandbox.routes import NO_MAILBOX, Read
 from providers.microsoft365.sandbox.state import MicrosoftSandbox
 
 # (status, body or None for an empty answer) of a write's work(user, decoded request body)

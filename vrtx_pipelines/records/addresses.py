@@ -4,6 +4,7 @@ find their CRM contact whatever case, ``+tag`` or (for Gmail) dots the sender us
 from __future__ import annotations
 
 from email.utils import parseaddr
+from functools import lru_cache
 
 # Gmail ignores dots in the local part and treats googlemail.com as gmail.com; other domains may not, so dots
 # elsewhere are kept (j.smith@acme.com and jsmith@acme.com can be two people).
@@ -11,6 +12,7 @@ _GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 MAX_ADDRESS_LENGTH = 320
 
 
+@lru_cache(maxsize=65_536)  # a mailbox's messages name the same few hundred people again and again
 def address_key(address: str) -> str | None:
     """The comparison key of an address (``"Ann <Ann.Lee+crm@GMail.com>"`` -> ``"annlee@gmail.com"``), or None
     when it is not an address at all."""

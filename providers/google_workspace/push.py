@@ -21,9 +21,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 from typing import Any
 
-from pydantic import BaseModel
-
-from providers.base import PushOutcome, PushRequest, PushSpec
+from providers.base import PushOutcome, PushRequest
 from providers.errors import ProviderError, ProviderRejected
 from providers.google_workspace.client import GoogleClient, header
 from providers.google_workspace.mappers import to_event, to_message
@@ -200,19 +198,4 @@ def _event(client: ApiClient, request: PushRequest) -> PushOutcome:
     )
 
 
-def push(client: ApiClient, request: PushRequest) -> PushOutcome:
-    model: type[BaseModel] = pushes.canonical_model(PUSHES, request, PROVIDER)
-    if request.operation != "cancel":  # a cancel needs the link, not the record
-        pushes.validated(model, request)
-    if request.entity == "message":
-        return _send(client, request)
-    return _event(client, request)
-
-
-PUSHES = PushSpec(
-    entities={
-        "message": (OutgoingEmail, frozenset({"create"})),
-        "event": (CalendarEvent, frozenset({"create", "update", "upsert", "cancel"})),
-    },
-    push=push,
-)
+PUSHES = pushes.mailbox_pushes(PROVIDER, _send, _event)

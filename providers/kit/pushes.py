@@ -12,8 +12,8 @@ from pydantic import BaseModel, ValidationError
 
 from providers.base import PushOutcome, PushRequest, PushResult, PushSpec
 from providers.errors import ProviderRejected
-from providers.kit.client import ErrorWords
-from vrtx_pipelines.records.canonical import content_hash
+from providers.kit.client import ApiClient, ErrorWords
+from vrtx_pipelines.records.canonical import CalendarEvent, OutgoingEmail, content_hash
 
 T = TypeVar("T")
 
@@ -163,3 +163,27 @@ def batch_results(
                 message = words.message or f"{provider} refused the {requests[index].entity}."
                 results[index] = ProviderRejected(message, status=200, details=list(words.details))
     return [result for result in results if result is not None]
+
+
+def mailbox_pushes(
+    provider: str,
+    send: Callable[[ApiClient, PushRequest], PushOutcome],
+    meeting: Callable[[ApiClient, PushRequest], PushOutcome],
+) -> PushSpec:
+    """The writes of a mailbox and calendar provider (Google Workspace, Microsoft 365): an email sent through the
+    mailbox (``send``), a meeting booked, moved or cancelled (``meeting``)."""
+
+    def push(client: ApiClient, request: PushRequest) -> PushOutcome:
+        model: type[BaseModel] = canonical_model(spec, request, provider)
+        if request.operation != "cancel":  # a cancel needs the link, not the record
+            validated(model, request)
+        return send(client, request) if request.entity == "message" else meeting(client, request)
+
+    spec = PushSpec(
+        entities={
+            "message": (OutgoingEmail, frozenset({"create"})),
+            "event": (CalendarEvent, frozenset({"create", "update", "upsert", "cancel"})),
+        },
+        push=push,
+    )
+    return spec

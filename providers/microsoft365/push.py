@@ -18,13 +18,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from pydantic import BaseModel
-
-from providers.base import PushOutcome, PushRequest, PushSpec
+from providers.base import PushOutcome, PushRequest
 from providers.errors import ProviderRejected
 from providers.kit import pushes
 from providers.kit.client import ApiClient
-from vrtx_pipelines.records.canonical import CalendarEvent, OutgoingEmail, Participant
+from vrtx_pipelines.records.canonical import OutgoingEmail, Participant
 
 from .mappers import to_message
 from .meetings import PROVIDER, push_event
@@ -97,19 +95,4 @@ def _send(client: ApiClient, request: PushRequest) -> PushOutcome:
     return _read_sent(client, str(found["id"]))
 
 
-def push(client: ApiClient, request: PushRequest) -> PushOutcome:
-    model: type[BaseModel] = pushes.canonical_model(PUSHES, request, PROVIDER)
-    if request.operation != "cancel":  # a cancel needs the link, not the record
-        pushes.validated(model, request)
-    if request.entity == "message":
-        return _send(client, request)
-    return push_event(client, request)
-
-
-PUSHES = PushSpec(
-    entities={
-        "message": (OutgoingEmail, frozenset({"create"})),
-        "event": (CalendarEvent, frozenset({"create", "update", "upsert", "cancel"})),
-    },
-    push=push,
-)
+PUSHES = pushes.mailbox_pushes(PROVIDER, _send, push_event)

@@ -19,7 +19,7 @@ from dagster import DagsterInstance
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from providers.base import AuthType
+from providers.base import AuthType, Provider
 from providers.sandbox_kit.serve import ServedApp
 from vrtx_pipelines.cli.activity import ActivityFeed, start_feed
 from vrtx_pipelines.cli.devlog import Terminal, pump
@@ -197,6 +197,7 @@ def _run_platform(
     verbose: bool,
 ) -> int:
     demo_connections: list[str] = []
+    watched: list[Provider] = []
     sandbox_apps: dict[str, dict[str, str]] = {}
     configured_apps = set(settings.oauth_clients)  # real apps: they win, and never go into the state file
     if sandboxes:
@@ -223,10 +224,9 @@ def _run_platform(
                 {slug: server.app for slug, server in served.items()},
                 f"http://{settings.api_host}:{settings.api_port}",
             )
-        # Mailboxes notify only while watched: started now, not at the schedule's next tick.
-        for slug in served:
-            if providers[slug].watches is not None:
-                renew_watches(settings, vault_from_settings(settings), providers[slug], tenant_id=tenant_id)
+        # Mailboxes notify only while watched: started once the API is up (Graph calls it back before it
+        # subscribes), not at the schedule's next tick.
+        watched = [providers[slug] for slug in served if providers[slug].watches is not None]
     api_url = f"http://{settings.api_host}:{settings.api_port}"
     dagster_url = f"http://127.0.0.1:{settings.dagster_port}"
     # From here on, `vrtx sync`, `vrtx connect`, ... in another shell reach the same sandboxes (cli/devstate.py).
@@ -333,9 +333,10 @@ def _run_platform(
     feed = ActivityFeed(instance, session_factory(engine_for(settings.sqlalchemy_url)), terminal.write)
     feed_thread = start_feed(feed, stop_feed)
 
-    ready = wait_until_up(f"{api_url}/healthz", api, 60, lambda: stopping) and wait_until_up(
-        f"{dagster_url}/server_info", dagster, 180, lambda: stopping
-    )
+    ready = wait_until_up(f"{api_url}/healthz", api, 60, lambda: stopping)
+    for provider in watched if ready else []:
+        renew_watches(settings, vault_from_settings(settings), provider, tenant_id=tenant_id)
+    ready = ready and wait_until_up(f"{dagster_url}/server_info", dagster, 180, lambda: stopping)
     if ready:
         lines = [
             "",

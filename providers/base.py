@@ -357,6 +357,8 @@ class WebhookSpec:
     # A delivery that only proves the endpoint is ours (Graph's ``validationToken``): (query parameters, headers)
     # -> the answer to give at once, before any verification, or None for an ordinary delivery.
     handshake: Callable[[Mapping[str, str], Mapping[str, str]], HandshakeAnswer | None] | None = None
+    # The status a stored delivery is answered with (Graph: 202, "accepted, processed later").
+    accepted_status: int = 200
 
 
 @dataclass(frozen=True)

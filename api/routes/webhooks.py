@@ -29,6 +29,7 @@ from vrtx_pipelines.webhooks.receiver import WebhookReceiver
 
 router = APIRouter(tags=["webhooks"])
 DELIVERY_ANSWERS: dict[int | str, dict[str, Any]] = {
+    202: {"description": "Stored, for a provider that is answered so (Microsoft Graph): an empty body"},
     401: {"description": "Not authenticated (signature, integration, tenant or connection): an empty body"},
     400: {"model": ErrorOut, "description": "A verified body that is not the provider's payload"},
     413: {"model": ErrorOut, "description": "A body over 1 MB"},
@@ -167,7 +168,8 @@ async def receive_app_webhook(slug: str, request: Request) -> Response:
     description="Authenticated by the provider's signature over the raw body (Xero: `x-xero-signature`). 200 with "
     "an empty body once stored (duplicates are dropped); 401 with an empty body for a signature that does not "
     "verify (and for unknown integrations, tenants or connections alike); 400 for a malformed body; 413 over 1 MB. "
-    "Microsoft Graph's validation handshake (`?validationToken=`) is answered 200 with the token as text/plain.",
+    "Microsoft Graph's validation handshake (`?validationToken=`) is answered 200 with the token as text/plain, "
+    "and its notifications 202 once stored.",
     responses=DELIVERY_ANSWERS,
 )
 async def receive_webhook(slug: str, tenant: str, request: Request) -> Response:
@@ -202,7 +204,7 @@ async def deliver(request: Request, slug: str, tenant: str | None) -> Response:
     except Exception as exc:  # noqa: BLE001 -- answered like the API's own handler: the provider retries a 500
         return unexpected_error_response(request, exc)
     # Applying the events and launching their pulls is the webhook worker's (`vrtx webhook-worker`), off this path.
-    return Response(status_code=200)
+    return Response(status_code=provider.webhooks.accepted_status if provider.webhooks is not None else 200)
 
 
 _DELIVERY_PATH = re.compile(r"/api/v1/webhooks/(?P<slug>[^/]+)(?:/(?P<tenant>[^/]+))?")

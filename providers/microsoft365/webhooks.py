@@ -108,4 +108,6 @@ def parse(body: bytes, _headers: Mapping[str, str]) -> list[WebhookEvent]:
     return events
 
 
-WEBHOOKS = WebhookSpec(verify=verify, parse=parse, handshake=handshake, tolerance_s=4 * 3600 + 600.0)
+# Graph retries a notification for up to 4 hours; 202 says it was queued (answered within its 3 s).
+WEBHOOKS = WebhookSpec(verify=verify, parse=parse, handshake=handshake, tolerance_s=4 * 3600 + 600.0,
+                       accepted_status=202)  # fmt: skip

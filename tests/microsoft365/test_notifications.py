@@ -165,8 +165,8 @@ def test_a_notification_without_the_connections_client_state_is_401_and_stores_n
     assert api.post(url, content=body(other)).status_code == 401  # another tenant's secret, same mailbox
     assert api.post(url, content=b'{"value": []}').status_code == 401
     assert inbox(settings) == [] and secret
-    assert api.post(url, content=body(good)).status_code == 200
-    assert api.post(url, content=body(good)).status_code == 200  # Graph redelivers: stored once
+    assert api.post(url, content=body(good)).status_code == 202  # queued: the worker applies it
+    assert api.post(url, content=body(good)).status_code == 202  # Graph redelivers: stored once
     assert len(inbox(settings)) == 1
 
 

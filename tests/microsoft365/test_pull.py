@@ -146,3 +146,21 @@ def test_kept_bodies_are_sealed_in_the_warehouse_and_plain_in_the_records_api(
     )
     assert str(html).startswith(PREFIX)  # Outlook gives the body as html
     assert secret not in str(warehouse(settings, "SELECT * FROM messages"))
+
+
+def test_outlook_messages_and_meetings_join_their_contacts_timeline(
+    api: TestClient, settings: Settings, microsoft: Microsoft, instance: DagsterInstance, connected: str
+) -> None:
+    from tests.google_workspace.test_contacts import put, spellings, timeline
+
+    sync(settings, instance, ["messages", "events"])
+    people = [p for r in by_id(api, connected, "messages").values() for p in [r["data"]["sender"], *r["data"]["to"]]
+              if p and p["address"].lower() != MAILBOX]  # fmt: skip
+    address = people[0]["address"]
+    assert put(api, connected, "c-1", "A contact", address.upper()).status_code == 200
+
+    items = timeline(api, connected, "c-1")
+
+    assert items and {i["integration"] for i in items} == {SLUG}
+    assert all(address.lower() in {s.lower() for s in spellings(i)} for i in items)
+    assert [i["at"] for i in items] == sorted((i["at"] for i in items), reverse=True)

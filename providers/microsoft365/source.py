@@ -6,8 +6,8 @@ feed of Graph delta links (https://learn.microsoft.com/en-us/graph/delta-query-o
   ``@odata.nextLink`` to the last page, whose ``@odata.deltaLink`` is kept per folder; later runs call the kept
   links. Graph names a message that left a folder (deleted, or moved) with ``@removed`` only: a move within the
   chosen folders shows as a removal from one and an arrival in the other, in either order, so each removal is
-  checked against the message itself (``GET /me/messages/{id}``) before it deletes anything. A delta token Graph
-  no longer keeps (410) lists the folders again, and the sync log says why.
+  checked against the message itself (``GET /me/messages/{id}``, 20 to a ``$batch``) before it deletes anything.
+  A delta token Graph no longer keeps (410) lists the folders again, and the sync log says why.
 - ``events`` (https://learn.microsoft.com/en-us/graph/api/event-delta): ``calendarView/delta`` over a window from
   ``history_days`` back to ``EVENTS_AHEAD_DAYS`` ahead, fixed when listed; the window is listed again once fewer
   than ``EVENTS_RELIST_DAYS`` of it remain ahead, so it rolls forward. Removed and cancelled events are deleted.
@@ -19,6 +19,7 @@ encrypted``: it is not even asked for otherwise), sealed under the connection's 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from .fields import RECORD_FIELDS
 
 PAGE_SIZE = 200  # Prefer: odata.maxpagesize; Graph's default page of messages delta is 10
 PARALLEL_CHECKS = 4  # GETs of removed messages in flight: Outlook serves 4 per mailbox at once
+BATCH_SIZE = 20  # Graph's $batch limit
 EVENTS_AHEAD_DAYS = 180
 EVENTS_RELIST_DAYS = 150
 DEFAULT_FOLDERS = ("inbox", "sentitems")
@@ -214,25 +216,48 @@ class FolderDeltas(ChangeFeed):
 
 def _still_there(client: ApiClient, ids: list[str]) -> Records:
     """Removed messages as they are now: a row where one moved into another chosen folder, else a tombstone (it was
-    deleted, or left every chosen folder)."""
+    deleted, or left every chosen folder). Read 20 to a call through Graph's ``$batch``."""
     if not ids:
         return []
     mailbox = str(client.tenant_id or "")
     chosen = {str(client.get(f"me/mailFolders/{quote(name, safe='')}", params={"$select": "id"})["id"]): name
               for name in folders(client)}  # fmt: skip
 
+    def row(found: Mapping[str, Any]) -> dict[str, Any]:
+        folder = chosen.get(str(found.get("parentFolderId")))
+        return message_row(found, mailbox, folder, client) if folder else _tombstone(str(found["id"]), mailbox)
+
     def one(message_id: str) -> dict[str, Any]:
         try:
-            found = client.get(f"me/messages/{quote(message_id, safe='')}", params={"$select": message_select(client)})
+            return row(
+                client.get(f"me/messages/{quote(message_id, safe='')}", params={"$select": message_select(client)})
+            )
         except ProviderError as exc:
             if exc.status == 404:
                 return _tombstone(message_id, mailbox)
             raise
-        folder = chosen.get(str(found.get("parentFolderId")))
-        return message_row(found, mailbox, folder, client) if folder else _tombstone(message_id, mailbox)
 
-    with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS, thread_name_prefix="graph-check") as pool:
-        return list(pool.map(one, ids))
+    rows: Records = []
+    for start in range(0, len(ids), BATCH_SIZE):
+        chunk = ids[start : start + BATCH_SIZE]
+        requests = [{"id": str(n), "method": "GET", "headers": prefer(),
+                     "url": f"/me/messages/{quote(i, safe='')}?$select={message_select(client)}"}
+                    for n, i in enumerate(chunk)]  # fmt: skip
+        answer = client.send("POST", "$batch", headers={"Content-Type": "application/json"},
+                             content=json.dumps({"requests": requests}).encode(), read_only=True)  # fmt: skip
+        by_id = {str(r.get("id")): r for r in json.loads(answer.content).get("responses") or [] if isinstance(r, dict)}
+        retry = []
+        for n, message_id in enumerate(chunk):
+            found = by_id.get(str(n)) or {}
+            if found.get("status") == 200 and isinstance(found.get("body"), dict):
+                rows.append(row(found["body"]))
+            elif found.get("status") == 404:
+                rows.append(_tombstone(message_id, mailbox))
+            else:  # throttled or failed inside the batch: asked again alone, with the client's own patience
+                retry.append(message_id)
+        with ThreadPoolExecutor(max_workers=PARALLEL_CHECKS, thread_name_prefix="graph-check") as pool:
+            rows += list(pool.map(one, retry))
+    return rows
 
 
 # --- events ------------------------------------------------------------------------------------------------------

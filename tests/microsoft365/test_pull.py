@@ -114,7 +114,7 @@ def test_throttling_is_waited_out_and_never_more_than_four_calls_are_in_flight(
     microsoft.knobs.rate_limit_next, microsoft.knobs.retry_after_s = 3, 1
     sync(settings, instance, ["messages", "events"])
     for key in list(by_id(api, connected, "messages"))[:12]:
-        microsoft.sandbox.delete_message(MAILBOX, key)  # each removal is checked by a GET: calls in parallel
+        microsoft.sandbox.delete_message(MAILBOX, key)  # each removal is checked: one $batch, retries alone
 
     result = sync(settings, instance, ["messages"])
 

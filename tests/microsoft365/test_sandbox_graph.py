@@ -278,3 +278,29 @@ def test_a_fifty_thousand_message_mailbox_costs_nothing_until_read_and_the_contr
     graph.sandbox.delete_message("bulk@vrtx-demo.example", new)
     assert graph.sandbox.count("bulk@vrtx-demo.example", "messages") == total
     assert 45_000 < total < 50_000  # deleted items and drafts are not pulled
+
+
+def test_a_batch_answers_each_request_as_if_called_alone_and_holds_at_most_twenty(graph: Graph) -> None:
+    rows, _link = graph.round("/me/mailFolders/inbox/messages/delta", {"$select": "subject"}, Prefer=IMMUTABLE)
+    known = rows[0]["id"]
+    calls_before = graph.sandbox.stats.api_calls
+    requests = [
+        {"id": "1", "method": "GET", "url": f"/me/messages/{known}?$select=subject", "headers": {"Prefer": IMMUTABLE}},
+        {"id": "2", "method": "GET", "url": "/me/messages/AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0AAAAAAAA?$select=subject",
+         "headers": {"Prefer": IMMUTABLE}},
+    ]  # fmt: skip
+    auth = {"Authorization": f"Bearer {graph.token}"}
+    answer = httpx.post(f"{graph.base}/v1.0/$batch", json={"requests": requests}, headers=auth, timeout=10)
+
+    assert answer.status_code == 200, answer.text
+    by_id = {r["id"]: r for r in answer.json()["responses"]}
+    assert by_id["1"]["status"] == 200 and by_id["1"]["body"]["id"] == known and "subject" in by_id["1"]["body"]
+    assert by_id["2"]["status"] in (400, 404) and by_id["2"]["body"]["error"]["code"]
+    assert graph.sandbox.stats.api_calls - calls_before == 2  # each request counts, as Graph meters them
+
+    too_many = [{**requests[0], "id": str(n)} for n in range(21)]
+    refused = httpx.post(f"{graph.base}/v1.0/$batch", json={"requests": too_many}, headers=auth, timeout=10)
+    assert error_of(refused) == (400, "BadRequest")
+    repeated = httpx.post(f"{graph.base}/v1.0/$batch", json={"requests": [requests[0]] * 2}, headers=auth, timeout=10)
+    assert error_of(repeated) == (400, "BadRequest")
+    assert httpx.post(f"{graph.base}/v1.0/$batch", content=b"{", headers=auth, timeout=10).status_code == 400

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from fastapi import FastAPI, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from providers.microsoft365.sandbox.batch import register_batch_route
 from providers.microsoft365.sandbox.delta import Body
 from providers.microsoft365.sandbox.errors import (
     INSUFFICIENT_PRIVILEGES,
@@ -228,4 +229,5 @@ def create_app(sandbox: MicrosoftSandbox | None = None, *, knobs: MicrosoftKnobs
     register_graph_routes(app, sandbox, graph_read)
     register_write_routes(app, sandbox, graph_read, graph_write)
     register_subscription_routes(app, sandbox, graph_call)
+    register_batch_route(app, error, JSON, MAX_REQUEST)
     return app

@@ -170,14 +170,13 @@ class FolderDeltas(ChangeFeed):
         params = {"$select": message_select(client), "$filter": f"receivedDateTime ge {_iso(_window_start(client))}"}
         yield from self._read(client, folder, f"me/mailFolders/{quote(folder, safe='')}/messages/delta", params, links)
 
-    def from_now(self, client: ApiClient) -> dict[str, str]:
-        """Each chosen folder's delta link as of now, without listing its messages (only those received from now
-        on are listed, and none are): the webhook fast path's position, whose changes the pull reads in full."""
+    def positions(self, client: ApiClient) -> dict[str, str]:
+        """Each chosen folder's delta link as of now, over the same window as the pull (its messages are read and
+        dropped: Graph's delta follows only the messages its first round covered, and a change to any of them must
+        reach the webhook fast path, whose position this is)."""
         links: dict[str, str] = {}
-        params = {"$select": message_select(client), "$filter": f"receivedDateTime ge {_iso(datetime.now(UTC))}"}
         for folder in folders(client):
-            url = f"me/mailFolders/{quote(folder, safe='')}/messages/delta"
-            for _page in self._read(client, folder, url, params, links):
+            for _page in self._first(client, folder, links):
                 pass
         return links
 

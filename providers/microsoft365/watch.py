@@ -83,7 +83,7 @@ def _positions(client: ApiClient, kept: Mapping[str, Any]) -> dict[str, Any]:
     positions = dict(kept)
     messages = next(stream for stream in STREAMS if stream.name == "messages")
     if "messages" not in positions and isinstance(messages.feed, FolderDeltas):
-        positions["messages"] = messages.feed.from_now(client)
+        positions["messages"] = messages.feed.positions(client)
     if "events" not in positions and client.settings.get("sync_calendar", True):
         assert isinstance(EVENTS.feed, CalendarWindow)
         listing = EVENTS.feed.listing(client, EVENTS)

@@ -109,7 +109,8 @@ def test_a_watch_subscribes_each_folder_and_the_calendar_and_a_new_message_lands
     assert until is not None and timedelta(days=6) < until - utcnow() < timedelta(days=7)
     assert renew(public).current == 1  # renewed a day before it ends, not on every tick
 
-    seen = {r["external_id"] for r in records(api, token, "messages")["records"]}
+    listed = records(api, token, "messages")
+    seen, cursor = {r["external_id"] for r in listed["records"]}, listed["next_cursor"]
     for round_ in range(2):  # the second reads on from the position the first moved to
         new = microsoft.sandbox.deliver(MAILBOX, sender="ann@example.org", subject=f"Hello {round_}", text="Hi")
         assert microsoft.sandbox.notifications.sender.flush()
@@ -122,6 +123,11 @@ def test_a_watch_subscribes_each_folder_and_the_calendar_and_a_new_message_lands
         now = {r["external_id"] for r in records(api, token, "messages")["records"]}
         assert now - seen == {new}, round_  # in the records API with no pull run
         seen = now
+    (read,) = microsoft.sandbox.touch(MAILBOX, "messages", 1)  # a message from before the watch, read now
+    assert microsoft.sandbox.notifications.sender.flush()
+    (applied,) = applier(settings).apply(get_provider(SLUG), claimed(settings))
+    assert (applied.entity, applied.changed) == ("messages", 1)
+    assert read in {r["external_id"] for r in records(api, token, "messages", cursor)["records"]}
 
 
 def watch_until_of(settings: Settings, tenant: str = "acme") -> Any:

@@ -4,9 +4,12 @@
 the default, ``x-xero-signature``: base64 HMAC-SHA256 of the raw body; ``stripe``, ``Stripe-Signature: t=...,v1=...``:
 hex HMAC-SHA256 of ``"{t}.{body}"``, any v1, 300 s tolerance; ``google_workspace``, the provider's own check of a
 Pub/Sub push's OIDC token (``RAW_INGEST_APP``: its audience and service account; the keys at
-``RAW_INGEST_JWKS_URL``) or of a Calendar channel's token; constant-time compares), and runs one
+``RAW_INGEST_JWKS_URL``) or of a Calendar channel's token; ``microsoft365``, no signature: every notification's
+``clientState`` in the body is the key, the provider's own check; constant-time compares), and runs one
 ``INSERT ... ON CONFLICT DO NOTHING`` through a SQLAlchemy core connection pool, on the thread pool like the
 platform's route. No tenant lookup, no JSON parsing, no secret decryption, no framework beyond Starlette.
+A receiver whose provider proves the URL first (``HANDSHAKES``: Graph's ``?validationToken=``, echoed as
+``text/plain``) answers that before any check, as the platform's route does.
 ``GET /ping`` answers an empty 200: the load generator's ceiling on this machine.
 Served by uvicorn with the same settings as the platform: ``uvicorn --factory raw_ingest:create_app``.
 Environment: ``RAW_INGEST_DATABASE_URL``, ``RAW_INGEST_KEY``, ``RAW_INGEST_SIGNATURE``.
@@ -69,13 +72,32 @@ def google_signed(request: Request, body: bytes, key: bytes) -> bool:
 _GOOGLE: list[Any] = [None, {}]  # the key set and the app's push configuration, set by create_app
 
 
-SIGNATURES = {"xero": xero_signed, "stripe": stripe_signed, "google_workspace": google_signed}
+def microsoft_signed(request: Request, body: bytes, key: bytes) -> bool:
+    """Graph signs nothing: each notification's ``clientState`` (in the body) is the key; the provider's own check."""
+    from providers.base import WebhookProof
+    from providers.microsoft365.webhooks import verify
+
+    return verify(body, dict(request.headers), WebhookProof(key.decode()))
+
+
+def microsoft_handshake(request: Request) -> Response | None:
+    from providers.microsoft365.webhooks import handshake
+
+    answer = handshake(dict(request.query_params), dict(request.headers))
+    return None if answer is None else Response(answer.body, answer.status, media_type=answer.content_type)
+
+
+SIGNATURES = {"xero": xero_signed, "stripe": stripe_signed, "google_workspace": google_signed,
+              "microsoft365": microsoft_signed}  # fmt: skip
+# A provider's proof that the URL is the subscriber's, answered before any signature check (the others have none).
+HANDSHAKES = {"microsoft365": microsoft_handshake}
 
 
 def create_app() -> Starlette:
     engine = create_engine(os.environ["RAW_INGEST_DATABASE_URL"], pool_size=10, max_overflow=10)
     key = os.environ["RAW_INGEST_KEY"].encode()
     signed = SIGNATURES[os.environ.get("RAW_INGEST_SIGNATURE", "xero")]
+    handshake = HANDSHAKES.get(os.environ.get("RAW_INGEST_SIGNATURE", "xero"))
     if signed is google_signed:  # fetched here, not on the first delivery's path
         import httpx
 
@@ -87,6 +109,8 @@ def create_app() -> Starlette:
             conn.execute(INSERT, {"event_id": hashlib.sha256(body).hexdigest(), "payload": body.decode()})
 
     async def ingest(request: Request) -> Response:
+        if handshake is not None and (answer := handshake(request)) is not None:
+            return answer
         body = await request.body()
         if not signed(request, body, key):
             return Response(status_code=401)

@@ -3,11 +3,13 @@ redirects carrying query parameters, and JSON bodies."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -78,3 +80,10 @@ def json_response(
     """Compact JSON (as the providers send it), with the exact media type the provider uses."""
     content = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     return Response(content, status, headers=dict(headers or {}), media_type=media_type)
+
+
+def run_to_end(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` on a loop of its own in a thread of its own: callable from code that may itself run inside
+    an event loop (a test alongside Playwright's sync API, an ASGI app's thread), where ``asyncio.run`` refuses."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-loop") as pool:
+        return pool.submit(asyncio.run, coroutine).result()

@@ -41,6 +41,7 @@ from msgraph.graph_service_client import GraphServiceClient
 from providers.microsoft365.sandbox import MicrosoftSandbox, create_app, demo_sandbox
 from providers.microsoft365.sandbox_credentials import DEMO_MAILBOX
 from providers.sandbox_kit.serve import ServedApp
+from providers.sandbox_kit.wire import run_to_end
 
 BOX = DEMO_MAILBOX.lower()
 
@@ -106,7 +107,7 @@ def test_the_sdk_reads_me_and_pages_a_folders_delta_to_its_delta_link_then_reads
         assert by_id[delivered].subject == "Enquiry 0" and by_id[delivered].is_read is False
         assert by_id[messages[0].id].additional_data["@removed"] == {"reason": "deleted"}
 
-    asyncio.run(scenario())
+    run_to_end(scenario())
 
 
 def test_the_sdk_reads_a_calendar_view_delta_with_its_window(served: Any) -> None:
@@ -136,7 +137,7 @@ def test_the_sdk_reads_a_calendar_view_delta_with_its_window(served: Any) -> Non
             (event.id, {"reason": "deleted"})
         ]
 
-    asyncio.run(scenario())
+    run_to_end(scenario())
 
 
 def test_the_sdk_sends_mail_and_books_a_meeting(served: Any) -> None:
@@ -171,7 +172,7 @@ def test_the_sdk_sends_mail_and_books_a_meeting(served: Any) -> None:
         stored = sandbox.calendars[BOX].find(booked.id)
         assert stored.subject == "Contract review" and stored.location == "Video call"
 
-    asyncio.run(scenario())
+    run_to_end(scenario())
 
 
 def test_the_sdk_creates_renews_reauthorizes_and_deletes_a_subscription_and_its_endpoint_is_notified(
@@ -215,5 +216,5 @@ def test_the_sdk_creates_renews_reauthorizes_and_deletes_a_subscription_and_its_
         assert listed is not None and listed.value == []
 
     with ServedApp(hooks) as subscriber:
-        asyncio.run(scenario(f"{subscriber.base_url}/notify"))
+        run_to_end(scenario(f"{subscriber.base_url}/notify"))
     sandbox.notifications.close()

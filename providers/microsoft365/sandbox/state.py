@@ -3,7 +3,6 @@ identity platform's apps, grants and tokens, call stats and the knobs; and the c
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 import uuid
@@ -32,6 +31,7 @@ from providers.sandbox_kit.clock import DAY_S, MINUTE_S
 from providers.sandbox_kit.faults import FaultKnobs
 from providers.sandbox_kit.metering import CallStats, Quota, RateLimits, RateMeter
 from providers.sandbox_kit.webhooks import Answer
+from providers.sandbox_kit.wire import run_to_end
 
 
 @dataclass
@@ -242,7 +242,7 @@ class MicrosoftSandbox:
         with self.lock:
             draft = self.notifications.draft(self.users[key], key, self.mailboxes.get(key), DEMO_CLIENT_ID, scopes,
                                              body, True)  # fmt: skip
-        asyncio.run(self.notifications.validate(url))
+        run_to_end(self.notifications.validate(url))
         with self.lock:
             return self.notifications.add(draft).id
 

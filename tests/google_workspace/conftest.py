@@ -11,7 +11,7 @@ from providers.google_workspace.sandbox import GoogleKnobs, GoogleSandbox, creat
 from providers.google_workspace.sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_MAILBOX
 from providers.sandbox_kit.serve import ServedApp
 from tests.helpers import consent, make_tenant
-from tests.pulled import Pulled
+from tests.provider_driver import ProviderDriver
 from vrtx_pipelines.config import Settings
 
 SLUG = "google_workspace"
@@ -55,5 +55,5 @@ def connected(settings: Settings, google: Google) -> str:
     return token
 
 
-PULLED = Pulled(SLUG)
-sync, records, by_id, warehouse = PULLED.sync, PULLED.records, PULLED.by_id, PULLED.warehouse
+DRIVER = ProviderDriver(SLUG)
+sync, records, by_id, warehouse = DRIVER.sync, DRIVER.records, DRIVER.by_id, DRIVER.warehouse

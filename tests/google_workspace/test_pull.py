@@ -12,22 +12,14 @@ from sqlalchemy import select
 from providers.google_workspace.sandbox_credentials import DEMO_MAILBOX
 from tests.google_workspace.conftest import SLUG, Google, by_id, records, sync
 from tests.helpers import bearer
+from tests.provider_driver import full_sync_reason
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.db.models import IntegrationSyncLog, OutboundEvent
+from vrtx_pipelines.db.models import OutboundEvent
 from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.errors import IntegrationError
-from vrtx_pipelines.synclog.mirror import mirror_run
 from vrtx_pipelines.warehouse import pipeline_for
 
 pytestmark = pytest.mark.dagster
-
-
-def full_sync_reason(settings: Settings, instance: DagsterInstance) -> tuple[str, str]:
-    (run,) = instance.get_runs(limit=1)
-    mirror_run(instance, run, succeeded=True)
-    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
-        row = session.scalars(select(IntegrationSyncLog).where(IntegrationSyncLog.run_id == run.run_id)).one()
-        return row.sync_type, str((row.request_data or {}).get("full_sync_reason"))
 
 
 def test_history_ids_bring_only_new_changed_and_deleted_messages(

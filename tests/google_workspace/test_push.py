@@ -8,37 +8,18 @@ from email import policy
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context
+from dagster import DagsterInstance
 from fastapi.testclient import TestClient
 
 from providers.google_workspace.push import event_id_for
 from providers.google_workspace.sandbox_credentials import DEMO_MAILBOX
 from providers.kit.pushes import message_id_for
-from tests.google_workspace.conftest import SLUG, Google, by_id, sync
+from tests.google_workspace.conftest import DRIVER, SLUG, Google, by_id, sync
 from tests.helpers import bearer
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.orchestration.pushes import push_job, push_sensor
-from vrtx_pipelines.registry import get_provider
 
 pytestmark = pytest.mark.dagster
-
-
-def push(api: TestClient, token: str, entity: str, operation: str, data: dict[str, Any], key: str) -> int:
-    answer = api.post(
-        f"/api/v1/integrations/{SLUG}/push/{entity}",
-        json={"operation": operation, "data": data},
-        headers={**bearer(token), "Idempotency-Key": key},
-    )
-    assert answer.status_code == 202, answer.text
-    return int(answer.json()["id"])
-
-
-def drain(instance: DagsterInstance) -> None:
-    provider = get_provider(SLUG)
-    job = push_job(provider)
-    requests = push_sensor(provider, job).evaluate_tick(build_sensor_context(instance=instance)).run_requests
-    for request in requests or []:
-        assert job.execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags).success
+push, drain = DRIVER.push, DRIVER.drain
 
 
 def done(api: TestClient, token: str, push_id: int, instance: DagsterInstance) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from providers.microsoft365.sandbox import MicrosoftKnobs, MicrosoftSandbox, cre
 from providers.microsoft365.sandbox_credentials import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 from providers.sandbox_kit.serve import ServedApp
 from tests.helpers import consent, make_tenant
-from tests.pulled import Pulled
+from tests.provider_driver import ProviderDriver
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect.context import get_connection
 from vrtx_pipelines.credentials.stored import read_credentials
@@ -59,8 +59,8 @@ def connected(settings: Settings, microsoft: Microsoft) -> str:
     return token
 
 
-PULLED = Pulled(SLUG)
-sync, records, by_id, warehouse = PULLED.sync, PULLED.records, PULLED.by_id, PULLED.warehouse
+DRIVER = ProviderDriver(SLUG)
+sync, records, by_id, warehouse = DRIVER.sync, DRIVER.records, DRIVER.by_id, DRIVER.warehouse
 
 
 def stored_tokens(settings: Settings, tenant_id: str) -> dict[str, Any]:

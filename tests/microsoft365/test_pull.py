@@ -7,27 +7,16 @@ from __future__ import annotations
 import pytest
 from dagster import DagsterInstance
 from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from providers.microsoft365.sandbox_credentials import DEMO_MAILBOX
 from tests.helpers import bearer
 from tests.microsoft365.conftest import SLUG, Microsoft, by_id, records, sync, warehouse
+from tests.provider_driver import full_sync_reason
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.db.models import IntegrationSyncLog
-from vrtx_pipelines.db.session import engine_for, session_scope
 from vrtx_pipelines.records.sealed import PREFIX
-from vrtx_pipelines.synclog.mirror import mirror_run
 
 pytestmark = pytest.mark.dagster
 MAILBOX = DEMO_MAILBOX.lower()
-
-
-def full_sync_reason(settings: Settings, instance: DagsterInstance) -> tuple[str, str]:
-    (run,) = instance.get_runs(limit=1)
-    mirror_run(instance, run, succeeded=True)
-    with session_scope(engine_for(settings.sqlalchemy_url)) as session:
-        row = session.scalars(select(IntegrationSyncLog).where(IntegrationSyncLog.run_id == run.run_id)).one()
-        return row.sync_type, str((row.request_data or {}).get("full_sync_reason"))
 
 
 def test_delta_links_bring_only_new_changed_and_removed_messages(

@@ -9,42 +9,23 @@ import uuid
 from typing import Any
 
 import pytest
-from dagster import DagsterInstance, build_sensor_context
+from dagster import DagsterInstance
 from fastapi.testclient import TestClient
 
 from providers.microsoft365.meetings import patterned, transaction_id_for
 from providers.microsoft365.sandbox.mailbox import Content
 from providers.microsoft365.sandbox_credentials import DEMO_MAILBOX
 from tests.helpers import bearer
-from tests.microsoft365.conftest import SLUG, Microsoft, by_id, records, sync
+from tests.microsoft365.conftest import DRIVER, SLUG, Microsoft, by_id, records, sync
 from vrtx_pipelines.config import Settings
-from vrtx_pipelines.orchestration.pushes import push_job, push_sensor
-from vrtx_pipelines.registry import get_provider
 
 pytestmark = pytest.mark.dagster
+push, drain = DRIVER.push, DRIVER.drain
 BOX = DEMO_MAILBOX.lower()
 MEETING = {"id": "crm-meeting-7", "title": "Contract review", "location": "Video call",
            "start": {"at": "2026-12-15T09:00:00+00:00", "time_zone": "Europe/London"},
            "end": {"at": "2026-12-15T09:45:00+00:00", "time_zone": "Europe/London"},
            "attendees": [{"address": "olivia.smith@northwind.example", "name": "Olivia Smith"}]}  # fmt: skip
-
-
-def push(api: TestClient, token: str, entity: str, operation: str, data: dict[str, Any], key: str) -> int:
-    answer = api.post(
-        f"/api/v1/integrations/{SLUG}/push/{entity}",
-        json={"operation": operation, "data": data},
-        headers={**bearer(token), "Idempotency-Key": key},
-    )
-    assert answer.status_code == 202, answer.text
-    return int(answer.json()["id"])
-
-
-def drain(instance: DagsterInstance) -> None:
-    provider = get_provider(SLUG)
-    job = push_job(provider)
-    requests = push_sensor(provider, job).evaluate_tick(build_sensor_context(instance=instance)).run_requests
-    for request in requests or []:
-        assert job.execute_in_process(run_config=request.run_config, instance=instance, tags=request.tags).success
 
 
 def state(api: TestClient, token: str, push_id: int, instance: DagsterInstance) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any, Literal
 
+from providers.kit.values import timestamp
 from vrtx_pipelines.records.addresses import address_key
 from vrtx_pipelines.records.canonical import (
     ACTIVITY_MODELS,
@@ -41,15 +41,6 @@ def _people(values: Any) -> list[Participant]:
     return [found for found in (_person(value) for value in values or []) if found is not None]
 
 
-def _stamp(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, str) and value:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return None
-
-
 def to_message(row: Mapping[str, Any]) -> CanonicalModel:
     if row.get("deleted"):
         return Deleted(external_id=str(row["id"]))
@@ -59,7 +50,7 @@ def to_message(row: Mapping[str, Any]) -> CanonicalModel:
     outbound = folder == "sentitems" or (sender is not None and address_key(sender.address) == address_key(mailbox))
     return EmailMessage(
         external_id=str(row["id"]),
-        updated_at=_stamp(row.get("last_modified_at")),
+        updated_at=timestamp(row.get("last_modified_at")),
         version=row.get("change_key") or None,
         mailbox=mailbox,
         thread_id=row.get("conversation_id"),
@@ -69,7 +60,7 @@ def to_message(row: Mapping[str, Any]) -> CanonicalModel:
         cc=_people(row.get("cc")),
         bcc=_people(row.get("bcc")),
         subject=str(row.get("subject") or ""),
-        sent_at=_stamp(row.get("sent_at")) or _stamp(row.get("received_at")),
+        sent_at=timestamp(row.get("sent_at")) or timestamp(row.get("received_at")),
         direction="outbound" if outbound else "inbound",
         snippet=str(row.get("body_preview") or ""),
         labels=[label for label in (folder, *(row.get("categories") or [])) if label],
@@ -81,7 +72,7 @@ def to_message(row: Mapping[str, Any]) -> CanonicalModel:
 def _time(value: Any, zone: Any, all_day: bool) -> EventTime:
     """Graph's ``dateTimeTimeZone``, asked for in UTC (``Prefer: outlook.timezone``); an all-day event's days."""
     when = value if isinstance(value, Mapping) else {}
-    at = _stamp(when.get("dateTime"))
+    at = timestamp(when.get("dateTime"))
     if all_day and at is not None:
         return EventTime(day=at.date())
     return EventTime(at=at, time_zone=str(zone)[:100] if zone else when.get("timeZone"))
@@ -130,7 +121,7 @@ def to_event(row: Mapping[str, Any]) -> CanonicalModel:
     all_day, zone = bool(row.get("is_all_day")), row.get("original_start_time_zone")
     return CalendarEvent(
         external_id=str(row["id"]),
-        updated_at=_stamp(row.get("last_modified_at")),
+        updated_at=timestamp(row.get("last_modified_at")),
         version=row.get("change_key") or None,
         calendar_id="primary",
         title=str(row.get("subject") or ""),

@@ -31,6 +31,7 @@ from providers.errors import ProviderError
 from providers.kit.client import ApiClient
 from providers.kit.paginators import NextLink
 from providers.kit.streams import ChangeFeed, Changes, ChangesExpired, Records, Stream, typed_columns
+from providers.kit.values import timestamp
 
 from .client import prefer
 from .fields import RECORD_FIELDS
@@ -59,20 +60,13 @@ def _window_start(client: ApiClient) -> datetime:
     return datetime.now(UTC) - timedelta(days=int(client.settings.get("history_days") or 30))
 
 
-def _iso(at: datetime) -> str:
+def iso_z(at: datetime) -> str:
+    """A UTC instant as Graph's query parameters and bodies take it (``2026-12-07T15:49:06Z``)."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def message_select(client: ApiClient) -> str:
     return ",".join((*MESSAGE_FIELDS, "body") if client.seal is not None else MESSAGE_FIELDS)
-
-
-def _stamp(value: Any) -> datetime | None:
-    """A Graph date-time: ISO 8601 in UTC, with a ``Z`` (messages) or, for event times in UTC, without one."""
-    if not isinstance(value, str) or not value:
-        return None
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _object(value: Any) -> Mapping[str, Any]:
@@ -111,9 +105,9 @@ def message_row(message: Mapping[str, Any], mailbox: str, folder: str, client: A
         "web_link": message.get("webLink"),
         "change_key": message.get("changeKey"),
         "flag_status": (message.get("flag") or {}).get("flagStatus"),
-        "received_at": _stamp(message.get("receivedDateTime")),
-        "sent_at": _stamp(message.get("sentDateTime")),
-        "last_modified_at": _stamp(message.get("lastModifiedDateTime")),
+        "received_at": timestamp(message.get("receivedDateTime")),
+        "sent_at": timestamp(message.get("sentDateTime")),
+        "last_modified_at": timestamp(message.get("lastModifiedDateTime")),
         "is_read": bool(message.get("isRead")),
         "is_draft": bool(message.get("isDraft")),
         "has_attachments": bool(message.get("hasAttachments")),
@@ -167,7 +161,7 @@ class FolderDeltas(ChangeFeed):
             links[folder] = paginator.token
 
     def _first(self, client: ApiClient, folder: str, links: dict[str, str]) -> Iterator[tuple[Records, list[str]]]:
-        params = {"$select": message_select(client), "$filter": f"receivedDateTime ge {_iso(_window_start(client))}"}
+        params = {"$select": message_select(client), "$filter": f"receivedDateTime ge {iso_z(_window_start(client))}"}
         yield from self._read(client, folder, f"me/mailFolders/{quote(folder, safe='')}/messages/delta", params, links)
 
     def positions(self, client: ApiClient) -> dict[str, str]:
@@ -276,8 +270,8 @@ def event_row(event: Mapping[str, Any], mailbox: str) -> dict[str, Any]:
         **{column: event.get(key) for key, column in _EVENT_FIELDS.items()},
         "location": location.get("displayName") or None,
         "online_meeting_url": meeting.get("joinUrl") or event.get("onlineMeetingUrl"),
-        "last_modified_at": _stamp(event.get("lastModifiedDateTime")),
-        "created_at": _stamp(event.get("createdDateTime")),
+        "last_modified_at": timestamp(event.get("lastModifiedDateTime")),
+        "created_at": timestamp(event.get("createdDateTime")),
         "is_all_day": bool(event.get("isAllDay")),
         "is_online_meeting": bool(event.get("isOnlineMeeting")),
         "organizer": _recipient(event.get("organizer")),
@@ -326,15 +320,15 @@ class CalendarWindow(ChangeFeed):
         if not client.settings.get("sync_calendar", True):
             return Changes(iter(()), lambda: None)
         until = datetime.now(UTC) + timedelta(days=EVENTS_AHEAD_DAYS)
-        kept: dict[str, str] = {"until": _iso(until)}
-        params = {"startDateTime": _iso(_window_start(client)), "endDateTime": _iso(until)}
+        kept: dict[str, str] = {"until": iso_z(until)}
+        params = {"startDateTime": iso_z(_window_start(client)), "endDateTime": iso_z(until)}
         return Changes(self._read(client, "me/calendarView/delta", params, kept), lambda: dict(kept))
 
     def changes(self, client: ApiClient, stream: Stream, position: Any, kept_at: float | None) -> Changes:
         if not client.settings.get("sync_calendar", True):
             return Changes(iter(()), lambda: None)
         kept = dict(position) if isinstance(position, Mapping) else {}
-        until = _stamp(kept.get("until"))
+        until = timestamp(kept.get("until"))
         if not kept.get("link") or until is None:
             raise ChangesExpired("no calendar delta link was kept")
         if until - datetime.now(UTC) < timedelta(days=EVENTS_RELIST_DAYS):

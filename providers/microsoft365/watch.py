@@ -18,8 +18,9 @@ from urllib.parse import quote
 from providers.base import Holdings, ProviderConnection, RevocationSpec, WatchChannel, Watching, WatchSpec
 from providers.errors import ProviderError
 from providers.kit.client import ApiClient
+from providers.kit.values import iso_utc
 from providers.microsoft365.client import GraphClient
-from providers.microsoft365.source import STREAMS, CalendarWindow, FolderDeltas, folders
+from providers.microsoft365.source import STREAMS, CalendarWindow, FolderDeltas, folders, iso_z
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 LIFETIME = timedelta(minutes=10_070)  # Outlook's maximum is 10,080 minutes without resource data
@@ -35,10 +36,6 @@ def _resources(client: ApiClient) -> list[tuple[str, str]]:
     return found
 
 
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _subscription(answer: Mapping[str, Any], entity: str) -> dict[str, str]:
     expires = answer.get("expirationDateTime")
     if not answer.get("id") or not isinstance(expires, str):
@@ -49,7 +46,7 @@ def _subscription(answer: Mapping[str, Any], entity: str) -> dict[str, str]:
 
 def _create(client: ApiClient, entity: str, resource: str, channel: WatchChannel, until: datetime) -> dict[str, str]:
     body = {"changeType": CHANGES, "notificationUrl": channel.address, "lifecycleNotificationUrl": channel.address,
-            "resource": resource, "expirationDateTime": _iso(until), "clientState": channel.token}  # fmt: skip
+            "resource": resource, "expirationDateTime": iso_z(until), "clientState": channel.token}  # fmt: skip
     # Graph calls the URL back (the validation handshake) before it answers: a retry may meet a second
     # subscription created, which the next renewal's bookkeeping does not know; so not retried as a read.
     answer = client.send("POST", "subscriptions", headers=JSON_HEADERS, content=json.dumps(body).encode())
@@ -58,7 +55,7 @@ def _create(client: ApiClient, entity: str, resource: str, channel: WatchChannel
 
 def _renew(client: ApiClient, old: Mapping[str, Any], until: datetime) -> dict[str, str] | None:
     """The subscription renewed, or None when Graph no longer has it."""
-    body = json.dumps({"expirationDateTime": _iso(until)}).encode()
+    body = json.dumps({"expirationDateTime": iso_z(until)}).encode()
     try:
         answer = client.send("PATCH", f"subscriptions/{quote(str(old['id']), safe='')}", headers=JSON_HEADERS,
                              content=body, read_only=True)  # fmt: skip
@@ -110,7 +107,7 @@ def start(connection: ProviderConnection, app: Mapping[str, str], channel: Watch
         subscriptions.append(renewed or _create(client, entity, resource, channel, until))
     for stale in previous.values():  # folders no longer chosen
         _delete(client, str(stale["id"]))
-    ends = min(datetime.fromisoformat(s["expires"].replace("Z", "+00:00")) for s in subscriptions)
+    ends = min(iso_utc(s["expires"]) for s in subscriptions)
     return Watching(ends, {"subscriptions": subscriptions, "positions": positions})
 
 

@@ -135,3 +135,9 @@ def person_email(first: str, last: str, rng: random.Random) -> str:
 def company_email(name: str, mailbox: str = "accounts") -> str:
     slug = "".join(ch for ch in name.lower() if ch.isalnum())[:24]
     return f"{mailbox}@{slug}.example.com"
+
+
+def enquiry(k: int) -> dict[str, str]:
+    """The ``k``-th new message a mailbox sandbox's ``create`` delivers: from a sender the mailbox has not seen."""
+    return {"sender": f"New Sender {k} <new.sender{k}@example.org>", "subject": f"Enquiry {k}",
+            "text": f"Hello, enquiry number {k}."}  # fmt: skip

@@ -29,6 +29,7 @@ from providers.google_workspace.sandbox_credentials import (
     DEMO_TOPIC,
 )
 from providers.sandbox_kit.clock import MINUTE_S
+from providers.sandbox_kit.data import enquiry
 from providers.sandbox_kit.faults import FaultKnobs
 from providers.sandbox_kit.metering import CallStats, Quota, RateLimits, RateMeter
 
@@ -161,11 +162,7 @@ class GoogleSandbox:
         from datetime import UTC, datetime, timedelta
 
         if entity == "messages":
-            return [
-                self.deliver(address, sender=f"New Sender {k} <new.sender{k}@example.org>", subject=f"Enquiry {k}",
-                             text=f"Hello, enquiry number {k}.")
-                for k in range(n)
-            ]  # fmt: skip
+            return [self.deliver(address, **enquiry(k)) for k in range(n)]
         if entity == "events":
             start = datetime.fromtimestamp(self.clock(), UTC) + timedelta(days=2)
             with self.lock:

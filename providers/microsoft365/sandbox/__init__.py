@@ -34,9 +34,12 @@ from providers.microsoft365.sandbox.batch import register_batch_route
 from providers.microsoft365.sandbox.delta import Body
 from providers.microsoft365.sandbox.errors import (
     INSUFFICIENT_PRIVILEGES,
+    MAX_REQUEST,
     TOKEN_EMPTY,
     TOKEN_EXPIRED,
     TOKEN_INVALID,
+    TOO_LARGE,
+    UNREADABLE,
     GraphError,
 )
 from providers.microsoft365.sandbox.identity import graph_scope, register_identity_routes
@@ -47,7 +50,7 @@ from providers.microsoft365.sandbox.state import demo_sandbox as demo_sandbox
 from providers.microsoft365.sandbox.subscription_routes import Run, register_subscription_routes
 from providers.microsoft365.sandbox.writes import Answer, WriteWork, register_write_routes
 from providers.sandbox_kit.faults import knobs_of
-from providers.sandbox_kit.gate import Answers, Caller, Gate
+from providers.sandbox_kit.gate import Answers, Call, Caller, Gate
 from providers.sandbox_kit.metering import Refusal
 from providers.sandbox_kit.oauth import AccessToken
 from providers.sandbox_kit.wire import bearer_token, json_response
@@ -58,12 +61,6 @@ CHALLENGE = (
     'Bearer realm="", authorization_uri="https://login.microsoftonline.com/common/oauth2/authorize", '
     'client_id="00000003-0000-0000-c000-000000000000"'
 )
-MAX_REQUEST = (
-    4 * 1024 * 1024
-)  # Graph's limit on a JSON request body (https://learn.microsoft.com/en-us/graph/api/user-post-messages)
-TOO_LARGE = GraphError(413, "RequestEntityTooLarge", "The request body is larger than 4 MB.")
-UNREADABLE = GraphError(400, "RequestBodyRead", "Unable to read JSON request payload. Please ensure Content-Type "
-                        "header is set and payload is of valid JSON format.")  # fmt: skip
 # Who may read the signed-in user's profile (https://learn.microsoft.com/en-us/graph/api/user-get#permissions).
 PROFILE_SCOPES = frozenset({"user.read"})
 
@@ -143,12 +140,18 @@ def create_app(sandbox: MicrosoftSandbox | None = None, *, knobs: MicrosoftKnobs
         segment = request.url.path.removeprefix("/v1.0/").split("/")[0]
         return error(request, GraphError(400, "BadRequest", f"Resource not found for the segment '{segment}'."))
 
+    def admitted(
+        request: Request, scopes: frozenset[str], page: int | None = None
+    ) -> tuple[MicrosoftKnobs, Call | Response]:
+        """The knobs, and the call the gate admits for the mailbox's limits (or the answer refusing it)."""
+        knobs = current()
+        gate.prepare(knobs, page=page)
+        return knobs, gate.admit(request, knobs, limits=knobs.mailbox_limits(), tenant_of=user_of, scopes=scopes)
+
     async def graph_read(request: Request, scopes: frozenset[str], work: Work, page: int | None = None) -> Response:
         """A read through the gate: ``work(user)`` under the sandbox's lock answers the body (and headers), or
         raises the ``GraphError`` answered instead; ``page``: the listing page asked for (1 for a first page)."""
-        knobs = current()
-        gate.prepare(knobs, page=page)
-        call = gate.admit(request, knobs, limits=knobs.mailbox_limits(), tenant_of=user_of, scopes=scopes)
+        knobs, call = admitted(request, scopes, page)
         if isinstance(call, Response):
             return call
         user = call.tenant_id
@@ -175,9 +178,7 @@ def create_app(sandbox: MicrosoftSandbox | None = None, *, knobs: MicrosoftKnobs
     async def graph_write(request: Request, scopes: frozenset[str], work: WriteWork) -> Response:
         """A write through the gate: its JSON body (at most Graph's 4 MB) decoded, ``work(user, body)`` under the
         sandbox's lock answering (status, body or None); the fault knobs' failed and lost writes apply."""
-        knobs = current()
-        gate.prepare(knobs)
-        call = gate.admit(request, knobs, limits=knobs.mailbox_limits(), tenant_of=user_of, scopes=scopes)
+        knobs, call = admitted(request, scopes)
         if isinstance(call, Response):
             return call
         with call:
@@ -211,9 +212,7 @@ def create_app(sandbox: MicrosoftSandbox | None = None, *, knobs: MicrosoftKnobs
     async def graph_call(request: Request, scopes: frozenset[str], run: Run) -> Response:
         """A call through the gate that answers for itself, ``run(user, caller)`` -> (status, body or None): the
         subscription routes, whose work waits on a subscriber's handshake and so cannot hold the sandbox's lock."""
-        knobs = current()
-        gate.prepare(knobs)
-        call = gate.admit(request, knobs, limits=knobs.mailbox_limits(), tenant_of=user_of, scopes=scopes)
+        knobs, call = admitted(request, scopes)
         if isinstance(call, Response):
             return call
         with call:
@@ -229,5 +228,5 @@ def create_app(sandbox: MicrosoftSandbox | None = None, *, knobs: MicrosoftKnobs
     register_graph_routes(app, sandbox, graph_read)
     register_write_routes(app, sandbox, graph_read, graph_write)
     register_subscription_routes(app, sandbox, graph_call)
-    register_batch_route(app, error, JSON, MAX_REQUEST)
+    register_batch_route(app, error, JSON)
     return app

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI, Request, Response
 
-from providers.microsoft365.sandbox.errors import GraphError
+from providers.microsoft365.sandbox.errors import MAX_REQUEST, TOO_LARGE, GraphError
 
 MAX_REQUESTS = 20
 METHODS = frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"})
@@ -45,15 +45,13 @@ def _requests(body: Any) -> list[dict[str, Any]]:
     return found
 
 
-def register_batch_route(
-    app: FastAPI, error: Callable[[Request, GraphError], Response], json_type: str, max_request: int
-) -> None:
+def register_batch_route(app: FastAPI, error: Callable[[Request, GraphError], Response], json_type: str) -> None:
     # https://learn.microsoft.com/en-us/graph/json-batching
     @app.post("/v1.0/$batch")
     async def batch(request: Request) -> Response:
         raw = await request.body()
-        if len(raw) > max_request:
-            return error(request, GraphError(413, "RequestEntityTooLarge", "The request body is larger than 4 MB."))
+        if len(raw) > MAX_REQUEST:
+            return error(request, TOO_LARGE)
         try:
             items = _requests(json.loads(raw) if raw.strip() else None)
         except ValueError:

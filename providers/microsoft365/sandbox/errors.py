@@ -95,3 +95,11 @@ TOKEN_INVALID = GraphError(401, "InvalidAuthenticationToken", "Access token vali
 INSUFFICIENT_PRIVILEGES = GraphError(
     403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."
 )
+
+
+MAX_REQUEST = (
+    4 * 1024 * 1024
+)  # Graph's limit on a JSON request body (https://learn.microsoft.com/en-us/graph/api/user-post-messages)
+TOO_LARGE = GraphError(413, "RequestEntityTooLarge", "The request body is larger than 4 MB.")
+UNREADABLE = GraphError(400, "RequestBodyRead", "Unable to read JSON request payload. Please ensure Content-Type "
+                        "header is set and payload is of valid JSON format.")  # fmt: skip

@@ -28,6 +28,7 @@ from providers.microsoft365.sandbox_credentials import (
     DEMO_USER_PRINCIPAL_NAME,
 )
 from providers.sandbox_kit.clock import DAY_S, MINUTE_S
+from providers.sandbox_kit.data import enquiry
 from providers.sandbox_kit.faults import FaultKnobs
 from providers.sandbox_kit.metering import CallStats, Quota, RateLimits, RateMeter
 from providers.sandbox_kit.webhooks import Answer
@@ -174,11 +175,7 @@ class MicrosoftSandbox:
     def create(self, address: str, entity: str, n: int = 1) -> list[str]:
         """``n`` new records now (messages delivered to the inbox from new senders; meetings two days ahead)."""
         if entity == "messages":
-            return [
-                self.deliver(address, sender=f"New Sender {k} <new.sender{k}@example.org>", subject=f"Enquiry {k}",
-                             text=f"Hello, enquiry number {k}.")
-                for k in range(n)
-            ]  # fmt: skip
+            return [self.deliver(address, **enquiry(k)) for k in range(n)]
         if entity == "events":
             with self.lock:
                 calendar, now_ms = self.calendars[address.lower()], self._now_ms()

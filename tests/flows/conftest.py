@@ -34,6 +34,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     capability = getattr(metafunc.module, "CAPABILITY", None)
     assert capability, f"{metafunc.module.__name__} names no CAPABILITY for its flows"
     slugs = [slug for slug in implementing(capability) if slug in FLOWS]
+    if getattr(metafunc.module, "OAUTH_ONLY", False):  # the flow needs a grant to refresh
+        slugs = [slug for slug in slugs if FLOWS[slug].oauth]
     metafunc.parametrize("flows", [FLOWS[slug] for slug in slugs], ids=slugs)
 
 

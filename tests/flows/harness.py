@@ -81,6 +81,11 @@ class Flows:
     def provider(self) -> Provider:
         return get_provider(self.slug)
 
+    @property
+    def oauth(self) -> bool:
+        """Whether a tenant connects through the provider's OAuth consent (else an API key)."""
+        return self.provider.auth.oauth2 is not None and self.provider.auth.type is AuthType.OAUTH2
+
     def start(self) -> Started:
         return Started(load_sandbox(self.provider))
 
@@ -104,8 +109,7 @@ class Flows:
 
     def begin_connect(self, api: TestClient, token: str, *, accept: bool = True) -> Pending:
         """Everything before the platform calls the provider with the tenant's grant or key."""
-        oauth = self.provider.auth.oauth2
-        if oauth is None or self.provider.auth.type is not AuthType.OAUTH2:  # Stripe: a key, or OAuth (own tests)
+        if not self.oauth:  # Stripe: a key, or OAuth (own tests)
             good = dict(self.provider.sandbox_credentials)
             return Pending(credentials=good if accept else dict(self.rejected_credentials))
         answer = api.get(f"/api/v1/integrations/{self.slug}/oauth/url", headers=bearer(token))

@@ -3,11 +3,7 @@ single-flight refresh with rotation, expiry and revocation."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import textwrap
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
@@ -162,54 +158,6 @@ def _expire_access_token(settings: Settings, tenant_id: str) -> str:
         tokens = read_credentials(vault, row, "xero")
         store_credentials(vault, row, "xero", {**tokens, "expires_at": time.time() - 10})
         return str(tokens["refresh_token"])
-
-
-REFRESH_SCRIPT = textwrap.dedent(
-    """
-    import sys, httpx
-    from vrtx_pipelines.config import get_settings
-    from vrtx_pipelines.connect.context import ConnectionContext
-    from vrtx_pipelines.db.session import session_scope
-    from vrtx_pipelines.connect.oauth import access_token
-    from vrtx_pipelines.credentials.vault import vault_from_settings
-    settings = get_settings()
-    with session_scope() as session:
-        ctx = ConnectionContext(session=session, vault=vault_from_settings(settings), settings=settings)
-        token = access_token(ctx, int(sys.argv[1]))
-    tenant = sys.argv[2]
-    api = settings.provider_url("xero", "https://api.xero.com/api.xro/2.0/Organisation")
-    headers = {"Authorization": f"Bearer {token}", "xero-tenant-id": tenant, "Accept": "application/json"}
-    r = httpx.get(api, headers=headers)
-    print(r.status_code)
-    """
-)
-
-
-def test_two_processes_refreshing_at_once_make_one_refresh_and_both_work(
-    api: TestClient, settings: Settings, xero: Xero, tmp_path: Path
-) -> None:
-    sandbox, _served, org = xero
-    make_tenant(settings, "acme")
-    connect_xero(settings, "acme")
-    connection_id = connection_row(settings, "acme").id
-    old_refresh = _expire_access_token(settings, "acme")
-    before = sandbox.stats.refresh_requests  # type: ignore[attr-defined]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", REFRESH_SCRIPT, str(connection_id), org],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for _ in range(2)
-    ]
-    outputs = [p.communicate(timeout=120) for p in processes]
-    for process, (out, err) in zip(processes, outputs, strict=True):
-        assert process.returncode == 0, err
-        assert out.strip() == "200"
-    assert sandbox.stats.refresh_requests - before == 1  # type: ignore[attr-defined]
-    tokens = read_credentials(vault_from_settings(settings), connection_row(settings, "acme"), "xero")
-    assert tokens["refresh_token"] != old_refresh  # rotated, and the new one is what was kept
 
 
 def test_a_revoked_grant_expires_the_connection_with_an_event(api: TestClient, settings: Settings, xero: Xero) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -113,3 +114,71 @@ def test_calls_in_flight_fill_the_window_until_one_is_answered() -> None:
         thread.join()
     with gov._lock:
         assert gov._delay_needed(time.monotonic()) == pytest.approx(60, abs=1)
+
+
+class SharedLedger:
+    """The calls of several processes' governors in one place, as the platform's database keeps them."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float]] = []
+        self.writes = 0
+
+    def of(self, owner: str) -> LedgerView:
+        return LedgerView(self, owner)
+
+
+class LedgerView:
+    def __init__(self, shared: SharedLedger, owner: str) -> None:
+        self.shared, self.owner = shared, owner
+
+    def elsewhere(self, since: float) -> list[float]:
+        return sorted(at for who, at in self.shared.calls if who != self.owner and at >= since)
+
+    def spent(self, answered: Sequence[float]) -> None:
+        self.shared.writes += 1
+        self.shared.calls.extend((self.owner, at) for at in answered)
+
+
+def shared_governor(ledger: SharedLedger, owner: str, fake: FakeTime) -> RateGovernor:
+    gov = RateGovernor([RateLimit(60, 60, "tenant")], clock=fake.clock, sleep=fake.sleep, wall=fake.clock)
+    gov.share(ledger.of(owner))
+    return gov
+
+
+def test_calls_another_process_made_for_the_connection_fill_the_window_first() -> None:
+    fake, ledger = FakeTime(), SharedLedger()
+    discovery, pull = shared_governor(ledger, "connect", fake), shared_governor(ledger, "pull", fake)
+    for _ in range(55):
+        with discovery.slot():
+            pass
+    discovery.flush()
+    start = fake.now
+    for _ in range(10):
+        with pull.slot():
+            pass
+    # 55 of the minute's 60 were spent elsewhere: five calls now, the other five once those age out.
+    assert fake.now - start == pytest.approx(60.0)
+    assert pull.stats.calls == 10 and pull.stats.waits >= 1
+
+
+def test_a_governor_publishes_its_calls_at_most_once_a_second_and_all_of_them_on_flush() -> None:
+    fake, ledger = FakeTime(), SharedLedger()
+    gov = shared_governor(ledger, "pull", fake)
+    for _ in range(30):
+        with gov.slot():
+            fake.now += 0.1  # three seconds of calls
+    gov.flush()
+    assert len(ledger.calls) == 30
+    assert ledger.writes <= 4
+    assert ledger.of("push").elsewhere(0) == sorted(at for _, at in ledger.calls)
+    assert ledger.of("pull").elsewhere(0) == []  # its own calls are counted once, by itself
+
+
+def test_a_governor_pacing_nothing_shares_nothing() -> None:
+    fake, ledger = FakeTime(), SharedLedger()
+    gov = RateGovernor([RateLimit(5000, 86400, "tenant")], clock=fake.clock, sleep=fake.sleep, wall=fake.clock)
+    gov.share(ledger.of("pull"))
+    with gov.slot():
+        pass
+    gov.flush()
+    assert not gov.paced and ledger.calls == [] and ledger.writes == 0

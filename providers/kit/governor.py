@@ -1,9 +1,11 @@
 """Rate-limit governor: paces a connection's calls under its provider's budgets instead of tripping them.
 
-One governor per (provider, tenant) connection, inside the run that syncs it; the run queue allows one pull run per
-connection at a time (``vrtx/connection`` tag limit). It counts only its own process's calls: what the connection
-spends elsewhere in the same window (a push run beside the pull, the webhook worker's fetches, the connect's
-discovery just before a first sync) is learnt from the provider's headers (``observe``) and 429s (``backoff``).
+One governor per (provider, tenant) connection in each process that calls for it (the pull run, a push run, the
+webhook worker, the connect's discovery). Their calls meet in a ``CallLedger`` (the platform's database): each
+governor publishes its finished calls and counts the others' against the same windows, so a push run beside the
+pull, or the discovery just before a first sync, is paced with it instead of tripping the limit. The ledger is
+read and written at most once a second (``LEDGER_EVERY_S``): what another process spent in its last second is seen
+a second late, and the provider's headers (``observe``) and 429s (``backoff``) cover that edge.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from providers.base import RateLimit
 from providers.errors import ProviderRateLimited
@@ -47,6 +50,26 @@ class _Window:
         return len(self.done) + self.in_flight
 
 
+LEDGER_EVERY_S = 1.0
+
+
+def paced_limits(limits: Sequence[RateLimit]) -> list[RateLimit]:
+    """The budgets a governor paces: windows up to a minute. Longer ones (daily budgets) are enforced from the
+    provider's headers instead."""
+    return [limit for limit in limits if limit.per_seconds <= 60]
+
+
+class CallLedger(Protocol):
+    """The connection's calls as every process of the platform made them, by wall-clock time."""
+
+    def elsewhere(self, since: float) -> list[float]:
+        """When the calls other governors finished since ``since`` were answered, oldest first (a call may be
+        dated late, never early)."""
+
+    def spent(self, answered: Sequence[float]) -> None:
+        """Publish this governor's calls, by when each was answered."""
+
+
 class DayBudgetExhausted(ProviderRateLimited):
     """The provider's daily budget is spent: stop and resume after it resets, never hammer."""
 
@@ -61,31 +84,76 @@ class RateGovernor:
         max_concurrent: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        wall: Callable[[], float] = time.time,
     ) -> None:
-        # Windows up to a minute are paced; longer ones (daily budgets) are enforced from the provider's headers.
-        self._windows = [
-            _Window(limit.requests, float(limit.per_seconds)) for limit in limits if limit.per_seconds <= 60
-        ]
+        self._windows = [_Window(limit.requests, float(limit.per_seconds)) for limit in paced_limits(limits)]
         self._slots = threading.BoundedSemaphore(max_concurrent) if max_concurrent else None
         self._lock = threading.Lock()
         self._call_done = threading.Condition(self._lock)
         self._clock = clock
         self._sleep = sleep
         self._paused_until = 0.0
+        self._wall = wall
+        self._ledger: CallLedger | None = None
+        self._ledger_turn = threading.Lock()  # one thread reads and writes the ledger at a time
+        self._ledger_at = float("-inf")  # when (clock) the ledger was last read
+        self._unpublished: list[float] = []  # wall-clock answer times not yet in the ledger
+        self._elsewhere: deque[float] = deque()  # the others' calls, on this governor's clock
         self.stats = GovernorStats()
+
+    @property
+    def paced(self) -> bool:
+        """Whether any budget is paced here (else there is nothing to share)."""
+        return bool(self._windows)
+
+    def share(self, ledger: CallLedger) -> None:
+        """Count the calls other processes make for the same connection, and publish this one's; once."""
+        if self._ledger is None and self._windows:
+            self._ledger = ledger
+            self._ledger_at = float("-inf")
+
+    def flush(self) -> None:
+        """Publish what is not yet in the ledger (a process about to end, or a discovery handing over)."""
+        self._sync_ledger(force=True)
+
+    def _sync_ledger(self, *, force: bool = False) -> None:
+        ledger = self._ledger
+        if ledger is None or not self._ledger_turn.acquire(blocking=force):
+            return
+        try:
+            if not force and self._clock() - self._ledger_at < LEDGER_EVERY_S:
+                return
+            with self._lock:
+                answered, self._unpublished = self._unpublished, []
+            if answered:
+                ledger.spent(answered)
+            longest = max(window.per_seconds for window in self._windows)
+            others = ledger.elsewhere(self._wall() - longest)
+            with self._lock:
+                offset = self._clock() - self._wall()
+                self._elsewhere = deque(at + offset for at in others)
+                self._ledger_at = self._clock()
+        finally:
+            self._ledger_turn.release()
 
     def _delay_needed(self, now: float) -> float | None:
         """Seconds to wait for budget; None when only calls still in flight fill a window."""
         delay = max(0.0, self._paused_until - now)
         for window in self._windows:
-            if window.used(now) >= window.requests:
-                if not window.done:
+            others = [at for at in self._elsewhere if at > now - window.per_seconds]
+            if window.used(now) + len(others) >= window.requests:
+                # One more than the excess must age out of the window, oldest first; when the answered calls are
+                # not enough, calls still in flight fill it and their answers are waited for.
+                answered = sorted([*window.done, *others])
+                excess = window.used(now) + len(others) - window.requests
+                if excess >= len(answered):
                     return None
-                delay = max(delay, window.done[0] + window.per_seconds - now)
+                delay = max(delay, answered[excess] + window.per_seconds - now)
         return delay
 
     def _wait_for_budget(self) -> None:
         while True:
+            self._sync_ledger()
             with self._lock:
                 now = self._clock()
                 delay = self._delay_needed(now)
@@ -107,6 +175,8 @@ class RateGovernor:
             for window in self._windows:
                 window.in_flight -= 1
                 window.done.append(now)
+            if self._ledger is not None:
+                self._unpublished.append(self._wall())
             self._call_done.notify_all()
 
     @contextmanager

@@ -4,6 +4,7 @@ disconnecting revokes at Intuit."""
 
 from __future__ import annotations
 
+import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi.testclient import TestClient
@@ -13,6 +14,7 @@ from tests.flows.harness import consent
 from tests.helpers import bearer, make_tenant
 from tests.quickbooks.conftest import Qbo
 from vrtx_pipelines.config import Settings
+from vrtx_pipelines.connect.call_ledger import DatabaseLedger
 from vrtx_pipelines.connect.context import ConnectionContext
 from vrtx_pipelines.connect.oauth import access_token
 from vrtx_pipelines.credentials.stored import read_credentials
@@ -77,3 +79,17 @@ def test_disconnecting_revokes_the_grant_at_intuit(api: TestClient, settings: Se
     answer = api.delete("/api/v1/integrations/quickbooks/disconnect", headers=bearer(token))
     assert answer.status_code == 200, answer.text
     assert [grant.revoked for grant in qbo.sandbox.oauth.grants.values()] == [True]
+
+
+def test_the_discoverys_calls_count_in_the_companys_budget_the_first_sync_paces_under(
+    api: TestClient, settings: Settings, qbo: Qbo
+) -> None:
+    token = make_tenant(settings, "acme")
+    done = api.get(f"/api/v1/integrations/quickbooks/oauth/callback?{urlencode(callback(api, token))}")
+    assert done.status_code == 200, done.text
+    metered = qbo.sandbox.stats[qbo.realm].api_calls
+    assert metered >= 1  # companyinfo
+    seen = DatabaseLedger(engine_for(settings.sqlalchemy_url), "quickbooks", qbo.realm).elsewhere(time.time() - 60)
+    assert len(seen) == metered
+    other = DatabaseLedger(engine_for(settings.sqlalchemy_url), "quickbooks", "another-realm")
+    assert other.elsewhere(time.time() - 60) == []

@@ -31,6 +31,7 @@ from providers.errors import ProviderAuthError, ProviderError, ProviderUnavailab
 from providers.schema import defaults_from_schema
 from vrtx_pipelines.catalog import integration_row
 from vrtx_pipelines.config import Settings
+from vrtx_pipelines.connect.call_ledger import spent_elsewhere
 from vrtx_pipelines.connect.context import ConnectionContext, Status, get_connection, mark_unusable
 from vrtx_pipelines.credentials.stored import oauth_verifier_context, read_credentials, store_credentials
 from vrtx_pipelines.db.locks import lock_integration
@@ -260,11 +261,14 @@ def complete_authorization(ctx: ConnectionContext, provider: Provider, params: M
         with _oauth_client(ctx.settings, provider) as client:
             token = client.fetch_token(token_url, code=params["code"], code_verifier=verifier)
             grant = Grant(access_token=token["access_token"], token=dict(token), callback=dict(params))
+            answered: list[float] = []  # the discovery's calls count against the budget of what it reaches
+            client.event_hooks["response"].append(lambda _response: answered.append(time.time()))
             organisations = provider.discover_tenants(
                 client, lambda url: ctx.settings.provider_url(provider.slug, url), grant
             )
     except (OAuthError, httpx.HTTPError) as exc:
         raise _provider_error(exc, provider, "complete the authorisation") from exc
+    spent_elsewhere(ctx.settings, provider, [o.id for o in organisations], answered)
     if not organisations:
         raise ProviderAuthError(f"the {provider.name} user granted access to no organisation")
 

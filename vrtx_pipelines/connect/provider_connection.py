@@ -18,6 +18,7 @@ from providers.kit.governor import RateGovernor
 from providers.schema import defaults_from_schema
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect import oauth
+from vrtx_pipelines.connect.call_ledger import share_budget
 from vrtx_pipelines.connect.context import ConnectionContext, Status, mark_unusable
 from vrtx_pipelines.credentials.stored import read_credentials
 from vrtx_pipelines.db.models import TenantIntegration
@@ -39,6 +40,7 @@ def provider_connection(
 ) -> ProviderConnection:
     connection = ctx.session.get_one(TenantIntegration, connection_id)
     meta = connection.meta or {}
+    share_budget(governor, ctx.settings, provider, meta.get("external_account_id"))
     stored = read_credentials(ctx.vault, connection, provider.slug)
     oauth_based = connected_by_oauth(provider, stored)
     credentials = {} if oauth_based else stored

@@ -460,3 +460,17 @@ class ParticipantIndexMark(Base):
         primary_key=True,
     )
     indexed_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class ProviderCall(Base):
+    """The calls made for one provider account, counted per second and per governor (a process's pacer of that
+    connection): the rate budgets every process shares (``vrtx_pipelines.connect.call_ledger``). Rows older than
+    the longest paced window are deleted as new ones are written."""
+
+    __tablename__ = "provider_calls"
+
+    provider: Mapped[str] = mapped_column(String(50), primary_key=True)
+    account: Mapped[str] = mapped_column(String(255), primary_key=True)
+    second: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    owner: Mapped[str] = mapped_column(String(36), primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -107,49 +107,52 @@ def pull_tenant(
     caught_up = catch_up(session, settings, provider, tenant_id, connection, selected)
     ctx = ConnectionContext(session=session, vault=vault, settings=settings)
     governor = governor_for(settings, provider)
-    assert provider.client is not None  # Provider requires one with pulls
-    client = provider.client(provider_connection(ctx, provider, connection.id, http, governor))
-    mappers = mapped_mappers(session, connection.id, spec.mappers)
-    looked: Probe | None = None
-    probe_ms = 0
-    state = None if full or not settings.pull_probe else local_state(settings, provider.slug, tenant_id)
-    if state is not None:
-        probed = time.monotonic()
-        digests = listing_digests(settings, provider.slug, tenant_id)
-        known = stored_unchanged(session, connection.id, mappers)
-        looked = probe(client, spec.streams, selected, state, provider.slug, digests, known)
-        probe_ms = round((time.monotonic() - probed) * 1000)
-    if looked is not None and looked.unchanged:
-        connection.last_sync_at = utcnow()
-        connection.last_error = None
-        session.commit()
-        stats = client.stats
-        entities = {
-            entity: {
-                "tenant": tenant_id,
-                "sync_type": "incremental",
-                "rows_loaded": 0,
-                "records_changed": caught_up.get(entity, 0),
-                **_caught_up(caught_up, entity),
-                "records_without_canonical_form": 0,
-                "pages": stats["pages"].get(entity, 0),
-                "api_calls": stats["api_calls"],
-                "rate_limited_waits": governor.stats.rate_limited,
-                "paced_wait_s": round(governor.stats.waited_s, 3),
-                "cursor_before": looked.cursors.get(entity, ""),
-                "cursor_after": looked.cursors.get(entity, ""),
-                "duration_ms": round((time.monotonic() - started) * 1000),
-                "probe_ms": probe_ms,
+    try:
+        assert provider.client is not None  # Provider requires one with pulls
+        client = provider.client(provider_connection(ctx, provider, connection.id, http, governor))
+        mappers = mapped_mappers(session, connection.id, spec.mappers)
+        looked: Probe | None = None
+        probe_ms = 0
+        state = None if full or not settings.pull_probe else local_state(settings, provider.slug, tenant_id)
+        if state is not None:
+            probed = time.monotonic()
+            digests = listing_digests(settings, provider.slug, tenant_id)
+            known = stored_unchanged(session, connection.id, mappers)
+            looked = probe(client, spec.streams, selected, state, provider.slug, digests, known)
+            probe_ms = round((time.monotonic() - probed) * 1000)
+        if looked is not None and looked.unchanged:
+            connection.last_sync_at = utcnow()
+            connection.last_error = None
+            session.commit()
+            stats = client.stats
+            entities = {
+                entity: {
+                    "tenant": tenant_id,
+                    "sync_type": "incremental",
+                    "rows_loaded": 0,
+                    "records_changed": caught_up.get(entity, 0),
+                    **_caught_up(caught_up, entity),
+                    "records_without_canonical_form": 0,
+                    "pages": stats["pages"].get(entity, 0),
+                    "api_calls": stats["api_calls"],
+                    "rate_limited_waits": governor.stats.rate_limited,
+                    "paced_wait_s": round(governor.stats.waited_s, 3),
+                    "cursor_before": looked.cursors.get(entity, ""),
+                    "cursor_after": looked.cursors.get(entity, ""),
+                    "duration_ms": round((time.monotonic() - started) * 1000),
+                    "probe_ms": probe_ms,
+                }
+                for entity in selected
             }
-            for entity in selected
-        }
-        return Pulled(connection.id, entities, probed_unchanged=True)
-    replayed = client if looked is None else Replay(client, looked.pages)
-    return _load(
-        provider, spec, tenant_id, selected, load, connection, replayed,
-        governor, mappers, session=session, settings=settings, full=full, started=started, probe_ms=probe_ms,
-        process_tuning=process_tuning, caught_up=caught_up,
-    )  # fmt: skip
+            return Pulled(connection.id, entities, probed_unchanged=True)
+        replayed = client if looked is None else Replay(client, looked.pages)
+        return _load(
+            provider, spec, tenant_id, selected, load, connection, replayed,
+            governor, mappers, session=session, settings=settings, full=full, started=started, probe_ms=probe_ms,
+            process_tuning=process_tuning, caught_up=caught_up,
+        )  # fmt: skip
+    finally:
+        governor.flush()  # what this run spent, for the connection's next process to count
 
 
 def _load(

@@ -134,6 +134,7 @@ def send_batch(
                 rows = claim(outbox, connection_id, _due(outbox, provider.slug, connection_id), run_id)
                 report.claimed += [row.id for row in rows]
             report.api_calls = int(target.stats["api_calls"])
+            governor.flush()
     finally:
         outbox.close()
         auth_session.close()

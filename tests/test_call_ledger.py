@@ -11,20 +11,12 @@ from sqlalchemy import create_engine, func, select
 
 from providers.base import RateLimit
 from providers.kit.governor import RateGovernor
+from tests.test_governor import FakeTime
 from vrtx_pipelines.connect.call_ledger import KEEP_S, DatabaseLedger
 from vrtx_pipelines.db.models import ProviderCall
 from vrtx_pipelines.db.session import engine_for
 
-
-class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.25
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
+EPOCH = 1_700_000_000.25  # a wall-clock time, a quarter into its second
 
 
 def governor(db_url: str, account: str, fake: FakeTime) -> RateGovernor:
@@ -34,7 +26,7 @@ def governor(db_url: str, account: str, fake: FakeTime) -> RateGovernor:
 
 
 def test_a_second_process_waits_for_what_the_first_spent_on_the_same_account_only(db_url: str) -> None:
-    fake = FakeTime()
+    fake = FakeTime(EPOCH)
     connect, pull, other = (governor(db_url, a, fake) for a in ("realm-1", "realm-1", "realm-2"))
     for _ in range(60):
         with connect.slot():
@@ -51,7 +43,7 @@ def test_a_second_process_waits_for_what_the_first_spent_on_the_same_account_onl
 
 
 def test_its_own_calls_are_not_counted_twice_and_old_rows_go(db_url: str) -> None:
-    fake = FakeTime()
+    fake = FakeTime(EPOCH)
     ledger = DatabaseLedger(engine_for(db_url), "quickbooks", "realm-1", wall=fake.clock)
     ledger.spent([fake.now - KEEP_S - 5, fake.now - KEEP_S - 5])
     ledger.spent([fake.now, fake.now, fake.now + 0.5])
@@ -66,7 +58,7 @@ def test_its_own_calls_are_not_counted_twice_and_old_rows_go(db_url: str) -> Non
 def test_an_unreachable_database_costs_the_sharing_not_the_calls(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    fake = FakeTime()
+    fake = FakeTime(EPOCH)
     dead = create_engine("postgresql+psycopg2://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
     gov = RateGovernor([RateLimit(60, 60, "realm")], clock=fake.clock, sleep=fake.sleep, wall=fake.clock)
     gov.share(DatabaseLedger(dead, "quickbooks", "realm-1", wall=fake.clock))

@@ -13,8 +13,8 @@ from providers.kit.governor import DayBudgetExhausted, RateGovernor
 
 
 class FakeTime:
-    def __init__(self) -> None:
-        self.now = 1000.0
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
 
     def clock(self) -> float:
         return self.now

@@ -98,7 +98,7 @@ class RateGovernor:
         self._ledger_turn = threading.Lock()  # one thread reads and writes the ledger at a time
         self._ledger_at = float("-inf")  # when (clock) the ledger was last read
         self._unpublished: list[float] = []  # wall-clock answer times not yet in the ledger
-        self._elsewhere: deque[float] = deque()  # the others' calls, on this governor's clock
+        self._elsewhere: list[float] = []  # the others' answered calls, on this governor's clock
         self.stats = GovernorStats()
 
     @property
@@ -131,7 +131,7 @@ class RateGovernor:
             others = ledger.elsewhere(self._wall() - longest)
             with self._lock:
                 offset = self._clock() - self._wall()
-                self._elsewhere = deque(at + offset for at in others)
+                self._elsewhere = [at + offset for at in others]
                 self._ledger_at = self._clock()
         finally:
             self._ledger_turn.release()

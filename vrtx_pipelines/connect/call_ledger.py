@@ -22,7 +22,7 @@ from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from providers.base import Provider
+from providers.base import Provider, RateLimit
 from providers.kit.governor import RateGovernor, paced_limits
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.db.models import ProviderCall
@@ -103,6 +103,12 @@ class DatabaseLedger:
             )
 
 
+def published_limits(settings: Settings, provider: Provider) -> tuple[RateLimit, ...]:
+    """The limits a connection's calls are paced under: the provider's published ones (``VRTX_PACING=published``),
+    or none, pacing only on what its headers and 429s say (``headers``)."""
+    return tuple(provider.rate_limits) if settings.pacing == "published" else ()
+
+
 def share_budget(governor: RateGovernor, settings: Settings, provider: Provider, account: str | None) -> None:
     """Have ``governor`` pace with every other process calling for ``account`` (nothing to share when it paces
     no window, or the connection names no account yet)."""
@@ -113,7 +119,7 @@ def share_budget(governor: RateGovernor, settings: Settings, provider: Provider,
 def spent_elsewhere(settings: Settings, provider: Provider, accounts: Sequence[str], answered: Sequence[float]) -> None:
     """Calls made without a governor (the connect's discovery, before the connection exists), written for each
     account they reached so that the first sync right after counts them."""
-    if not answered or settings.pacing != "published" or not paced_limits(provider.rate_limits):
+    if not answered or not paced_limits(published_limits(settings, provider)):
         return
     engine = engine_for(settings.sqlalchemy_url)
     for account in dict.fromkeys(accounts):

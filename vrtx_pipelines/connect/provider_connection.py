@@ -18,7 +18,7 @@ from providers.kit.governor import RateGovernor
 from providers.schema import defaults_from_schema
 from vrtx_pipelines.config import Settings
 from vrtx_pipelines.connect import oauth
-from vrtx_pipelines.connect.call_ledger import share_budget
+from vrtx_pipelines.connect.call_ledger import published_limits, share_budget
 from vrtx_pipelines.connect.context import ConnectionContext, Status, mark_unusable
 from vrtx_pipelines.credentials.stored import read_credentials
 from vrtx_pipelines.db.models import TenantIntegration
@@ -30,9 +30,8 @@ log = logging.getLogger(__name__)
 def governor_for(settings: Settings, provider: Provider) -> RateGovernor:
     """A fresh governor pacing one connection under the provider's published limits (``VRTX_PACING=published``)
     or only on what its headers and 429s say (``headers``)."""
-    limits = provider.rate_limits if settings.pacing == "published" else ()
     concurrent = provider.pulls.max_concurrent_calls if provider.pulls is not None else None
-    return RateGovernor(limits, max_concurrent=concurrent)
+    return RateGovernor(published_limits(settings, provider), max_concurrent=concurrent)
 
 
 def provider_connection(

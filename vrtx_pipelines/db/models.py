@@ -465,7 +465,7 @@ class ParticipantIndexMark(Base):
 class ProviderCall(Base):
     """The calls made for one provider account, counted per second and per governor (a process's pacer of that
     connection): the rate budgets every process shares (``vrtx_pipelines.connect.call_ledger``). Rows older than
-    the longest paced window are deleted as new ones are written."""
+    five minutes (``KEEP_S``, past every paced window) are deleted as new ones are written."""
 
     __tablename__ = "provider_calls"
 

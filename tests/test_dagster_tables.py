@@ -76,3 +76,73 @@ def _key() -> Any:
     from dagster import AssetKey
 
     return AssetKey(["xero", "contacts"])
+
+
+def test_the_daemons_storage_calls_ask_once_whether_dagsters_tables_exist(settings: Settings) -> None:
+    """What a sensor tick asks of the schedule, run and event storages, many times over: after the first, no
+    statement lists the database's tables and no schema question is asked again (each would be a connection too)."""
+    from dagster._core.instance.ref import InstanceRef
+    from dagster._core.scheduler.instigation import TickStatus
+
+    env = dagster_environment(settings, ROOT)
+    instance = dagster_instance(env)
+    sent: list[str] = []
+    connects: list[object] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement)
+
+    def connected(*_args: Any) -> None:
+        connects.append(object())
+
+    def tick() -> None:
+        instance.all_instigator_state()
+        assert instance.schedule_storage.supports_batch_queries
+        instance.get_ticks("origin", "selector", limit=1, statuses=[TickStatus.SUCCESS])
+        instance.get_runs(limit=1)
+        instance.get_backfills(limit=1)
+        instance.event_log_storage.store_event(_materialization())
+
+    try:
+        tick()  # the first answers are asked of PostgreSQL (by name) and kept
+        event.listen(Engine, "before_cursor_execute", record)
+        event.listen(Engine, "connect", connected)
+        try:
+            for _ in range(3):
+                tick()
+        finally:
+            event.remove(Engine, "before_cursor_execute", record)
+            event.remove(Engine, "connect", connected)
+        storages = (instance.run_storage, instance.event_log_storage, instance.schedule_storage)
+    finally:
+        instance.dispose()
+    assert sent, "the storages were not reached through SQLAlchemy"
+    assert not [s for s in sent if lists_every_table(s)]
+    assert not [s for s in sent if "pg_catalog" in s], "a schema question asked again"
+    assert len(connects) <= 3 * 6, "more connections than the calls' own queries need"
+    assert [type(s).__name__ for s in storages] == ["VrtxRunStorage", "VrtxEventLogStorage", "VrtxScheduleStorage"]
+    # A run worker rebuilds its storages from the instance's reference: the same classes.
+    assert InstanceRef.from_dir(env["DAGSTER_HOME"]).storage_data.class_name == "VrtxPostgresStorage"  # type: ignore[union-attr]
+
+
+def _materialization() -> Any:
+    import time
+
+    from dagster import AssetKey, AssetMaterialization, DagsterEvent, DagsterEventType, EventLogEntry
+    from dagster._core.events import StepMaterializationData
+
+    materialization = AssetMaterialization(asset_key=AssetKey(["xero", "contacts"]), partition="t1")
+    return EventLogEntry(
+        error_info=None,
+        level=20,
+        user_message="",
+        run_id="0" * 36,
+        timestamp=time.time(),
+        step_key="step",
+        job_name="job",
+        dagster_event=DagsterEvent(
+            DagsterEventType.ASSET_MATERIALIZATION.value,
+            "job",
+            event_specific_data=StepMaterializationData(materialization),
+        ),
+    )

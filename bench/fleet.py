@@ -469,6 +469,7 @@ def platform_window(
     log = Path(args.workdir) / "platform-changes.tsv"
     sandbox.command(f"start {rate} {log}")
     meter = Meter({"daemon": daemon.pid, "sandbox": sandbox.process.pid, "postgres": postmaster_pid()})
+    sessions = sessions_opened(platform)
     started = time.time()
     samples: list[tuple[float, int, int]] = []  # (time, tenant-syncs so far, waiting)
     deadline = started + args.minutes * 60
@@ -479,6 +480,7 @@ def platform_window(
         samples.append((time.time(), syncs_since(platform, started), waiting(platform)))
     ended = time.time()
     used = meter.used()
+    sessions = sessions_opened(platform) - sessions
     # Counted before the daemon stops: stopping it interrupts the batch runs in flight, whose tenants then fail
     # for the bench's own shutdown, not the platform's.
     within = "created_at >= to_timestamp(:t) AND created_at < to_timestamp(:e)"
@@ -502,7 +504,13 @@ def platform_window(
     return {
         "syncs": syncs, "seconds": ended - started, "cpu": used, "lags": lags,
         "pending": pending, "ticks": durations, "runs": runs, "samples": samples, "failed": failed, "errors": errors,
+        "sessions": sessions,
     }  # fmt: skip
+
+
+def sessions_opened(platform: Platform) -> int:
+    """Connections PostgreSQL has accepted since its start (each one a backend process forked)."""
+    return int(platform.scalar("SELECT sum(sessions) FROM pg_stat_database") or 0)
 
 
 def syncs_since(platform: Platform, started: float) -> int:
@@ -624,6 +632,9 @@ def main() -> None:
             if capacity is not None:
                 print(f"  while a backlog lasted: {capacity:,.0f} tenant-syncs/min (the capacity)")
             print(f"  tenant-syncs that failed: {result['failed']}; runs launched: {result['runs']}")
+            opened = result["sessions"]
+            per_sync = f" ({opened / result['syncs']:.1f} per tenant-sync)" if result["syncs"] else ""
+            print(f"  PostgreSQL connections opened in the window: {opened:,}{per_sync}")
             for message, count in result["errors"]:
                 print(f"    {count} sync-log rows failed with: {message}")
             ticks = result["ticks"]

@@ -471,13 +471,13 @@ def platform_window(
     meter = Meter({"daemon": daemon.pid, "sandbox": sandbox.process.pid, "postgres": postmaster_pid()})
     sessions = sessions_opened(platform)
     started = time.time()
-    samples: list[tuple[float, int, int]] = []  # (time, tenant-syncs so far, waiting)
+    samples: list[tuple[float, int, int, int]] = []  # (time, tenant-syncs so far, waiting, claimed)
     deadline = started + args.minutes * 60
     while time.time() < deadline:
         time.sleep(min(15.0, max(0.0, deadline - time.time())))
         if daemon.poll() is not None:
             raise SystemExit(f"error: the daemon exited: {children.tail('daemon')}")
-        samples.append((time.time(), syncs_since(platform, started), waiting(platform)))
+        samples.append((time.time(), syncs_since(platform, started), *outstanding(platform)))
     ended = time.time()
     used = meter.used()
     sessions = sessions_opened(platform) - sessions
@@ -524,20 +524,23 @@ def syncs_since(platform: Platform, started: float) -> int:
     )
 
 
-def waiting(platform: Platform) -> int:
-    """Connections due now that no run holds (the schedule's backlog)."""
+def outstanding(platform: Platform) -> tuple[int, int]:
+    """Connections due now that no batch holds (the schedule's backlog), and those a batch holds (queued or being
+    pulled): both are work the platform has not done yet."""
     from vrtx_pipelines.db.session import engine_for, session_scope
     from vrtx_pipelines.pull.fleet import backlog
 
     with session_scope(engine_for(platform.settings.sqlalchemy_url)) as session:
-        return backlog(session, "xero", datetime.now(UTC)).waiting
+        found = backlog(session, "xero", datetime.now(UTC))
+        return found.waiting, found.claimed
 
 
-def backlogged_rate(samples: list[tuple[float, int, int]]) -> float | None:
-    """Tenant-syncs per minute over the intervals that began with a backlog (the platform's capacity)."""
+def backlogged_rate(samples: list[tuple[float, int, int, int]], threads: int) -> float | None:
+    """Tenant-syncs per minute over the intervals that began with more tenants outstanding (waiting or claimed)
+    than the batches pull at once: the platform's capacity, not the demand."""
     busy_s = busy_syncs = 0.0
-    for (t0, s0, waiting0), (t1, s1, _w1) in itertools.pairwise(samples):
-        if waiting0 > 0:
+    for (t0, s0, waiting0, claimed0), (t1, s1, _w1, _c1) in itertools.pairwise(samples):
+        if waiting0 + claimed0 > threads:
             busy_s += t1 - t0
             busy_syncs += s1 - s0
     return busy_syncs / busy_s * 60 if busy_s > 0 else None
@@ -628,7 +631,7 @@ def main() -> None:
                 return
             result = platform_window(platform, sandbox, args, rate, children)
             report("platform (dagster-daemon, batch runs, dlt)", result, args.frequency)
-            capacity = backlogged_rate(result["samples"])
+            capacity = backlogged_rate(result["samples"], args.threads * args.batches)
             if capacity is not None:
                 print(f"  while a backlog lasted: {capacity:,.0f} tenant-syncs/min (the capacity)")
             print(f"  tenant-syncs that failed: {result['failed']}; runs launched: {result['runs']}")
@@ -643,8 +646,9 @@ def main() -> None:
                     f"  schedule ticks: {len(ticks)}, p50 {percentile(ticks, 50):.2f} s, max {max(ticks):.2f} s "
                     "(target < 10 s)"
                 )
-            peak = max((w for _t, _s, w in result["samples"]), default=0)
-            print(f"  largest backlog seen (due, not yet claimed): {peak}")
+            peak = max((w for _t, _s, w, _c in result["samples"]), default=0)
+            held = max((c for _t, _s, _w, c in result["samples"]), default=0)
+            print(f"  largest backlog seen: {peak} due and not yet claimed, {held} claimed by batches (queued or being pulled)")
             print(f"load average at end {os.getloadavg()[0]:.2f}")
         except BaseException:
             if any(name == "daemon" for name, _p in children.started):

@@ -80,7 +80,8 @@ def _key() -> Any:
 
 def test_the_daemons_storage_calls_ask_once_whether_dagsters_tables_exist(settings: Settings) -> None:
     """What a sensor tick asks of the schedule, run and event storages, many times over: after the first, no
-    statement lists the database's tables and no schema question is asked again (each would be a connection too)."""
+    statement lists the database's tables, no schema question is asked again and no connection is opened (each
+    storage keeps its pool's); disposing the instance closes them."""
     from dagster._core.instance.ref import InstanceRef
     from dagster._core.scheduler.instigation import TickStatus
 
@@ -114,15 +115,40 @@ def test_the_daemons_storage_calls_ask_once_whether_dagsters_tables_exist(settin
             event.remove(Engine, "before_cursor_execute", record)
             event.remove(Engine, "connect", connected)
         storages = (instance.run_storage, instance.event_log_storage, instance.schedule_storage)
+        held = backends(settings)
     finally:
         instance.dispose()
+    assert held >= 3 and closed_soon(settings), "the pools' connections outlived the instance"
     assert sent, "the storages were not reached through SQLAlchemy"
     assert not [s for s in sent if lists_every_table(s)]
     assert not [s for s in sent if "pg_catalog" in s], "a schema question asked again"
-    assert len(connects) <= 3 * 6, "more connections than the calls' own queries need"
+    assert connects == [], "a storage call opened a connection of its own"
     assert [type(s).__name__ for s in storages] == ["VrtxRunStorage", "VrtxEventLogStorage", "VrtxScheduleStorage"]
     # A run worker rebuilds its storages from the instance's reference: the same classes.
     assert InstanceRef.from_dir(env["DAGSTER_HOME"]).storage_data.class_name == "VrtxPostgresStorage"  # type: ignore[union-attr]
+
+
+def backends(settings: Settings) -> int:
+    """Connections to the test's database other than this query's."""
+    with engine_for(settings.sqlalchemy_url).connect() as connection:
+        return int(
+            connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+        )
+
+
+def closed_soon(settings: Settings) -> bool:
+    """A closed connection's backend leaves pg_stat_activity a moment after the client hangs up."""
+    import time
+
+    deadline = time.monotonic() + 5
+    while backends(settings) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return backends(settings) == 0
 
 
 def _materialization() -> Any:

@@ -11,8 +11,10 @@ while the platform runs. A no is asked again, so a migration made by another pro
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
+from dagster._config import Field, IntSource
+from dagster._core.storage.config import pg_config
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import (
     DagsterPostgresStorage,
@@ -20,9 +22,12 @@ from dagster_postgres import (
     PostgresRunStorage,
     PostgresScheduleStorage,
 )
-from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
 from sqlalchemy import inspect
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+
+# Connections a storage may open beyond its pool while busy (closed when returned).
+MAX_OVERFLOW = 10
 
 
 class KnownSchema:
@@ -44,24 +49,62 @@ class KnownSchema:
         return (table, column) in self.columns
 
 
-class FromPostgresConfig:
-    """Built from the same config as ``storage: postgres:`` (dagster_postgres's classes build their own class)."""
+class Configured:
+    """Built from the config of ``storage: postgres:``, plus ``pool_size``: connections each storage keeps open.
+
+    dagster_postgres opens a connection for every storage call (NullPool), a PostgreSQL backend forked each time;
+    a long-lived process making many calls (the daemon, a batch run storing an event per tenant and asset) keeps a
+    few instead. 0 keeps Dagster's NullPool."""
+
+    _engine: Engine  # the three storages' own
+
+    def __init__(
+        self,
+        postgres_url: str,
+        should_autocreate_tables: bool = True,
+        inst_data: ConfigurableClassData | None = None,
+        token_provider: Any = None,
+        pool_size: int = 0,
+    ) -> None:
+        self._known = KnownSchema()
+        self._companions: list[Any] = []
+        super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)  # type: ignore[call-arg]
+        if pool_size and hasattr(self, "_engine"):
+            self._engine.dispose()
+            self._engine = create_pg_engine(
+                postgres_url,
+                token_provider,
+                isolation_level="AUTOCOMMIT",
+                pool_size=pool_size,
+                max_overflow=MAX_OVERFLOW,
+                pool_recycle=3600,
+                pool_pre_ping=True,  # a restarted PostgreSQL costs a reconnect, not a failed call
+            )
+
+    def dispose(self) -> None:
+        """Close the pool's connections too (dagster_postgres's storages keep none, so they close nothing)."""
+        super().dispose()  # type: ignore[misc]
+        for companion in self._companions:
+            companion.dispose()
+        if hasattr(self, "_engine"):
+            self._engine.dispose()
+
+    @classmethod
+    def config_type(cls) -> Any:
+        return {**cast(dict[str, Any], pg_config()), "pool_size": Field(IntSource, is_required=False, default_value=0)}
 
     @classmethod
     def from_config_value(cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]) -> Any:
-        return cls(  # type: ignore[call-arg]
+        return cls(
             inst_data=inst_data,
             postgres_url=pg_url_from_config(config_value),
             should_autocreate_tables=config_value.get("should_autocreate_tables", True),
             token_provider=get_token_provider_from_config(config_value),
+            pool_size=config_value.get("pool_size", 0),
         )
 
 
-class VrtxScheduleStorage(FromPostgresConfig, PostgresScheduleStorage):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._known = KnownSchema()
-        super().__init__(*args, **kwargs)
-
+class VrtxScheduleStorage(Configured, PostgresScheduleStorage):
     def has_instigators_table(self) -> bool:
         return self._table("instigators")
 
@@ -86,12 +129,8 @@ class VrtxScheduleStorage(FromPostgresConfig, PostgresScheduleStorage):
         return migration_name in self._known.indexes
 
 
-class VrtxRunStorage(FromPostgresConfig, PostgresRunStorage):
+class VrtxRunStorage(Configured, PostgresRunStorage):
     """The run storage's column checks (asked on every run query) answered from what was seen."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._known = KnownSchema()
-        super().__init__(*args, **kwargs)
 
     def _column(self, table: str, column: str) -> bool:
         if (table, column) in self._known.columns:
@@ -118,12 +157,8 @@ class VrtxRunStorage(FromPostgresConfig, PostgresRunStorage):
             return self._known.has_table(conn, "backfill_tags")
 
 
-class VrtxEventLogStorage(FromPostgresConfig, PostgresEventLogStorage):
+class VrtxEventLogStorage(Configured, PostgresEventLogStorage):
     """The event log's table checks (one per stored event) without a connection each once the table is seen."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._known = KnownSchema()
-        super().__init__(*args, **kwargs)
 
     def has_table(self, table_name: str) -> bool:
         if table_name in self._known.tables:
@@ -132,7 +167,7 @@ class VrtxEventLogStorage(FromPostgresConfig, PostgresEventLogStorage):
             return self._known.has_table(conn, table_name)
 
 
-class VrtxPostgresStorage(FromPostgresConfig, DagsterPostgresStorage):
+class VrtxPostgresStorage(Configured, DagsterPostgresStorage):
     """DagsterPostgresStorage made of the three storages above; configured exactly as ``storage: postgres:``."""
 
     def __init__(
@@ -141,13 +176,20 @@ class VrtxPostgresStorage(FromPostgresConfig, DagsterPostgresStorage):
         should_autocreate_tables: bool = True,
         inst_data: ConfigurableClassData | None = None,
         token_provider: Any = None,
+        pool_size: int = 0,
     ) -> None:
         # The parent builds dagster_postgres's own three first; their engines hold no connection (NullPool).
         super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)
-        arguments = {"should_autocreate_tables": should_autocreate_tables, "token_provider": token_provider}
+        arguments = {
+            "should_autocreate_tables": should_autocreate_tables,
+            "token_provider": token_provider,
+            "pool_size": pool_size,
+        }
         self._run_storage = VrtxRunStorage(postgres_url, **arguments)
         self._event_log_storage = VrtxEventLogStorage(postgres_url, **arguments)
         self._schedule_storage = VrtxScheduleStorage(postgres_url, **arguments)
+        # An instance disposes its run and event storages only: the schedule storage's pool goes with the runs'.
+        self._run_storage._companions.append(self._schedule_storage)
 
     # What a child process (a run worker) rebuilds each storage from: these classes, not dagster_postgres's.
     @property

@@ -648,7 +648,7 @@ def main() -> None:
                 )
             peak = max((w for _t, _s, w, _c in result["samples"]), default=0)
             held = max((c for _t, _s, _w, c in result["samples"]), default=0)
-            print(f"  largest backlog seen: {peak} due and not yet claimed, {held} claimed by batches (queued or being pulled)")
+            print(f"  largest backlog seen: {peak} due and not claimed, {held} claimed by batches (queued or pulling)")
             print(f"load average at end {os.getloadavg()[0]:.2f}")
         except BaseException:
             if any(name == "daemon" for name, _p in children.started):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,3 +76,17 @@ def running_worker(dispatcher: ImmediateDispatcher) -> Iterator[WebhookWorker]:
     finally:
         stop.set()
         thread.join(timeout=30)
+
+
+def stop_group(process: subprocess.Popen[bytes], first: int = signal.SIGTERM, timeout: float = 30) -> None:
+    """Stop a process started with ``start_new_session`` and everything of its group: ``first``, then SIGKILL to
+    the group whether or not its leader has exited (a Dagster code server can outlive its parent's clean exit and
+    wait forever on a run whose database a test has dropped)."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, first)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

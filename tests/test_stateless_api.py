@@ -18,10 +18,8 @@ PostgreSQL only (skipped without ``VRTX_TEST_POSTGRES_URL``): that is the databa
 # ruff: noqa: F811 -- the Xero fixtures imported below are requested by name
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -39,7 +37,7 @@ from api.pages.session import COOKIE
 from providers.sandbox_kit.serve import ServedApp, free_port
 from providers.xero.sandbox import XeroSandbox
 from providers.xero.webhooks import sign
-from tests.helpers import bearer, make_tenant
+from tests.helpers import bearer, make_tenant, stop_group
 from tests.test_webhooks import KEY, xero_event, xero_payload
 from tests.xero.conftest import base_urls, callback_path, connect_xero, oauth_clients, xero  # noqa: F401
 from tests.xero.test_connect import consent
@@ -69,18 +67,6 @@ def poll(condition: Callable[[], T | None], what: str, timeout_s: float = 60) ->
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.05)
     return value
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the process group (its children go with it), SIGKILL if it is still there after 30 s."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
 
 
 @dataclass
@@ -143,7 +129,7 @@ def apis(settings: Settings, xero: Xero, tmp_path: Path) -> Iterator[tuple[Api, 
         yield a, b
     finally:
         for api in started:
-            stop(api.process)
+            stop_group(api.process)
 
 
 @pytest.fixture
@@ -165,7 +151,7 @@ def daemon(settings: Settings, tmp_path: Path) -> Iterator[Path]:
         yield log
         assert process.poll() is None, log.read_text()[-3000:]
     finally:
-        stop(process)
+        stop_group(process)
 
 
 def local(url: str) -> str:

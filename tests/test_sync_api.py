@@ -5,6 +5,7 @@ webserver."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from fastapi.testclient import TestClient
 
 from api.routes.sync import next_sync_at
 from providers.sandbox_kit.serve import free_port
-from tests.helpers import bearer, make_tenant
+from tests.helpers import bearer, make_tenant, stop_group
 from tests.test_synclog import evaluate_sensors, latest_run
 from tests.xero.conftest import (  # the Xero sandbox fixtures, for tests outside tests/xero
     base_urls,  # noqa: F401
@@ -230,12 +231,7 @@ def test_on_demand_sync_queues_a_run_for_the_tenants_partition_through_the_dagst
         for key, value in saved.items():
             os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
     finally:
-        os.killpg(webserver.pid, 2)
-        try:
-            webserver.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(webserver.pid, 9)
-            webserver.wait()
+        stop_group(webserver, signal.SIGINT)
 
 
 LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name

@@ -6,7 +6,6 @@ in-process: the test only clicks, reloads and reads."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -28,7 +27,7 @@ from sqlalchemy import select
 from api.main import create_app
 from providers.sandbox_kit.serve import ServedApp, free_port
 from tests.browser.test_marketplace import open_marketplace, page, shoot  # noqa: F401 -- page is a fixture
-from tests.helpers import bearer, make_tenant
+from tests.helpers import bearer, make_tenant, stop_group
 from tests.test_sync_api import wait_for_code_location
 from tests.xero.conftest import (  # the Xero sandbox fixtures, for tests outside tests/xero
     base_urls,  # noqa: F401
@@ -66,18 +65,6 @@ class Dagster:
             assert process.poll() is None, f"{name} exited ({process.returncode})\n{self.logs_tail()}"
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """The whole process group: the daemon's code server and run processes go with it."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGINT)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=30)
-    # A code server can outlive its parent's clean exit and ignore SIGINT/SIGTERM: nothing may stay behind.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
 @pytest.fixture
 def dagster(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dagster]:
     """``dagster-webserver`` and ``dagster-daemon`` with the same environment as this test (its database, keys,
@@ -106,7 +93,7 @@ def dagster(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
             yield Dagster(f"http://127.0.0.1:{port}", instance, processes, logs)
     finally:
         for process in processes.values():
-            _stop(process)
+            stop_group(process, signal.SIGINT)
 
 
 def wait_for_sensor_tick(dagster: Dagster, sensor: str) -> None:

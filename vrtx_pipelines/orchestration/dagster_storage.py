@@ -168,7 +168,7 @@ class VrtxEventLogStorage(Configured, PostgresEventLogStorage):
 
 
 class VrtxPostgresStorage(Configured, DagsterPostgresStorage):
-    """DagsterPostgresStorage made of the three storages above; configured exactly as ``storage: postgres:``."""
+    """DagsterPostgresStorage made of the three storages above, configured as ``storage: postgres:`` (+ pool_size)."""
 
     def __init__(
         self,

@@ -22,7 +22,12 @@ from dagster_postgres import (
     PostgresRunStorage,
     PostgresScheduleStorage,
 )
-from dagster_postgres.utils import create_pg_engine, get_token_provider_from_config, pg_url_from_config
+from dagster_postgres.utils import (
+    create_pg_connection,
+    create_pg_engine,
+    get_token_provider_from_config,
+    pg_url_from_config,
+)
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
 
@@ -56,8 +61,6 @@ class Configured:
     a long-lived process making many calls (the daemon, a batch run storing an event per tenant and asset) keeps a
     few instead. 0 keeps Dagster's NullPool."""
 
-    _engine: Engine  # the three storages' own
-
     def __init__(
         self,
         postgres_url: str,
@@ -66,28 +69,11 @@ class Configured:
         token_provider: Any = None,
         pool_size: int = 0,
     ) -> None:
-        self._known = KnownSchema()
-        self._companions: list[Any] = []
         super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)  # type: ignore[call-arg]
-        if pool_size and hasattr(self, "_engine"):
-            self._engine.dispose()
-            self._engine = create_pg_engine(
-                postgres_url,
-                token_provider,
-                isolation_level="AUTOCOMMIT",
-                pool_size=pool_size,
-                max_overflow=MAX_OVERFLOW,
-                pool_recycle=3600,
-                pool_pre_ping=True,  # a restarted PostgreSQL costs a reconnect, not a failed call
-            )
+        self._build(postgres_url, should_autocreate_tables, token_provider, pool_size)
 
-    def dispose(self) -> None:
-        """Close the pool's connections too (dagster_postgres's storages keep none, so they close nothing)."""
-        super().dispose()  # type: ignore[misc]
-        for companion in self._companions:
-            companion.dispose()
-        if hasattr(self, "_engine"):
-            self._engine.dispose()
+    def _build(self, postgres_url: str, should_autocreate_tables: bool, token_provider: Any, pool_size: int) -> None:
+        """What the class adds once dagster_postgres's constructor has run."""
 
     @classmethod
     def config_type(cls) -> Any:
@@ -104,9 +90,53 @@ class Configured:
         )
 
 
-class VrtxScheduleStorage(Configured, PostgresScheduleStorage):
+class Storage(Configured):
+    """One of the three storages: its engine pooled, its schema questions answered from what it has seen."""
+
+    _engine: Engine  # dagster_postgres's
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Before dagster_postgres's constructor, which may ask (creating the tables, it migrates and checks indexes).
+        self._known = KnownSchema()
+        self._companions: list[Storage] = []  # disposed with this one
+        super().__init__(*args, **kwargs)
+
+    def _build(self, postgres_url: str, should_autocreate_tables: bool, token_provider: Any, pool_size: int) -> None:
+        if pool_size:
+            self._engine.dispose()
+            self._engine = create_pg_engine(
+                postgres_url,
+                token_provider,
+                isolation_level="AUTOCOMMIT",
+                pool_size=pool_size,
+                max_overflow=MAX_OVERFLOW,
+                pool_recycle=3600,
+                pool_pre_ping=True,  # a restarted PostgreSQL costs a reconnect, not a failed call
+            )
+
+    def dispose(self) -> None:
+        """Close the pool's connections too (dagster_postgres's storages keep none, so they close nothing)."""
+        super().dispose()  # type: ignore[misc]
+        for companion in self._companions:
+            companion.dispose()
+        self._engine.dispose()
+
+    def _known_table(self, name: str) -> bool:
+        if name in self._known.tables:
+            return True
+        with create_pg_connection(self._engine) as conn:
+            return self._known.has_table(conn, name)
+
+    def _known_column(self, table: str, column: str) -> bool:
+        if (table, column) in self._known.columns:
+            return True
+        with create_pg_connection(self._engine) as conn:
+            return self._known.has_column(conn, table, column)
+
+
+class VrtxScheduleStorage(Storage, PostgresScheduleStorage):
     def has_instigators_table(self) -> bool:
-        return self._table("instigators")
+        return self._known_table("instigators")
 
     def _has_instigators_table(self, conn: Connection) -> bool:
         return self._known.has_table(conn, "instigators")
@@ -115,13 +145,7 @@ class VrtxScheduleStorage(Configured, PostgresScheduleStorage):
         return self._known.has_table(conn, "asset_daemon_asset_evaluations")
 
     def has_secondary_index_table(self) -> bool:
-        return self._table("secondary_indexes")
-
-    def _table(self, name: str) -> bool:
-        if name in self._known.tables:
-            return True
-        with self.connect() as conn:
-            return self._known.has_table(conn, name)
+        return self._known_table("secondary_indexes")
 
     def has_built_index(self, migration_name: str) -> bool:
         if migration_name not in self._known.indexes and super().has_built_index(migration_name):
@@ -129,57 +153,37 @@ class VrtxScheduleStorage(Configured, PostgresScheduleStorage):
         return migration_name in self._known.indexes
 
 
-class VrtxRunStorage(Configured, PostgresRunStorage):
+class VrtxRunStorage(Storage, PostgresRunStorage):
     """The run storage's column checks (asked on every run query) answered from what was seen."""
 
-    def _column(self, table: str, column: str) -> bool:
-        if (table, column) in self._known.columns:
-            return True
-        with self.connect() as conn:
-            return self._known.has_column(conn, table, column)
-
     def has_run_stats_index_cols(self) -> bool:
-        return self._column("runs", "start_time") and self._column("runs", "end_time")
+        return self._known_column("runs", "start_time") and self._known_column("runs", "end_time")
 
     def has_bulk_actions_selector_cols(self) -> bool:
-        return self._column("bulk_actions", "selector_id")
+        return self._known_column("bulk_actions", "selector_id")
 
     def has_backfill_id_column(self) -> bool:
-        return self._column("runs", "backfill_id")
+        return self._known_column("runs", "backfill_id")
 
     def has_bulk_action_job_name_column(self) -> bool:
-        return self._column("bulk_actions", "job_name")
+        return self._known_column("bulk_actions", "job_name")
 
     def has_backfill_tags_table(self) -> bool:
-        if "backfill_tags" in self._known.tables:
-            return True
-        with self.connect() as conn:
-            return self._known.has_table(conn, "backfill_tags")
+        return self._known_table("backfill_tags")
 
 
-class VrtxEventLogStorage(Configured, PostgresEventLogStorage):
+class VrtxEventLogStorage(Storage, PostgresEventLogStorage):
     """The event log's table checks (one per stored event) without a connection each once the table is seen."""
 
     def has_table(self, table_name: str) -> bool:
-        if table_name in self._known.tables:
-            return True
-        with self._connect() as conn:
-            return self._known.has_table(conn, table_name)
+        return self._known_table(table_name)
 
 
 class VrtxPostgresStorage(Configured, DagsterPostgresStorage):
     """DagsterPostgresStorage made of the three storages above, configured as ``storage: postgres:`` (+ pool_size)."""
 
-    def __init__(
-        self,
-        postgres_url: str,
-        should_autocreate_tables: bool = True,
-        inst_data: ConfigurableClassData | None = None,
-        token_provider: Any = None,
-        pool_size: int = 0,
-    ) -> None:
-        # The parent builds dagster_postgres's own three first; their engines hold no connection (NullPool).
-        super().__init__(postgres_url, should_autocreate_tables, inst_data, token_provider)
+    def _build(self, postgres_url: str, should_autocreate_tables: bool, token_provider: Any, pool_size: int) -> None:
+        # Replaces dagster_postgres's own three, built by the parent; their engines hold no connection (NullPool).
         arguments = {
             "should_autocreate_tables": should_autocreate_tables,
             "token_provider": token_provider,
